@@ -1,0 +1,88 @@
+//! The one place that knows the byte encoding of messages (bincode 2 through serde).
+//!
+//! Everything that turns values into bytes — signatures, digests, the wire — goes
+//! through here, so the codec can be swapped in one module.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// The largest encoded message accepted by [`decode`], in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why bytes could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CodecError {
+    /// The input is longer than the limit.
+    #[error("message of {found} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The input length.
+        found: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The bytes are not a valid encoding of the expected type.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// The value decoded but bytes were left over.
+    #[error("{0} trailing bytes after the message")]
+    Trailing(usize),
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Encodes `value` deterministically: the same value always gives the same bytes.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Encoding into a Vec cannot fail for the plain data types of this crate:
+    // they have no maps with non-serialisable keys and no custom serialisers
+    // that error. An error here is a programming mistake, not peer input.
+    match bincode::serde::encode_to_vec(value, config()) {
+        Ok(bytes) => bytes,
+        Err(error) => panic!("encoding a protocol value failed: {error}"),
+    }
+}
+
+/// Decodes a `T` from exactly `bytes`, refusing inputs over [`MAX_MESSAGE_BYTES`]
+/// and any length field that would make the decoder allocate past that limit.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(CodecError::TooLarge { found: bytes.len(), limit: MAX_MESSAGE_BYTES });
+    }
+    let limited = config().with_limit::<MAX_MESSAGE_BYTES>();
+    let (value, read) = bincode::serde::decode_from_slice(bytes, limited)
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    if read != bytes.len() {
+        return Err(CodecError::Trailing(bytes.len() - read));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_trailing_bytes() {
+        let value = (7u64, vec![1u8, 2, 3], String::from("x"));
+        let mut bytes = encode(&value);
+        assert_eq!(decode::<(u64, Vec<u8>, String)>(&bytes), Ok(value));
+        bytes.push(0);
+        assert_eq!(decode::<(u64, Vec<u8>, String)>(&bytes), Err(CodecError::Trailing(1)));
+    }
+
+    #[test]
+    fn huge_length_prefix_is_refused_without_allocating() {
+        // A Vec<u8> claiming u64::MAX elements: varint tag 253 then 8 bytes.
+        let mut bytes = vec![253u8];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(decode::<Vec<u8>>(&bytes), Err(CodecError::Malformed(_))));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for len in 0..64u8 {
+            let bytes: Vec<u8> = (0..len).map(|i| i.wrapping_mul(37).wrapping_add(len)).collect();
+            let _ = decode::<(u64, Vec<String>, Option<u32>)>(&bytes);
+        }
+    }
+}

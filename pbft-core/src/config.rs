@@ -1,0 +1,118 @@
+//! Protocol parameters, with defaults and validation that names the wrong field.
+
+use serde::{Deserialize, Serialize};
+
+/// Parameters of the protocol that every replica of a cluster must share.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtocolConfig {
+    /// Most requests the primary puts in one PRE-PREPARE.
+    pub max_batch_size: usize,
+    /// How long the primary waits for a batch to fill before proposing a
+    /// partial one. Zero proposes every request at once.
+    pub batch_delay_ms: u64,
+    /// K: a checkpoint is taken every K sequence numbers.
+    pub checkpoint_interval: u64,
+    /// L: the high watermark is the stable checkpoint plus L. A multiple of K.
+    pub watermark_window: u64,
+    /// How long a backup waits for a request it knows of to execute before it
+    /// asks for a view change; doubles for each consecutive failed view.
+    pub view_change_timeout_ms: u64,
+    /// Most requests held per client while they wait to execute.
+    pub max_pending_per_client: usize,
+    /// Most messages for a view not yet entered buffered per replica.
+    pub max_future_messages_per_replica: usize,
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        ProtocolConfig {
+            max_batch_size: 64,
+            batch_delay_ms: 2,
+            checkpoint_interval: 64,
+            watermark_window: 256,
+            view_change_timeout_ms: 2_000,
+            max_pending_per_client: 16,
+            max_future_messages_per_replica: 256,
+        }
+    }
+}
+
+/// A protocol parameter that is out of range; names the field.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("protocol.{field}: {problem}")]
+pub struct ConfigError {
+    /// The offending field.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ProtocolConfig {
+    /// Checks every field; the error names the first field that is wrong.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |field, problem: String| Err(ConfigError { field, problem });
+        if self.max_batch_size == 0 {
+            return err("max_batch_size", "must be at least 1, found 0".into());
+        }
+        if self.checkpoint_interval == 0 {
+            return err("checkpoint_interval", "must be at least 1, found 0".into());
+        }
+        if self.watermark_window < self.checkpoint_interval
+            || self.watermark_window % self.checkpoint_interval != 0
+        {
+            return err(
+                "watermark_window",
+                format!(
+                    "must be a positive multiple of checkpoint_interval ({}), found {}",
+                    self.checkpoint_interval, self.watermark_window
+                ),
+            );
+        }
+        if self.view_change_timeout_ms == 0 {
+            return err("view_change_timeout_ms", "must be at least 1, found 0".into());
+        }
+        if self.batch_delay_ms >= self.view_change_timeout_ms {
+            return err(
+                "batch_delay_ms",
+                format!(
+                    "must be below view_change_timeout_ms ({}), found {}",
+                    self.view_change_timeout_ms, self.batch_delay_ms
+                ),
+            );
+        }
+        if self.max_pending_per_client == 0 {
+            return err("max_pending_per_client", "must be at least 1, found 0".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        assert_eq!(ProtocolConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases: [(fn(&mut ProtocolConfig), &str); 6] = [
+            (|c| c.max_batch_size = 0, "max_batch_size"),
+            (|c| c.checkpoint_interval = 0, "checkpoint_interval"),
+            (|c| c.watermark_window = 100, "watermark_window"),
+            (|c| c.view_change_timeout_ms = 0, "view_change_timeout_ms"),
+            (|c| c.batch_delay_ms = 5_000, "batch_delay_ms"),
+            (|c| c.max_pending_per_client = 0, "max_pending_per_client"),
+        ];
+        for (break_it, field) in cases {
+            let mut config = ProtocolConfig::default();
+            break_it(&mut config);
+            let error = config.validate().unwrap_err();
+            assert_eq!(error.field, field);
+            assert!(error.to_string().starts_with(&format!("protocol.{field}:")));
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! # pbft-core
+//!
+//! Practical Byzantine Fault Tolerance (Castro and Liskov, OSDI'99; TOCS'02) as
+//! a sans-IO state machine: no sockets, clocks, threads or randomness. The
+//! same code runs under the deterministic simulator and under a real network
+//! driver.
+//!
+//! ## The call contract
+//!
+//! A host owns a [`Replica`] (or a [`Client`]) and:
+//!
+//! 1. feeds it inputs, each with the current [`Time`]:
+//!    [`Replica::receive`] for a message off the wire (it is verified against
+//!    the [`KeyBook`] first), [`Replica::handle_message`] for a message already
+//!    verified, [`Replica::handle_request`] for a client request, and
+//!    [`Replica::handle_timeout`] when the deadline passes;
+//! 2. after **every** input, drains [`Replica::poll_output`] until it returns
+//!    `None`, doing what each [`Output`] says (send, broadcast, reply) and
+//!    passing [`Event`]s to observers;
+//! 3. then reads [`Replica::poll_timeout`] again and arranges to call
+//!    `handle_timeout` at that instant.
+//!
+//! Outputs depend only on the inputs and their order: no `HashMap` iteration,
+//! no hidden clock. Bad input from the network never panics; it is dropped,
+//! counted in [`Replica::rejections`] and reported as [`Event::Rejected`].
+//!
+//! ## Trust
+//!
+//! Protocol logic only sees [`Verified`] values, which only [`KeyBook::verify`]
+//! makes: every signature checked, nested certificates included. Every
+//! signature binds the message kind, so a PREPARE's signature never verifies
+//! as a COMMIT's.
+
+#![forbid(unsafe_code)]
+
+mod app;
+mod client;
+pub mod codec;
+mod config;
+mod digest;
+mod ids;
+mod keys;
+mod message;
+mod output;
+mod quorum;
+mod reject;
+mod replica;
+mod signed;
+mod time;
+mod verify;
+
+pub use app::{AppError, ReplicatedStateMachine};
+pub use client::{Client, ClientError, ClientOutput};
+pub use config::{ConfigError, ProtocolConfig};
+pub use digest::Digest;
+pub use ids::{ClientId, ReplicaId, SeqNum, View};
+pub use keys::{KeyBook, KeyBookError, PublicKey, SecretKey};
+pub use message::{
+    batch_digest, Checkpoint, CheckpointProof, Commit, Message, NewView, PrePrepare, Prepare, PreparedCert, Reply,
+    Request, ViewChange,
+};
+pub use output::{Event, Output};
+pub use quorum::Quorum;
+pub use reject::Reject;
+pub use replica::{new_view_plan, BufferUsage, CachedReply, NewViewPlan, Replica, ReplicaError, Status, Timer};
+pub use signed::{Author, MessageKind, Signable, Signed, Verified};
+pub use time::Time;

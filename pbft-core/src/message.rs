@@ -1,0 +1,235 @@
+//! The protocol's messages (OSDI'99 §4), as plain data.
+
+use crate::digest::Digest;
+use crate::ids::{ClientId, ReplicaId, SeqNum, View};
+use crate::signed::{Author, MessageKind, Signable, Signed};
+use serde::{Deserialize, Serialize};
+
+/// A client's request to run `op` on the replicated state machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The client that signs the request and receives the replies.
+    pub client: ClientId,
+    /// Per-client, strictly increasing; orders a client's requests and makes
+    /// execution exactly-once.
+    pub timestamp: u64,
+    /// The application operation, opaque to the protocol.
+    pub op: Vec<u8>,
+}
+
+/// The primary's proposal: batch `batch` gets sequence number `seq` in `view`.
+/// An empty batch is the null request that fills a gap after a view change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrePrepare {
+    /// The view of the proposal.
+    pub view: View,
+    /// The sequence number assigned.
+    pub seq: SeqNum,
+    /// [`batch_digest`] of `batch`.
+    pub digest: Digest,
+    /// The primary of `view`, the signer.
+    pub primary: ReplicaId,
+    /// The client requests, each signed by its client.
+    pub batch: Vec<Signed<Request>>,
+}
+
+/// A backup's vote that it accepted the pre-prepare `(view, seq, digest)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prepare {
+    /// The view.
+    pub view: View,
+    /// The sequence number.
+    pub seq: SeqNum,
+    /// The batch digest.
+    pub digest: Digest,
+    /// The signer.
+    pub replica: ReplicaId,
+}
+
+/// A replica's vote that `(view, seq, digest)` is prepared at it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    /// The view.
+    pub view: View,
+    /// The sequence number.
+    pub seq: SeqNum,
+    /// The batch digest.
+    pub digest: Digest,
+    /// The signer.
+    pub replica: ReplicaId,
+}
+
+/// A replica's statement that after executing `seq` its state has digest `state_digest`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The last sequence number executed in the checkpointed state.
+    pub seq: SeqNum,
+    /// Digest of the application snapshot and the reply cache.
+    pub state_digest: Digest,
+    /// The signer.
+    pub replica: ReplicaId,
+}
+
+/// Proof that checkpoint `seq` is stable: a quorum of matching CHECKPOINTs.
+/// The initial state (`seq == 0`) needs no proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointProof {
+    /// The checkpoint's sequence number.
+    pub seq: SeqNum,
+    /// The agreed state digest.
+    pub state_digest: Digest,
+    /// The matching checkpoint messages from distinct replicas.
+    pub checkpoints: Vec<Signed<Checkpoint>>,
+}
+
+impl CheckpointProof {
+    /// The proof of the initial state, which every replica starts from.
+    pub fn genesis() -> CheckpointProof {
+        CheckpointProof { seq: 0, state_digest: Digest::default(), checkpoints: Vec::new() }
+    }
+}
+
+/// Proof that a batch was prepared: its pre-prepare and 2f matching prepares
+/// from distinct backups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreparedCert {
+    /// The primary's pre-prepare.
+    pub pre_prepare: Signed<PrePrepare>,
+    /// Matching prepares from distinct backups.
+    pub prepares: Vec<Signed<Prepare>>,
+}
+
+impl PreparedCert {
+    /// The view in which the batch was prepared.
+    pub fn view(&self) -> View {
+        self.pre_prepare.payload().view
+    }
+
+    /// The sequence number of the batch.
+    pub fn seq(&self) -> SeqNum {
+        self.pre_prepare.payload().seq
+    }
+
+    /// The batch digest.
+    pub fn digest(&self) -> Digest {
+        self.pre_prepare.payload().digest
+    }
+}
+
+/// A replica's request to move to `new_view`, with what it knows that must survive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewChange {
+    /// The view the replica wants to move to.
+    pub new_view: View,
+    /// The signer.
+    pub replica: ReplicaId,
+    /// The replica's stable checkpoint with its proof.
+    pub checkpoint: CheckpointProof,
+    /// For every sequence number above the checkpoint that prepared at the
+    /// replica, the certificate from the highest view in which it did.
+    pub prepared: Vec<PreparedCert>,
+}
+
+/// The new primary's announcement of `view`: the view-changes it is based on
+/// and the pre-prepares they imply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewView {
+    /// The new view.
+    pub view: View,
+    /// Its primary, the signer.
+    pub primary: ReplicaId,
+    /// A quorum of VIEW-CHANGEs for `view` from distinct replicas.
+    pub view_changes: Vec<Signed<ViewChange>>,
+    /// Re-proposals for every sequence number between the highest stable
+    /// checkpoint and the highest prepared certificate in `view_changes`.
+    pub pre_prepares: Vec<Signed<PrePrepare>>,
+}
+
+/// A replica's answer to a client, sent over the authenticated channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// The view in which the request executed (lets the client find the primary).
+    pub view: View,
+    /// The request's timestamp.
+    pub timestamp: u64,
+    /// The client.
+    pub client: ClientId,
+    /// The replica that executed it.
+    pub replica: ReplicaId,
+    /// The application's result.
+    pub result: Vec<u8>,
+}
+
+/// Every message replicas exchange, as it travels (signatures unchecked).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// A client request, sent by a client or relayed by a backup.
+    Request(Signed<Request>),
+    /// PRE-PREPARE.
+    PrePrepare(Signed<PrePrepare>),
+    /// PREPARE.
+    Prepare(Signed<Prepare>),
+    /// COMMIT.
+    Commit(Signed<Commit>),
+    /// CHECKPOINT.
+    Checkpoint(Signed<Checkpoint>),
+    /// VIEW-CHANGE.
+    ViewChange(Signed<ViewChange>),
+    /// NEW-VIEW.
+    NewView(Signed<NewView>),
+}
+
+impl Message {
+    /// The kind of this message.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Request(_) => MessageKind::Request,
+            Message::PrePrepare(_) => MessageKind::PrePrepare,
+            Message::Prepare(_) => MessageKind::Prepare,
+            Message::Commit(_) => MessageKind::Commit,
+            Message::Checkpoint(_) => MessageKind::Checkpoint,
+            Message::ViewChange(_) => MessageKind::ViewChange,
+            Message::NewView(_) => MessageKind::NewView,
+        }
+    }
+
+    /// The claimed author (checked only by verification).
+    pub fn author(&self) -> Author {
+        match self {
+            Message::Request(m) => m.payload().author(),
+            Message::PrePrepare(m) => m.payload().author(),
+            Message::Prepare(m) => m.payload().author(),
+            Message::Commit(m) => m.payload().author(),
+            Message::Checkpoint(m) => m.payload().author(),
+            Message::ViewChange(m) => m.payload().author(),
+            Message::NewView(m) => m.payload().author(),
+        }
+    }
+}
+
+/// The digest of a batch: over the digests of its requests, in order.
+pub fn batch_digest(batch: &[Signed<Request>]) -> Digest {
+    let digests: Vec<[u8; 32]> = batch.iter().map(|r| *r.digest().as_bytes()).collect();
+    let parts: Vec<&[u8]> = digests.iter().map(|d| d.as_slice()).collect();
+    Digest::of_parts(&parts)
+}
+
+macro_rules! signable {
+    ($ty:ty, $kind:ident, |$m:ident| $author:expr) => {
+        impl Signable for $ty {
+            const KIND: MessageKind = MessageKind::$kind;
+            fn author(&self) -> Author {
+                let $m = self;
+                $author
+            }
+        }
+    };
+}
+
+signable!(Request, Request, |m| Author::Client(m.client));
+signable!(PrePrepare, PrePrepare, |m| Author::Replica(m.primary));
+signable!(Prepare, Prepare, |m| Author::Replica(m.replica));
+signable!(Commit, Commit, |m| Author::Replica(m.replica));
+signable!(Checkpoint, Checkpoint, |m| Author::Replica(m.replica));
+signable!(ViewChange, ViewChange, |m| Author::Replica(m.replica));
+signable!(NewView, NewView, |m| Author::Replica(m.primary));

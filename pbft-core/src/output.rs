@@ -1,0 +1,77 @@
+//! What a replica asks its host to do, and what it reports to observers.
+
+use crate::digest::Digest;
+use crate::ids::{ReplicaId, SeqNum, View};
+use crate::message::{Message, Reply};
+use crate::reject::Reject;
+use crate::signed::{Author, MessageKind};
+
+/// One thing the host must do for a replica, drained with `poll_output`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send `message` to one replica.
+    Send {
+        /// The destination.
+        to: ReplicaId,
+        /// The message.
+        message: Message,
+    },
+    /// Send `message` to every other replica.
+    Broadcast(Message),
+    /// Send `reply` to the client it names.
+    Reply(Reply),
+    /// Something observers may want to know; nothing needs sending.
+    Event(Event),
+}
+
+/// Observable protocol progress and problems.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The batch at `seq` committed in `view` and was executed.
+    Executed {
+        /// The view in which it committed locally.
+        view: View,
+        /// Its sequence number.
+        seq: SeqNum,
+        /// The batch digest.
+        digest: Digest,
+        /// How many requests the batch held (0 for a null request).
+        requests: usize,
+    },
+    /// The checkpoint at `seq` became stable; the log below it was discarded.
+    CheckpointStable {
+        /// The checkpoint's sequence number, now the low watermark.
+        seq: SeqNum,
+        /// The agreed state digest.
+        state_digest: Digest,
+    },
+    /// This replica asked to move to `view`.
+    ViewChangeStarted {
+        /// The view asked for.
+        view: View,
+    },
+    /// This replica entered `view` through a valid NEW-VIEW.
+    NewViewEntered {
+        /// The view entered.
+        view: View,
+        /// Its primary.
+        primary: ReplicaId,
+    },
+    /// An input was dropped, and why.
+    Rejected {
+        /// The claimed author.
+        from: Author,
+        /// The kind of message.
+        kind: MessageKind,
+        /// Why it was dropped.
+        reason: Reject,
+    },
+    /// A stable checkpoint proven by a quorum lies beyond what this replica has
+    /// executed: it cannot catch up without state transfer.
+    FellBehind {
+        /// The proven checkpoint.
+        seq: SeqNum,
+        /// What this replica has executed.
+        last_executed: SeqNum,
+    },
+}

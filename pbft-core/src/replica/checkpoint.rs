@@ -1,0 +1,84 @@
+//! Checkpoints, stability and garbage collection (OSDI'99 §4.3).
+
+use super::Replica;
+use crate::app::ReplicatedStateMachine;
+use crate::ids::SeqNum;
+use crate::message::{Checkpoint, CheckpointProof};
+use crate::output::Event;
+use crate::reject::Reject;
+use crate::signed::{Signable, Signed};
+use crate::time::Time;
+
+impl<A: ReplicatedStateMachine> Replica<A> {
+    fn check_checkpoint(&self, body: &Checkpoint) -> Result<(), Reject> {
+        if !self.in_watermarks(body.seq) {
+            return Err(Reject::OutsideWatermarks);
+        }
+        if body.seq % self.config.checkpoint_interval != 0 {
+            return Err(Reject::InvalidCertificate);
+        }
+        match self.checkpoint_votes.get(&body.seq).and_then(|votes| votes.get(&body.replica)) {
+            Some(held) if held.payload().state_digest == body.state_digest => Err(Reject::Duplicate),
+            Some(_) => Err(Reject::Equivocation),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn on_checkpoint(&mut self, now: Time, checkpoint: Signed<Checkpoint>) {
+        let body = checkpoint.payload();
+        if let Err(reason) = self.check_checkpoint(body) {
+            self.reject(body.author(), Checkpoint::KIND, reason);
+            return;
+        }
+        let (seq, replica) = (body.seq, body.replica);
+        self.checkpoint_votes.entry(seq).or_default().insert(replica, checkpoint);
+        self.check_stable(now, seq);
+    }
+
+    /// Makes checkpoint `seq` stable once a quorum matches this replica's own
+    /// digest for it; reports falling behind when a quorum agrees on a
+    /// checkpoint this replica has not reached.
+    pub(super) fn check_stable(&mut self, now: Time, seq: SeqNum) {
+        let Some(votes) = self.checkpoint_votes.get(&seq) else { return };
+        let quorum = self.quorum.quorum();
+        match self.own_checkpoints.get(&seq) {
+            Some(own) => {
+                let matching: Vec<Signed<Checkpoint>> =
+                    votes.values().filter(|c| c.payload().state_digest == *own).cloned().collect();
+                if matching.len() >= quorum {
+                    let proof = CheckpointProof { seq, state_digest: *own, checkpoints: matching };
+                    self.make_stable(now, proof);
+                }
+            }
+            None if self.last_executed < seq => {
+                let mut counts = std::collections::BTreeMap::new();
+                for vote in votes.values() {
+                    *counts.entry(vote.payload().state_digest).or_insert(0usize) += 1;
+                }
+                if counts.values().any(|count| *count == quorum) {
+                    let last_executed = self.last_executed;
+                    self.emit(Event::FellBehind { seq, last_executed });
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Adopts `proof` as the stable checkpoint: moves the low watermark and
+    /// discards everything at or below it.
+    pub(super) fn make_stable(&mut self, now: Time, proof: CheckpointProof) {
+        let seq = proof.seq;
+        if seq <= self.low_watermark() || seq > self.last_executed {
+            return;
+        }
+        let state_digest = proof.state_digest;
+        self.stable_checkpoint = proof;
+        self.log.retain(|s, _| *s > seq);
+        self.prepared_certs.retain(|s, _| *s > seq);
+        self.checkpoint_votes.retain(|s, _| *s > seq);
+        self.own_checkpoints.retain(|s, _| *s > seq);
+        self.next_seq = self.next_seq.max(seq + 1);
+        self.emit(Event::CheckpointStable { seq, state_digest });
+        self.try_propose(now, false);
+    }
+}

@@ -1,0 +1,87 @@
+//! Execution in sequence order, replies, and taking checkpoints (OSDI'99 §4.2–4.3).
+
+use super::{CachedReply, Replica, Status, Timer};
+use crate::app::ReplicatedStateMachine;
+use crate::codec;
+use crate::digest::Digest;
+use crate::ids::{ClientId, SeqNum};
+use crate::message::{Checkpoint, Message, PrePrepare, Reply};
+use crate::output::{Event, Output};
+use crate::signed::Signed;
+use crate::time::Time;
+use std::collections::BTreeMap;
+
+/// The digest replicas agree on at a checkpoint: the application snapshot and
+/// the reply cache, so exactly-once survives anything rebuilt from a checkpoint.
+pub(super) fn state_digest(snapshot: &[u8], reply_cache: &BTreeMap<ClientId, CachedReply>) -> Digest {
+    Digest::of_parts(&[b"pbft-v1 state", snapshot, &codec::encode(reply_cache)])
+}
+
+impl<A: ReplicatedStateMachine> Replica<A> {
+    /// Executes every committed batch that is next in sequence order.
+    pub(super) fn try_execute(&mut self, now: Time) {
+        let mut executed_any = false;
+        loop {
+            let seq = self.last_executed + 1;
+            let Some(pre_prepare) = self
+                .log
+                .get(&seq)
+                .filter(|slot| slot.committed)
+                .and_then(|slot| slot.pre_prepare.clone())
+            else {
+                break;
+            };
+            self.execute_batch(&pre_prepare);
+            self.last_executed = seq;
+            executed_any = true;
+            let body = pre_prepare.payload();
+            self.emit(Event::Executed {
+                view: self.view,
+                seq,
+                digest: body.digest,
+                requests: body.batch.len(),
+            });
+            if seq % self.config.checkpoint_interval == 0 {
+                self.take_checkpoint(now, seq);
+            }
+        }
+        if executed_any && self.status == Status::Normal && !self.is_primary() {
+            // Progress was made: give the remaining requests a fresh timeout.
+            if self.pending.is_empty() {
+                self.timers.cancel(Timer::Request);
+            } else {
+                self.timers.set(Timer::Request, now + self.config.view_change_timeout_ms);
+            }
+        }
+    }
+
+    fn execute_batch(&mut self, pre_prepare: &Signed<PrePrepare>) {
+        for request in &pre_prepare.payload().batch {
+            let body = request.payload();
+            let already = self.reply_cache.get(&body.client).is_some_and(|c| c.timestamp >= body.timestamp);
+            if already {
+                continue;
+            }
+            let result = self.app.execute(&body.op);
+            self.reply_cache
+                .insert(body.client, CachedReply { timestamp: body.timestamp, result: result.clone() });
+            self.pending.remove_up_to(body.client, body.timestamp);
+            self.outputs.push_back(Output::Reply(Reply {
+                view: self.view,
+                timestamp: body.timestamp,
+                client: body.client,
+                replica: self.id,
+                result,
+            }));
+        }
+    }
+
+    fn take_checkpoint(&mut self, now: Time, seq: SeqNum) {
+        let state_digest = state_digest(&self.app.snapshot(), &self.reply_cache);
+        self.own_checkpoints.insert(seq, state_digest);
+        let checkpoint = Signed::sign(Checkpoint { seq, state_digest, replica: self.id }, &self.secret);
+        self.checkpoint_votes.entry(seq).or_default().insert(self.id, checkpoint.clone());
+        self.broadcast(Message::Checkpoint(checkpoint));
+        self.check_stable(now, seq);
+    }
+}

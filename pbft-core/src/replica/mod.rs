@@ -1,0 +1,382 @@
+//! The PBFT replica as a sans-IO state machine.
+//!
+//! Inputs: [`Replica::receive`] (or [`Replica::handle_message`] for messages a
+//! host verified itself), [`Replica::handle_request`] and
+//! [`Replica::handle_timeout`]. Outputs: [`Replica::poll_output`] until `None`,
+//! then [`Replica::poll_timeout`] for the next deadline.
+
+mod checkpoint;
+mod execute;
+mod normal;
+mod pending;
+mod slot;
+mod timers;
+mod view_change;
+
+pub use timers::Timer;
+pub use view_change::{new_view_plan, NewViewPlan};
+
+use crate::app::ReplicatedStateMachine;
+use crate::config::{ConfigError, ProtocolConfig};
+use crate::digest::Digest;
+use crate::ids::{ClientId, ReplicaId, SeqNum, View};
+use crate::keys::{KeyBook, SecretKey};
+use crate::message::{CheckpointProof, Message, PreparedCert, Request, ViewChange};
+use crate::output::{Event, Output};
+use crate::quorum::Quorum;
+use crate::reject::Reject;
+use crate::signed::{Author, MessageKind, Signed, Verified};
+use crate::time::Time;
+use pending::Pending;
+use serde::{Deserialize, Serialize};
+use slot::Slot;
+use std::collections::{BTreeMap, VecDeque};
+use timers::Timers;
+
+/// Whether the replica is processing requests or moving to a new view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Normal-case operation in the current view.
+    Normal,
+    /// Waiting for the NEW-VIEW of the current (target) view.
+    ViewChanging,
+}
+
+/// The last reply sent to a client, kept so a repeated request is answered
+/// again and never executed twice. Part of the checkpointed state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedReply {
+    /// The request's timestamp.
+    pub timestamp: u64,
+    /// The result sent.
+    pub result: Vec<u8>,
+}
+
+/// How full each peer-growable buffer is; see [`Replica::buffer_limits`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BufferUsage {
+    /// Sequence numbers in the message log.
+    pub log_slots: usize,
+    /// Messages held in the log (pre-prepares, prepares, commits).
+    pub log_messages: usize,
+    /// Prepared certificates kept for view changes.
+    pub prepared_certs: usize,
+    /// CHECKPOINT messages above the stable checkpoint.
+    pub checkpoint_messages: usize,
+    /// VIEW-CHANGE messages held.
+    pub view_changes: usize,
+    /// Messages buffered for a view not yet entered.
+    pub future_messages: usize,
+    /// Requests waiting to execute.
+    pub pending_requests: usize,
+}
+
+/// A PBFT replica running application `A`.
+pub struct Replica<A> {
+    id: ReplicaId,
+    quorum: Quorum,
+    config: ProtocolConfig,
+    keys: KeyBook,
+    secret: SecretKey,
+    app: A,
+
+    view: View,
+    status: Status,
+    /// The view in which this replica last operated normally: the base of the
+    /// view-change timeout's exponential back-off.
+    last_normal_view: View,
+
+    log: BTreeMap<SeqNum, Slot>,
+    /// The primary's next sequence number to assign.
+    next_seq: SeqNum,
+    last_executed: SeqNum,
+    prepared_certs: BTreeMap<SeqNum, PreparedCert>,
+
+    stable_checkpoint: CheckpointProof,
+    own_checkpoints: BTreeMap<SeqNum, Digest>,
+    checkpoint_votes: BTreeMap<SeqNum, BTreeMap<ReplicaId, Signed<crate::message::Checkpoint>>>,
+
+    pending: Pending,
+    reply_cache: BTreeMap<ClientId, CachedReply>,
+
+    view_changes: BTreeMap<ReplicaId, Signed<ViewChange>>,
+    future: BTreeMap<ReplicaId, VecDeque<Verified<Message>>>,
+
+    timers: Timers,
+    outputs: VecDeque<Output>,
+    rejections: BTreeMap<Reject, u64>,
+}
+
+/// Why a replica could not be created.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReplicaError {
+    /// A protocol parameter is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The id is not a replica of the key book.
+    #[error("replica id {id} is out of range: the key book has {n} replicas")]
+    UnknownId {
+        /// The id given.
+        id: u32,
+        /// The number of replicas.
+        n: usize,
+    },
+    /// The secret key does not match the key book's public key for this id.
+    #[error("the secret key of replica {0} does not match its public key in the key book")]
+    KeyMismatch(u32),
+}
+
+impl<A: ReplicatedStateMachine> Replica<A> {
+    /// A replica with id `id` in view 0, starting from `app`'s current state.
+    pub fn new(
+        id: ReplicaId,
+        config: ProtocolConfig,
+        keys: KeyBook,
+        secret: SecretKey,
+        app: A,
+    ) -> Result<Replica<A>, ReplicaError> {
+        config.validate()?;
+        let quorum = keys.quorum();
+        if !quorum.contains(id) {
+            return Err(ReplicaError::UnknownId { id: id.0, n: quorum.n() });
+        }
+        if !keys.replica_key_matches(id, &secret.public()) {
+            return Err(ReplicaError::KeyMismatch(id.0));
+        }
+        Ok(Replica {
+            id,
+            quorum,
+            pending: Pending::new(config.max_pending_per_client),
+            config,
+            keys,
+            secret,
+            app,
+            view: 0,
+            status: Status::Normal,
+            last_normal_view: 0,
+            log: BTreeMap::new(),
+            next_seq: 1,
+            last_executed: 0,
+            prepared_certs: BTreeMap::new(),
+            stable_checkpoint: CheckpointProof::genesis(),
+            own_checkpoints: BTreeMap::new(),
+            checkpoint_votes: BTreeMap::new(),
+            reply_cache: BTreeMap::new(),
+            view_changes: BTreeMap::new(),
+            future: BTreeMap::new(),
+            timers: Timers::default(),
+            outputs: VecDeque::new(),
+            rejections: BTreeMap::new(),
+        })
+    }
+
+    /// Verifies `message` against the key book, then handles it. A message that
+    /// fails verification is dropped, counted and reported.
+    pub fn receive(&mut self, now: Time, message: Message) {
+        let (author, kind) = (message.author(), message.kind());
+        match self.keys.verify(message) {
+            Ok(verified) => self.handle_message(now, verified),
+            Err(reason) => self.reject(author, kind, reason),
+        }
+        self.check_invariants();
+    }
+
+    /// Handles a message whose signatures were already verified.
+    pub fn handle_message(&mut self, now: Time, message: Verified<Message>) {
+        if message.author() == Author::Replica(self.id) {
+            self.reject(message.author(), message.kind(), Reject::FromSelf);
+            return;
+        }
+        let Some(message) = self.admit_normal_case(message.into_inner()) else {
+            return;
+        };
+        match message {
+            Message::Request(request) => self.on_request(now, request),
+            Message::PrePrepare(m) => self.on_pre_prepare(now, m),
+            Message::Prepare(m) => self.on_prepare(now, m),
+            Message::Commit(m) => self.on_commit(now, m),
+            Message::Checkpoint(m) => self.on_checkpoint(now, m),
+            Message::ViewChange(m) => self.on_view_change(now, m),
+            Message::NewView(m) => self.on_new_view(now, m),
+        }
+        self.check_invariants();
+    }
+
+    /// Handles a verified client request.
+    pub fn handle_request(&mut self, now: Time, request: Verified<Signed<Request>>) {
+        self.on_request(now, request.into_inner());
+        self.check_invariants();
+    }
+
+    /// Fires every timer whose deadline is at or before `now`.
+    pub fn handle_timeout(&mut self, now: Time) {
+        for timer in self.timers.expire(now) {
+            match timer {
+                Timer::Batch => self.on_batch_timeout(now),
+                Timer::Request => self.on_request_timeout(now),
+                Timer::ViewChange => self.on_view_change_timeout(now),
+            }
+        }
+        self.check_invariants();
+    }
+
+    /// The next thing to do, if any. Drain after every input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The earliest deadline at which [`Replica::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.timers.next()
+    }
+
+    /// This replica's id.
+    pub fn id(&self) -> ReplicaId {
+        self.id
+    }
+
+    /// The current view (the target view while changing views).
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    /// Normal operation or view change.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Whether this replica is the primary of its current view.
+    pub fn is_primary(&self) -> bool {
+        self.quorum.primary(self.view) == self.id
+    }
+
+    /// The highest sequence number executed.
+    pub fn last_executed(&self) -> SeqNum {
+        self.last_executed
+    }
+
+    /// The low watermark h: the sequence number of the stable checkpoint.
+    pub fn low_watermark(&self) -> SeqNum {
+        self.stable_checkpoint.seq
+    }
+
+    /// The high watermark h + L.
+    pub fn high_watermark(&self) -> SeqNum {
+        self.low_watermark() + self.config.watermark_window
+    }
+
+    /// The stable checkpoint with its proof.
+    pub fn stable_checkpoint(&self) -> &CheckpointProof {
+        &self.stable_checkpoint
+    }
+
+    /// The application.
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+
+    /// The quorum system.
+    pub fn quorum(&self) -> Quorum {
+        self.quorum
+    }
+
+    /// The protocol parameters.
+    pub fn config(&self) -> &ProtocolConfig {
+        &self.config
+    }
+
+    /// The last reply per client.
+    pub fn reply_cache(&self) -> &BTreeMap<ClientId, CachedReply> {
+        &self.reply_cache
+    }
+
+    /// Digest of the current application state and reply cache: what
+    /// checkpoints agree on.
+    pub fn state_digest(&self) -> Digest {
+        execute::state_digest(&self.app.snapshot(), &self.reply_cache)
+    }
+
+    /// How many inputs were dropped, by reason.
+    pub fn rejections(&self) -> &BTreeMap<Reject, u64> {
+        &self.rejections
+    }
+
+    /// Current occupancy of every buffer a peer can grow.
+    pub fn buffer_usage(&self) -> BufferUsage {
+        BufferUsage {
+            log_slots: self.log.len(),
+            log_messages: self.log.values().map(Slot::message_count).sum(),
+            prepared_certs: self.prepared_certs.len(),
+            checkpoint_messages: self.checkpoint_votes.values().map(BTreeMap::len).sum(),
+            view_changes: self.view_changes.len(),
+            future_messages: self.future.values().map(VecDeque::len).sum(),
+            pending_requests: self.pending.len(),
+        }
+    }
+
+    /// The most each buffer may hold under this configuration, whatever peers send.
+    pub fn buffer_limits(&self) -> BufferUsage {
+        let n = self.quorum.n();
+        let window = self.config.watermark_window as usize;
+        let checkpoints_in_window = window / self.config.checkpoint_interval as usize;
+        BufferUsage {
+            log_slots: window,
+            log_messages: window * (1 + 2 * n),
+            prepared_certs: window,
+            checkpoint_messages: checkpoints_in_window * n,
+            view_changes: n,
+            future_messages: n * self.config.max_future_messages_per_replica,
+            pending_requests: self.keys.client_count() * self.config.max_pending_per_client,
+        }
+    }
+
+    fn reject(&mut self, from: Author, kind: MessageKind, reason: Reject) {
+        *self.rejections.entry(reason).or_insert(0) += 1;
+        self.outputs.push_back(Output::Event(Event::Rejected { from, kind, reason }));
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn broadcast(&mut self, message: Message) {
+        self.outputs.push_back(Output::Broadcast(message));
+    }
+
+    fn send(&mut self, to: ReplicaId, message: Message) {
+        self.outputs.push_back(Output::Send { to, message });
+    }
+
+    fn in_watermarks(&self, seq: SeqNum) -> bool {
+        seq > self.low_watermark() && seq <= self.high_watermark()
+    }
+
+    /// Assertions on this replica's own state (never on what peers sent).
+    fn check_invariants(&self) {
+        if cfg!(debug_assertions) {
+            let h = self.low_watermark();
+            assert!(self.last_executed >= h, "executed {} below stable checkpoint {h}", self.last_executed);
+            if let (Some(first), Some(last)) = (self.log.keys().next(), self.log.keys().next_back()) {
+                assert!(*first > h && *last <= self.high_watermark(), "log outside watermarks");
+            }
+            assert!(self.prepared_certs.keys().all(|s| *s > h), "certificate at or below h");
+            assert!(self.checkpoint_votes.keys().all(|s| *s > h), "checkpoint vote at or below h");
+            let usage = self.buffer_usage();
+            let limits = self.buffer_limits();
+            assert!(usage.log_slots <= limits.log_slots);
+            assert!(usage.checkpoint_messages <= limits.checkpoint_messages);
+            assert!(usage.future_messages <= limits.future_messages);
+            assert!(usage.pending_requests <= limits.pending_requests);
+            assert!(usage.view_changes <= limits.view_changes);
+            if self.status == Status::Normal && self.is_primary() {
+                assert!(self.next_seq > h, "primary would assign a sequence number at or below h");
+            }
+        }
+    }
+}
+
+impl KeyBook {
+    fn replica_key_matches(&self, id: ReplicaId, key: &crate::keys::PublicKey) -> bool {
+        self.replica_key(id).is_some_and(|k| k.to_bytes() == key.0)
+    }
+}

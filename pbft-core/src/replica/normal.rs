@@ -1,0 +1,251 @@
+//! The normal case (OSDI'99 §4.2): requests, PRE-PREPARE, PREPARE, COMMIT.
+
+use super::pending::Admit;
+use super::{Replica, Status, Timer};
+use crate::app::ReplicatedStateMachine;
+use crate::ids::{SeqNum, View};
+use crate::message::{batch_digest, Commit, Message, PrePrepare, Prepare, Reply, Request};
+use crate::reject::Reject;
+use crate::signed::{Signable, Signed, Verified};
+use crate::time::Time;
+
+/// Whether a normal-case message for some view can be handled now.
+enum Admission {
+    Now,
+    Stale,
+    Later,
+}
+
+/// The view a normal-case message belongs to; `None` for other kinds.
+pub(super) fn normal_case_view(message: &Message) -> Option<View> {
+    match message {
+        Message::PrePrepare(m) => Some(m.payload().view),
+        Message::Prepare(m) => Some(m.payload().view),
+        Message::Commit(m) => Some(m.payload().view),
+        _ => None,
+    }
+}
+
+impl<A: ReplicatedStateMachine> Replica<A> {
+    /// Decides whether `message` is for the current view; buffers it (bounded
+    /// per sender) if it is for a view this replica has not entered yet.
+    /// Returns the message back if it should be handled now.
+    pub(super) fn admit_normal_case(&mut self, message: Message) -> Option<Message> {
+        let Some(view) = normal_case_view(&message) else {
+            return Some(message);
+        };
+        let admission = if view < self.view {
+            Admission::Stale
+        } else if view == self.view && self.status == Status::Normal {
+            Admission::Now
+        } else {
+            Admission::Later
+        };
+        match admission {
+            Admission::Now => Some(message),
+            Admission::Stale => {
+                self.reject(message.author(), message.kind(), Reject::StaleView);
+                None
+            }
+            Admission::Later => {
+                let crate::signed::Author::Replica(from) = message.author() else {
+                    return None;
+                };
+                let queue = self.future.entry(from).or_default();
+                if queue.len() >= self.config.max_future_messages_per_replica {
+                    self.reject(message.author(), message.kind(), Reject::BufferFull);
+                } else {
+                    queue.push_back(Verified::new_unchecked(message));
+                }
+                None
+            }
+        }
+    }
+
+    pub(super) fn on_request(&mut self, now: Time, request: Signed<Request>) {
+        let body = request.payload();
+        if let Some(cached) = self.reply_cache.get(&body.client) {
+            if body.timestamp == cached.timestamp {
+                let reply = Reply {
+                    view: self.view,
+                    timestamp: cached.timestamp,
+                    client: body.client,
+                    replica: self.id,
+                    result: cached.result.clone(),
+                };
+                self.outputs.push_back(crate::output::Output::Reply(reply));
+                return;
+            }
+            if body.timestamp < cached.timestamp {
+                self.reject(body.author(), Request::KIND, Reject::StaleRequest);
+                return;
+            }
+        }
+        match self.pending.admit(request.clone()) {
+            Admit::Full => {
+                self.reject(body.author(), Request::KIND, Reject::BufferFull);
+                return;
+            }
+            Admit::Known | Admit::New => {}
+        }
+        if self.status != Status::Normal {
+            return;
+        }
+        if self.is_primary() {
+            self.try_propose(now, false);
+        } else {
+            let primary = self.quorum.primary(self.view);
+            self.send(primary, Message::Request(request));
+            self.timers.set_if_unset(Timer::Request, now + self.config.view_change_timeout_ms);
+        }
+    }
+
+    pub(super) fn on_batch_timeout(&mut self, now: Time) {
+        self.try_propose(now, true);
+    }
+
+    /// The primary proposes pending requests in batches while the window allows:
+    /// a full batch at once, a partial one when `force` (the batch delay passed)
+    /// or when there is no batch delay.
+    pub(super) fn try_propose(&mut self, now: Time, force: bool) {
+        if self.status != Status::Normal || !self.is_primary() {
+            return;
+        }
+        let max = self.config.max_batch_size;
+        while self.next_seq <= self.high_watermark() {
+            let waiting = self.pending.unproposed();
+            if waiting == 0 {
+                self.timers.cancel(Timer::Batch);
+                return;
+            }
+            if waiting < max && !force && self.config.batch_delay_ms > 0 {
+                self.timers.set_if_unset(Timer::Batch, now + self.config.batch_delay_ms);
+                return;
+            }
+            let batch = self.pending.take_batch(max);
+            self.propose(now, batch);
+        }
+    }
+
+    fn propose(&mut self, now: Time, batch: Vec<Signed<Request>>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let pre_prepare = Signed::sign(
+            PrePrepare { view: self.view, seq, digest: batch_digest(&batch), primary: self.id, batch },
+            &self.secret,
+        );
+        self.log.entry(seq).or_default().pre_prepare = Some(pre_prepare.clone());
+        self.broadcast(Message::PrePrepare(pre_prepare));
+        self.check_progress(now, seq);
+    }
+
+    /// Why a backup would ignore a PRE-PREPARE for the current view.
+    fn check_pre_prepare(&self, body: &PrePrepare) -> Result<(), Reject> {
+        if !self.in_watermarks(body.seq) {
+            return Err(Reject::OutsideWatermarks);
+        }
+        if body.batch.len() > self.config.max_batch_size {
+            return Err(Reject::BatchTooLarge);
+        }
+        match self.log.get(&body.seq).and_then(|slot| slot.digest()) {
+            Some(digest) if digest == body.digest => Err(Reject::Duplicate),
+            Some(_) => Err(Reject::Equivocation),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn on_pre_prepare(&mut self, now: Time, pre_prepare: Signed<PrePrepare>) {
+        let body = pre_prepare.payload();
+        if let Err(reason) = self.check_pre_prepare(body) {
+            self.reject(body.author(), PrePrepare::KIND, reason);
+            return;
+        }
+        let (view, seq, digest) = (body.view, body.seq, body.digest);
+        self.accept_pre_prepare(pre_prepare);
+        self.send_prepare(view, seq, digest);
+        self.check_progress(now, seq);
+    }
+
+    pub(super) fn accept_pre_prepare(&mut self, pre_prepare: Signed<PrePrepare>) {
+        let seq = pre_prepare.payload().seq;
+        self.log.entry(seq).or_default().pre_prepare = Some(pre_prepare);
+    }
+
+    pub(super) fn send_prepare(&mut self, view: View, seq: SeqNum, digest: crate::Digest) {
+        let prepare = Signed::sign(Prepare { view, seq, digest, replica: self.id }, &self.secret);
+        self.log.entry(seq).or_default().prepares.insert(self.id, prepare.clone());
+        self.broadcast(Message::Prepare(prepare));
+    }
+
+    fn check_prepare(&self, body: &Prepare) -> Result<(), Reject> {
+        if !self.in_watermarks(body.seq) {
+            return Err(Reject::OutsideWatermarks);
+        }
+        if body.replica == self.quorum.primary(body.view) {
+            return Err(Reject::PrepareFromPrimary);
+        }
+        match self.log.get(&body.seq).and_then(|slot| slot.prepares.get(&body.replica)) {
+            Some(held) if held.payload().digest == body.digest => Err(Reject::Duplicate),
+            Some(_) => Err(Reject::Equivocation),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn on_prepare(&mut self, now: Time, prepare: Signed<Prepare>) {
+        let body = prepare.payload();
+        if let Err(reason) = self.check_prepare(body) {
+            self.reject(body.author(), Prepare::KIND, reason);
+            return;
+        }
+        let (seq, replica) = (body.seq, body.replica);
+        self.log.entry(seq).or_default().prepares.insert(replica, prepare);
+        self.check_progress(now, seq);
+    }
+
+    fn check_commit(&self, body: &Commit) -> Result<(), Reject> {
+        if !self.in_watermarks(body.seq) {
+            return Err(Reject::OutsideWatermarks);
+        }
+        match self.log.get(&body.seq).and_then(|slot| slot.commits.get(&body.replica)) {
+            Some(held) if held.payload().digest == body.digest => Err(Reject::Duplicate),
+            Some(_) => Err(Reject::Equivocation),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn on_commit(&mut self, now: Time, commit: Signed<Commit>) {
+        let body = commit.payload();
+        if let Err(reason) = self.check_commit(body) {
+            self.reject(body.author(), Commit::KIND, reason);
+            return;
+        }
+        let (seq, replica) = (body.seq, body.replica);
+        self.log.entry(seq).or_default().commits.insert(replica, commit);
+        self.check_progress(now, seq);
+    }
+
+    /// Moves `seq` to prepared (then sends COMMIT) and to committed-local (then
+    /// executes what is in order) as soon as the quorums are there.
+    pub(super) fn check_progress(&mut self, now: Time, seq: SeqNum) {
+        let prepare_quorum = self.quorum.prepare_quorum();
+        let commit_quorum = self.quorum.quorum();
+        let Some(slot) = self.log.get_mut(&seq) else { return };
+        let Some(digest) = slot.digest() else { return };
+        if !slot.prepared && slot.matching_prepares().len() >= prepare_quorum {
+            slot.prepared = true;
+            if let Some(cert) = slot.certificate() {
+                self.prepared_certs.insert(seq, cert);
+            }
+            let commit = Signed::sign(Commit { view: self.view, seq, digest, replica: self.id }, &self.secret);
+            if let Some(slot) = self.log.get_mut(&seq) {
+                slot.commits.insert(self.id, commit.clone());
+            }
+            self.broadcast(Message::Commit(commit));
+        }
+        let Some(slot) = self.log.get_mut(&seq) else { return };
+        if slot.prepared && !slot.committed && slot.matching_commits() >= commit_quorum {
+            slot.committed = true;
+            self.try_execute(now);
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Requests a replica knows of that have not executed yet, bounded per client.
+
+use crate::ids::ClientId;
+use crate::message::Request;
+use crate::signed::Signed;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Identifies a request: its client and timestamp.
+pub(crate) type RequestKey = (ClientId, u64);
+
+/// Outcome of offering a request to the pending set.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Admit {
+    /// Newly held.
+    New,
+    /// Already held.
+    Known,
+    /// The client already has as many pending requests as allowed.
+    Full,
+}
+
+/// Pending requests in arrival order, with those already proposed in the
+/// current view marked so the primary does not propose them twice.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    cap_per_client: usize,
+    requests: BTreeMap<RequestKey, (u64, Signed<Request>)>,
+    arrival: BTreeMap<u64, RequestKey>,
+    per_client: BTreeMap<ClientId, usize>,
+    proposed: BTreeSet<RequestKey>,
+    next_arrival: u64,
+}
+
+impl Pending {
+    pub(crate) fn new(cap_per_client: usize) -> Pending {
+        Pending {
+            cap_per_client,
+            requests: BTreeMap::new(),
+            arrival: BTreeMap::new(),
+            per_client: BTreeMap::new(),
+            proposed: BTreeSet::new(),
+            next_arrival: 0,
+        }
+    }
+
+    pub(crate) fn admit(&mut self, request: Signed<Request>) -> Admit {
+        let key = (request.payload().client, request.payload().timestamp);
+        if self.requests.contains_key(&key) {
+            return Admit::Known;
+        }
+        let count = self.per_client.entry(key.0).or_insert(0);
+        if *count >= self.cap_per_client {
+            return Admit::Full;
+        }
+        *count += 1;
+        let arrival = self.next_arrival;
+        self.next_arrival += 1;
+        self.arrival.insert(arrival, key);
+        self.requests.insert(key, (arrival, request));
+        Admit::New
+    }
+
+    /// Forgets every request of `client` up to and including `timestamp`: they
+    /// executed, or a later one did.
+    pub(crate) fn remove_up_to(&mut self, client: ClientId, timestamp: u64) {
+        let keys: Vec<RequestKey> =
+            self.requests.range((client, 0)..=(client, timestamp)).map(|(k, _)| *k).collect();
+        for key in keys {
+            if let Some((arrival, _)) = self.requests.remove(&key) {
+                self.arrival.remove(&arrival);
+                self.proposed.remove(&key);
+                if let Some(count) = self.per_client.get_mut(&client) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.per_client.remove(&client);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.requests.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    /// How many held requests have not been proposed in the current view.
+    pub(crate) fn unproposed(&self) -> usize {
+        self.requests.len() - self.proposed.len()
+    }
+
+    /// Takes up to `max` unproposed requests, oldest first, and marks them proposed.
+    pub(crate) fn take_batch(&mut self, max: usize) -> Vec<Signed<Request>> {
+        let mut batch = Vec::new();
+        for key in self.arrival.values() {
+            if batch.len() == max {
+                break;
+            }
+            if self.proposed.insert(*key) {
+                if let Some((_, request)) = self.requests.get(key) {
+                    batch.push(request.clone());
+                }
+            }
+        }
+        batch
+    }
+
+    /// A new view starts: only the requests in `in_flight` count as proposed.
+    pub(crate) fn reset_proposed<'a>(&mut self, in_flight: impl IntoIterator<Item = &'a Request>) {
+        self.proposed.clear();
+        for request in in_flight {
+            let key = (request.client, request.timestamp);
+            if self.requests.contains_key(&key) {
+                self.proposed.insert(key);
+            }
+        }
+    }
+
+    /// Every held request, oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Signed<Request>> {
+        self.arrival.values().filter_map(|key| self.requests.get(key).map(|(_, r)| r))
+    }
+}

@@ -1,0 +1,63 @@
+//! The replica's timers: a small named table of deadlines.
+
+use crate::time::Time;
+
+/// A replica timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timer {
+    /// The primary proposes a partial batch when this fires.
+    Batch,
+    /// A backup that knows of an unexecuted request asks for a view change when this fires.
+    Request,
+    /// A replica changing views moves on to the next view when this fires.
+    ViewChange,
+}
+
+const ALL: [Timer; 3] = [Timer::Batch, Timer::Request, Timer::ViewChange];
+
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    deadlines: [Option<Time>; 3],
+}
+
+impl Timers {
+    fn slot(timer: Timer) -> usize {
+        match timer {
+            Timer::Batch => 0,
+            Timer::Request => 1,
+            Timer::ViewChange => 2,
+        }
+    }
+
+    pub(crate) fn set(&mut self, timer: Timer, at: Time) {
+        self.deadlines[Self::slot(timer)] = Some(at);
+    }
+
+    pub(crate) fn set_if_unset(&mut self, timer: Timer, at: Time) {
+        let slot = &mut self.deadlines[Self::slot(timer)];
+        if slot.is_none() {
+            *slot = Some(at);
+        }
+    }
+
+    pub(crate) fn cancel(&mut self, timer: Timer) {
+        self.deadlines[Self::slot(timer)] = None;
+    }
+
+    pub(crate) fn next(&self) -> Option<Time> {
+        self.deadlines.iter().flatten().min().copied()
+    }
+
+    /// Clears and returns the timers due at `now`, in table order.
+    pub(crate) fn expire(&mut self, now: Time) -> Vec<Timer> {
+        let mut due = Vec::new();
+        for timer in ALL {
+            let slot = &mut self.deadlines[Self::slot(timer)];
+            if slot.is_some_and(|at| at <= now) {
+                *slot = None;
+                due.push(timer);
+            }
+        }
+        due
+    }
+}

@@ -1,0 +1,298 @@
+//! View change (OSDI'99 §4.4, TOCS'02 §4.5): VIEW-CHANGE, NEW-VIEW, and the
+//! deterministic computation of the new view's pre-prepares.
+
+use super::normal::normal_case_view;
+use super::{Replica, Status, Timer};
+use crate::app::ReplicatedStateMachine;
+use crate::digest::Digest;
+use crate::ids::{SeqNum, View};
+use crate::message::{batch_digest, CheckpointProof, Message, NewView, PrePrepare, Request, ViewChange};
+use crate::output::Event;
+use crate::reject::Reject;
+use crate::signed::{Signable, Signed};
+use crate::time::Time;
+use std::collections::BTreeMap;
+
+/// Longest back-off exponent: the timeout stops doubling after this many failed views.
+const MAX_BACKOFF_EXPONENT: u64 = 16;
+
+/// One re-proposal of a NEW-VIEW: sequence number, batch and its digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// The sequence number.
+    pub seq: SeqNum,
+    /// The batch digest.
+    pub digest: Digest,
+    /// The batch (empty for a null request).
+    pub batch: Vec<Signed<Request>>,
+}
+
+/// What a set of VIEW-CHANGE messages implies for the new view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewViewPlan {
+    /// The highest stable checkpoint among the view-changes (min-s).
+    pub checkpoint: CheckpointProof,
+    /// For every sequence number above it up to the highest prepared
+    /// certificate (max-s): the batch of the certificate from the highest view,
+    /// or a null request where none prepared.
+    pub proposals: Vec<Proposal>,
+}
+
+impl NewViewPlan {
+    /// The last sequence number the plan covers.
+    pub fn last_seq(&self) -> SeqNum {
+        self.proposals.last().map_or(self.checkpoint.seq, |p| p.seq)
+    }
+
+    /// Whether `pre_prepares` are exactly the plan's proposals, in order.
+    pub fn matches(&self, pre_prepares: &[Signed<PrePrepare>]) -> bool {
+        pre_prepares.len() == self.proposals.len()
+            && pre_prepares.iter().zip(&self.proposals).all(|(pp, proposal)| {
+                pp.payload().seq == proposal.seq && pp.payload().digest == proposal.digest
+            })
+    }
+}
+
+/// Computes the NEW-VIEW's pre-prepares from a set of (verified) view-changes.
+///
+/// The new primary runs it to build NEW-VIEW and every backup runs it again to
+/// check NEW-VIEW, so it depends only on the view-changes, in a fixed order.
+pub fn new_view_plan(view_changes: &[Signed<ViewChange>]) -> NewViewPlan {
+    let checkpoint = view_changes
+        .iter()
+        .map(|vc| &vc.payload().checkpoint)
+        .fold(CheckpointProof::genesis(), |best, proof| if proof.seq > best.seq { proof.clone() } else { best });
+    let mut chosen: BTreeMap<SeqNum, (View, Digest, &Vec<Signed<Request>>)> = BTreeMap::new();
+    for vc in view_changes {
+        for cert in &vc.payload().prepared {
+            if cert.seq() <= checkpoint.seq {
+                continue;
+            }
+            let better = chosen.get(&cert.seq()).is_none_or(|(view, _, _)| cert.view() > *view);
+            if better {
+                chosen.insert(cert.seq(), (cert.view(), cert.digest(), &cert.pre_prepare.payload().batch));
+            }
+        }
+    }
+    let max_seq = chosen.keys().next_back().copied().unwrap_or(checkpoint.seq);
+    let null_digest = batch_digest(&[]);
+    let proposals = (checkpoint.seq + 1..=max_seq)
+        .map(|seq| match chosen.get(&seq) {
+            Some((_, digest, batch)) => Proposal { seq, digest: *digest, batch: (*batch).clone() },
+            None => Proposal { seq, digest: null_digest, batch: Vec::new() },
+        })
+        .collect();
+    NewViewPlan { checkpoint, proposals }
+}
+
+impl<A: ReplicatedStateMachine> Replica<A> {
+    pub(super) fn on_request_timeout(&mut self, now: Time) {
+        if self.status == Status::Normal && !self.is_primary() && !self.pending.is_empty() {
+            self.start_view_change(now, self.view + 1);
+        }
+    }
+
+    pub(super) fn on_view_change_timeout(&mut self, now: Time) {
+        if self.status == Status::ViewChanging {
+            self.start_view_change(now, self.view + 1);
+        }
+    }
+
+    /// Leaves the current view and asks for `target`, with the stable checkpoint
+    /// and every prepared certificate above it.
+    pub(super) fn start_view_change(&mut self, now: Time, target: View) {
+        debug_assert!(target > self.view || self.status == Status::Normal);
+        self.view = target;
+        self.status = Status::ViewChanging;
+        self.timers.cancel(Timer::Batch);
+        self.timers.cancel(Timer::Request);
+        self.log.clear();
+        self.view_changes.retain(|_, vc| vc.payload().new_view >= target);
+        for queue in self.future.values_mut() {
+            queue.retain(|m| normal_case_view(m).is_none_or(|v| v >= target));
+        }
+        let view_change = Signed::sign(
+            ViewChange {
+                new_view: target,
+                replica: self.id,
+                checkpoint: self.stable_checkpoint.clone(),
+                prepared: self.prepared_certs.values().cloned().collect(),
+            },
+            &self.secret,
+        );
+        self.view_changes.insert(self.id, view_change.clone());
+        self.broadcast(Message::ViewChange(view_change));
+        let failed_views = (target - self.last_normal_view - 1).min(MAX_BACKOFF_EXPONENT);
+        let timeout = self.config.view_change_timeout_ms.saturating_mul(1 << failed_views);
+        self.timers.set(Timer::ViewChange, now + timeout);
+        self.emit(Event::ViewChangeStarted { view: target });
+        self.try_send_new_view(now);
+    }
+
+    fn check_view_change(&self, body: &ViewChange) -> Result<(), Reject> {
+        if body.new_view < self.view || (body.new_view == self.view && self.status == Status::Normal) {
+            return Err(Reject::StaleView);
+        }
+        let window_end = body.checkpoint.seq + self.config.watermark_window;
+        if body.prepared.last().is_some_and(|cert| cert.seq() > window_end) {
+            return Err(Reject::InvalidCertificate);
+        }
+        match self.view_changes.get(&body.replica) {
+            Some(held) if held.payload().new_view >= body.new_view => Err(Reject::Duplicate),
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) fn on_view_change(&mut self, now: Time, view_change: Signed<ViewChange>) {
+        let body = view_change.payload();
+        if let Err(reason) = self.check_view_change(body) {
+            self.reject(body.author(), ViewChange::KIND, reason);
+            return;
+        }
+        self.view_changes.insert(body.replica, view_change);
+        self.maybe_join_view_change(now);
+        self.try_send_new_view(now);
+    }
+
+    /// Joins a view change once f+1 other replicas ask for views above this
+    /// one's, moving to the highest view that f+1 of them ask for (OSDI'99 §4.5.2).
+    fn maybe_join_view_change(&mut self, now: Time) {
+        let mut higher: Vec<View> = self
+            .view_changes
+            .iter()
+            .filter(|(replica, _)| **replica != self.id)
+            .map(|(_, vc)| vc.payload().new_view)
+            .filter(|view| *view > self.view)
+            .collect();
+        let weak = self.quorum.weak();
+        if higher.len() >= weak {
+            higher.sort_unstable_by(|a, b| b.cmp(a));
+            self.start_view_change(now, higher[weak - 1]);
+        }
+    }
+
+    /// The new primary sends NEW-VIEW once it holds a quorum of view-changes for its view.
+    fn try_send_new_view(&mut self, now: Time) {
+        if self.status != Status::ViewChanging || !self.is_primary() {
+            return;
+        }
+        let view_changes: Vec<Signed<ViewChange>> =
+            self.view_changes.values().filter(|vc| vc.payload().new_view == self.view).cloned().collect();
+        if view_changes.len() < self.quorum.quorum() {
+            return;
+        }
+        let plan = new_view_plan(&view_changes);
+        let pre_prepares: Vec<Signed<PrePrepare>> = plan
+            .proposals
+            .iter()
+            .map(|p| {
+                let body = PrePrepare {
+                    view: self.view,
+                    seq: p.seq,
+                    digest: p.digest,
+                    primary: self.id,
+                    batch: p.batch.clone(),
+                };
+                Signed::sign(body, &self.secret)
+            })
+            .collect();
+        let new_view =
+            NewView { view: self.view, primary: self.id, view_changes, pre_prepares: pre_prepares.clone() };
+        self.broadcast(Message::NewView(Signed::sign(new_view, &self.secret)));
+        self.enter_view(now, &plan, pre_prepares);
+    }
+
+    fn check_new_view(&self, body: &NewView) -> Result<super::NewViewPlan, Reject> {
+        if body.view < self.view || (body.view == self.view && self.status == Status::Normal) {
+            return Err(Reject::StaleView);
+        }
+        for vc in &body.view_changes {
+            let vc = vc.payload();
+            let window_end = vc.checkpoint.seq + self.config.watermark_window;
+            if vc.prepared.last().is_some_and(|cert| cert.seq() > window_end) {
+                return Err(Reject::InvalidCertificate);
+            }
+        }
+        let plan = new_view_plan(&body.view_changes);
+        if !plan.matches(&body.pre_prepares) {
+            return Err(Reject::NewViewMismatch);
+        }
+        Ok(plan)
+    }
+
+    pub(super) fn on_new_view(&mut self, now: Time, new_view: Signed<NewView>) {
+        let body = new_view.payload();
+        let plan = match self.check_new_view(body) {
+            Ok(plan) => plan,
+            Err(reason) => {
+                self.reject(body.author(), NewView::KIND, reason);
+                return;
+            }
+        };
+        self.view = body.view;
+        let pre_prepares = new_view.into_payload().pre_prepares;
+        self.enter_view(now, &plan, pre_prepares);
+    }
+
+    /// Enters `self.view` with the NEW-VIEW's pre-prepares: adopts the
+    /// checkpoint, prepares every re-proposal, and resumes normal operation.
+    fn enter_view(&mut self, now: Time, plan: &NewViewPlan, pre_prepares: Vec<Signed<PrePrepare>>) {
+        self.status = Status::Normal;
+        self.last_normal_view = self.view;
+        self.timers.cancel(Timer::ViewChange);
+        let view = self.view;
+        self.view_changes.retain(|_, vc| vc.payload().new_view > view);
+        self.log.clear();
+
+        if plan.checkpoint.seq > self.low_watermark() {
+            if self.own_checkpoints.get(&plan.checkpoint.seq) == Some(&plan.checkpoint.state_digest) {
+                self.make_stable(now, plan.checkpoint.clone());
+            } else if self.last_executed < plan.checkpoint.seq {
+                let (seq, last_executed) = (plan.checkpoint.seq, self.last_executed);
+                self.emit(Event::FellBehind { seq, last_executed });
+            }
+        }
+        self.next_seq = plan.last_seq().max(self.low_watermark()) + 1;
+        let primary = self.quorum.primary(view);
+        self.pending.reset_proposed(pre_prepares.iter().flat_map(|pp| pp.payload().batch.iter().map(|r| r.payload())));
+        let mut seqs = Vec::new();
+        for pre_prepare in pre_prepares {
+            let (seq, digest) = (pre_prepare.payload().seq, pre_prepare.payload().digest);
+            if !self.in_watermarks(seq) {
+                continue;
+            }
+            self.accept_pre_prepare(pre_prepare);
+            if primary != self.id {
+                self.send_prepare(view, seq, digest);
+            }
+            seqs.push(seq);
+        }
+        self.emit(Event::NewViewEntered { view, primary });
+        for seq in seqs {
+            self.check_progress(now, seq);
+        }
+        self.replay_future(now);
+        if self.is_primary() {
+            self.try_propose(now, false);
+        } else if !self.pending.is_empty() {
+            let requests: Vec<Signed<Request>> = self.pending.iter().cloned().collect();
+            for request in requests {
+                self.send(primary, Message::Request(request));
+            }
+            self.timers.set(Timer::Request, now + self.config.view_change_timeout_ms);
+        }
+    }
+
+    /// Hands buffered messages of the view just entered back to the handlers.
+    fn replay_future(&mut self, now: Time) {
+        let view = self.view;
+        let buffered = std::mem::take(&mut self.future);
+        for (_, queue) in buffered {
+            for message in queue {
+                if normal_case_view(&message).is_some_and(|v| v >= view) {
+                    self.handle_message(now, message);
+                }
+            }
+        }
+    }
+}
