@@ -1,1 +1,19 @@
-//! placeholder
+//! # fault-injector
+//!
+//! The adversary and the deterministic simulator for pbft. Its first piece is
+//! [`Cluster`]: n real [`pbft_core::Replica`]s and their clients on a virtual
+//! network with virtual time, driven one event at a time in a fixed order, so
+//! a run is reproducible from its inputs alone. Keys are real ed25519 keys
+//! derived from a seed ([`ClusterKeys`]); nothing in the crypto path is faked.
+
+mod cluster;
+mod keys;
+mod network;
+mod rng;
+mod trace;
+
+pub use cluster::{Cluster, ClusterConfig, Completion};
+pub use keys::ClusterKeys;
+pub use network::{Envelope, NodeId, Payload};
+pub use rng::Rng;
+pub use trace::TraceHash;

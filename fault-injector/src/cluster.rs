@@ -1,0 +1,396 @@
+//! An in-memory cluster on virtual time: real replicas and clients, a message
+//! queue, and a fixed order of processing that makes every run reproducible.
+
+use crate::keys::ClusterKeys;
+use crate::network::{Envelope, NodeId, Payload};
+use crate::trace::TraceHash;
+use pbft_core::{
+    codec, Client, ClientId, ClientOutput, Event, Message, Output, ProtocolConfig, Quorum, ReplicaId,
+    ReplicatedStateMachine, Replica, SeqNum, Time,
+};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// The shape of a simulated cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// Number of replicas.
+    pub n: usize,
+    /// Number of clients.
+    pub clients: usize,
+    /// Protocol parameters shared by every replica.
+    pub protocol: ProtocolConfig,
+    /// One-way delay of every message, in milliseconds (at least 1).
+    pub latency_ms: u64,
+    /// How long a client waits before re-sending to every replica.
+    pub client_retry_ms: u64,
+    /// Seed of every participant's keys.
+    pub key_seed: u64,
+}
+
+impl ClusterConfig {
+    /// `n` replicas and `clients` clients with the default protocol parameters.
+    pub fn new(n: usize, clients: usize) -> ClusterConfig {
+        ClusterConfig {
+            n,
+            clients,
+            protocol: ProtocolConfig::default(),
+            latency_ms: 1,
+            client_retry_ms: 1_000,
+            key_seed: 0,
+        }
+    }
+}
+
+/// A request a client saw complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The client.
+    pub client: ClientId,
+    /// The request's timestamp.
+    pub timestamp: u64,
+    /// The operation.
+    pub op: Vec<u8>,
+    /// The result f+1 replicas agreed on.
+    pub result: Vec<u8>,
+    /// When the client invoked it.
+    pub invoked_at: Time,
+    /// When the client accepted the result.
+    pub completed_at: Time,
+}
+
+struct SimClient {
+    client: Client,
+    workload: VecDeque<Vec<u8>>,
+    current: Option<(Vec<u8>, Time)>,
+    completed: Vec<Completion>,
+}
+
+/// Decides whether an envelope is delivered: `false` drops it.
+pub type Filter = Box<dyn FnMut(&Envelope) -> bool>;
+
+/// n replicas running `A` and their clients on a simulated network.
+pub struct Cluster<A> {
+    now: Time,
+    latency_ms: u64,
+    keys: ClusterKeys,
+    replicas: Vec<Replica<A>>,
+    crashed: BTreeSet<ReplicaId>,
+    clients: Vec<SimClient>,
+    queue: BTreeMap<(Time, u64), Envelope>,
+    sent: u64,
+    filter: Option<Filter>,
+    events: Vec<(Time, ReplicaId, Event)>,
+    executed: Vec<Vec<(SeqNum, pbft_core::Digest)>>,
+    trace: TraceHash,
+}
+
+impl<A: ReplicatedStateMachine> Cluster<A> {
+    /// Builds the cluster; `app` makes each replica's initial application.
+    ///
+    /// # Panics
+    /// If the protocol parameters are invalid or `n == 0`.
+    pub fn new(config: ClusterConfig, mut app: impl FnMut(ReplicaId) -> A) -> Cluster<A> {
+        let keys = ClusterKeys::derive(config.key_seed, config.n, config.clients);
+        let quorum = keys.book().quorum();
+        let replicas = quorum
+            .replicas()
+            .map(|id| {
+                Replica::new(id, config.protocol.clone(), keys.book().clone(), keys.replica(id).clone(), app(id))
+                    .unwrap_or_else(|e| panic!("cluster configuration: {e}"))
+            })
+            .collect();
+        let clients = (0..config.clients as u64)
+            .map(|i| SimClient {
+                client: Client::new(ClientId(i), keys.client(ClientId(i)).clone(), quorum, config.client_retry_ms, 1),
+                workload: VecDeque::new(),
+                current: None,
+                completed: Vec::new(),
+            })
+            .collect();
+        Cluster {
+            now: Time::ZERO,
+            latency_ms: config.latency_ms.max(1),
+            keys,
+            replicas,
+            crashed: BTreeSet::new(),
+            clients,
+            queue: BTreeMap::new(),
+            sent: 0,
+            filter: None,
+            events: Vec::new(),
+            executed: vec![Vec::new(); config.n],
+            trace: TraceHash::default(),
+        }
+    }
+
+    /// Queues `op` for `client`; it is invoked once the client's earlier operations complete.
+    pub fn submit(&mut self, client: ClientId, op: Vec<u8>) {
+        let index = client.0 as usize;
+        self.clients[index].workload.push_back(op);
+        self.start_next(index);
+    }
+
+    /// Installs a filter that decides which envelopes are delivered.
+    pub fn set_filter(&mut self, filter: impl FnMut(&Envelope) -> bool + 'static) {
+        self.filter = Some(Box::new(filter));
+    }
+
+    /// Removes the filter: every envelope is delivered from now on.
+    pub fn clear_filter(&mut self) {
+        self.filter = None;
+    }
+
+    /// Stops a replica: it receives nothing, sends nothing and its timers stop.
+    pub fn crash(&mut self, id: ReplicaId) {
+        self.crashed.insert(id);
+    }
+
+    /// Processes the next event (a delivery, or the timers due first).
+    /// Returns `false` when nothing is left to happen.
+    pub fn step(&mut self) -> bool {
+        let next_delivery = self.queue.keys().next().map(|(at, _)| *at);
+        let next_timer = self.next_timer();
+        match (next_delivery, next_timer) {
+            (None, None) => false,
+            (Some(delivery), timer) if timer.is_none_or(|t| delivery <= t) => {
+                if let Some((_, envelope)) = self.queue.pop_first() {
+                    self.now = delivery;
+                    self.deliver(envelope);
+                }
+                true
+            }
+            (_, Some(timer)) => {
+                self.now = timer;
+                self.fire_timers();
+                true
+            }
+            (Some(_), None) => unreachable!("covered by the guard above"),
+        }
+    }
+
+    /// Runs until `done` holds or virtual time passes `deadline`; returns
+    /// whether `done` held.
+    pub fn run_until(&mut self, deadline: Time, mut done: impl FnMut(&Self) -> bool) -> bool {
+        loop {
+            if done(self) {
+                return true;
+            }
+            if self.peek_next().is_none_or(|at| at > deadline) {
+                self.now = self.now.max(deadline);
+                return done(self);
+            }
+            self.step();
+        }
+    }
+
+    /// Runs until every submitted operation completed, or `deadline`.
+    pub fn run_until_complete(&mut self, deadline: Time) -> bool {
+        self.run_until(deadline, |c| c.clients.iter().all(|s| s.current.is_none() && s.workload.is_empty()))
+    }
+
+    /// The current virtual time.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// The replicas, by id.
+    pub fn replicas(&self) -> &[Replica<A>] {
+        &self.replicas
+    }
+
+    /// Replica `id`.
+    pub fn replica(&self, id: ReplicaId) -> &Replica<A> {
+        &self.replicas[id.index()]
+    }
+
+    /// Mutable access to replica `id`, for injecting inputs directly.
+    pub fn replica_mut(&mut self, id: ReplicaId) -> &mut Replica<A> {
+        &mut self.replicas[id.index()]
+    }
+
+    /// Hands `message` to replica `to` now, as if it arrived from the network,
+    /// and routes what the replica outputs in response.
+    pub fn inject(&mut self, to: ReplicaId, message: Message) {
+        let now = self.now;
+        self.replicas[to.index()].receive(now, message);
+        self.drain_replica(to);
+    }
+
+    /// The keys of every participant.
+    pub fn keys(&self) -> &ClusterKeys {
+        &self.keys
+    }
+
+    /// The quorum system.
+    pub fn quorum(&self) -> Quorum {
+        self.keys.book().quorum()
+    }
+
+    /// Every event replicas reported, with when and by whom.
+    pub fn events(&self) -> &[(Time, ReplicaId, Event)] {
+        &self.events
+    }
+
+    /// The batches replica `id` executed, as (sequence number, digest), in order.
+    pub fn executed(&self, id: ReplicaId) -> &[(SeqNum, pbft_core::Digest)] {
+        &self.executed[id.index()]
+    }
+
+    /// The requests `client` saw complete, in order.
+    pub fn completions(&self, client: ClientId) -> &[Completion] {
+        &self.clients[client.0 as usize].completed
+    }
+
+    /// Every completion of every client.
+    pub fn all_completions(&self) -> impl Iterator<Item = &Completion> {
+        self.clients.iter().flat_map(|c| c.completed.iter())
+    }
+
+    /// The hash of every delivery and event so far.
+    pub fn trace_hash(&self) -> pbft_core::Digest {
+        self.trace.digest()
+    }
+
+    /// Replicas that have not crashed.
+    pub fn live_replicas(&self) -> impl Iterator<Item = &Replica<A>> {
+        self.replicas.iter().filter(|r| !self.crashed.contains(&r.id()))
+    }
+
+    fn peek_next(&self) -> Option<Time> {
+        let delivery = self.queue.keys().next().map(|(at, _)| *at);
+        match (delivery, self.next_timer()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn next_timer(&self) -> Option<Time> {
+        let replicas = self.replicas.iter().filter(|r| !self.crashed.contains(&r.id())).filter_map(|r| r.poll_timeout());
+        let clients = self.clients.iter().filter_map(|c| c.client.poll_timeout());
+        replicas.chain(clients).min()
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.now;
+        for index in 0..self.replicas.len() {
+            let id = ReplicaId(index as u32);
+            if self.crashed.contains(&id) {
+                continue;
+            }
+            if self.replicas[index].poll_timeout().is_some_and(|at| at <= now) {
+                self.trace.record(format!("timeout {now:?} {id:?}").as_bytes());
+                self.replicas[index].handle_timeout(now);
+                self.drain_replica(id);
+            }
+        }
+        for index in 0..self.clients.len() {
+            if self.clients[index].client.poll_timeout().is_some_and(|at| at <= now) {
+                self.clients[index].client.handle_timeout(now);
+                self.drain_client(index);
+            }
+        }
+    }
+
+    fn deliver(&mut self, envelope: Envelope) {
+        let now = self.now;
+        if let Some(filter) = &mut self.filter {
+            if !filter(&envelope) {
+                return;
+            }
+        }
+        match (envelope.to, envelope.payload) {
+            (NodeId::Replica(to), Payload::Message(message)) => {
+                if self.crashed.contains(&to) {
+                    return;
+                }
+                self.trace.record(&codec::encode(&(now, to, &message)));
+                self.replicas[to.index()].receive(now, message);
+                self.drain_replica(to);
+            }
+            (NodeId::Client(to), Payload::Reply(reply)) => {
+                let NodeId::Replica(from) = envelope.from else { return };
+                let index = to.0 as usize;
+                if index < self.clients.len() {
+                    self.trace.record(&codec::encode(&(now, to, &reply)));
+                    self.clients[index].client.handle_reply(now, from, reply);
+                    self.drain_client(index);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn post(&mut self, from: NodeId, to: NodeId, payload: Payload) {
+        let envelope = Envelope { from, to, sent_at: self.now, payload };
+        self.queue.insert((self.now + self.latency_ms, self.sent), envelope);
+        self.sent += 1;
+    }
+
+    fn drain_replica(&mut self, id: ReplicaId) {
+        let from = NodeId::Replica(id);
+        while let Some(output) = self.replicas[id.index()].poll_output() {
+            if self.crashed.contains(&id) {
+                continue;
+            }
+            match output {
+                Output::Send { to, message } => self.post(from, NodeId::Replica(to), Payload::Message(message)),
+                Output::Broadcast(message) => {
+                    for to in self.quorum().replicas().filter(|r| *r != id) {
+                        self.post(from, NodeId::Replica(to), Payload::Message(message.clone()));
+                    }
+                }
+                Output::Reply(reply) => self.post(from, NodeId::Client(reply.client), Payload::Reply(reply)),
+                Output::Event(event) => {
+                    self.trace.record(format!("{:?} {id:?} {event:?}", self.now).as_bytes());
+                    if let Event::Executed { seq, digest, .. } = &event {
+                        self.executed[id.index()].push((*seq, *digest));
+                    }
+                    self.events.push((self.now, id, event));
+                }
+            }
+        }
+    }
+
+    fn drain_client(&mut self, index: usize) {
+        let from = NodeId::Client(ClientId(index as u64));
+        while let Some(output) = self.clients[index].client.poll_output() {
+            match output {
+                ClientOutput::Send { to, request } => {
+                    self.post(from, NodeId::Replica(to), Payload::Message(Message::Request(request)))
+                }
+                ClientOutput::Broadcast(request) => {
+                    for to in self.quorum().replicas() {
+                        self.post(from, NodeId::Replica(to), Payload::Message(Message::Request(request.clone())));
+                    }
+                }
+                ClientOutput::Completed { timestamp, result } => {
+                    let sim = &mut self.clients[index];
+                    if let Some((op, invoked_at)) = sim.current.take() {
+                        sim.completed.push(Completion {
+                            client: ClientId(index as u64),
+                            timestamp,
+                            op,
+                            result,
+                            invoked_at,
+                            completed_at: self.now,
+                        });
+                    }
+                    self.start_next(index);
+                }
+            }
+        }
+    }
+
+    fn start_next(&mut self, index: usize) {
+        let now = self.now;
+        let sim = &mut self.clients[index];
+        if sim.current.is_some() {
+            return;
+        }
+        let Some(op) = sim.workload.pop_front() else { return };
+        if sim.client.invoke(now, op.clone()).is_ok() {
+            sim.current = Some((op, now));
+        }
+        self.drain_client(index);
+    }
+}
