@@ -5,8 +5,8 @@ use crate::keys::ClusterKeys;
 use crate::network::{Envelope, NodeId, Payload};
 use crate::trace::TraceHash;
 use pbft_core::{
-    codec, Client, ClientId, ClientOutput, Event, Message, Output, ProtocolConfig, Quorum, ReplicaId,
-    ReplicatedStateMachine, Replica, SeqNum, Time,
+    codec, Client, ClientId, ClientOutput, Event, Message, Output, ProtocolConfig, Quorum, Replica,
+    ReplicaId, ReplicatedStateMachine, SeqNum, Time,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -95,13 +95,25 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
         let replicas = quorum
             .replicas()
             .map(|id| {
-                Replica::new(id, config.protocol.clone(), keys.book().clone(), keys.replica(id).clone(), app(id))
-                    .unwrap_or_else(|e| panic!("cluster configuration: {e}"))
+                Replica::new(
+                    id,
+                    config.protocol.clone(),
+                    keys.book().clone(),
+                    keys.replica(id).clone(),
+                    app(id),
+                )
+                .unwrap_or_else(|e| panic!("cluster configuration: {e}"))
             })
             .collect();
         let clients = (0..config.clients as u64)
             .map(|i| SimClient {
-                client: Client::new(ClientId(i), keys.client(ClientId(i)).clone(), quorum, config.client_retry_ms, 1),
+                client: Client::new(
+                    ClientId(i),
+                    keys.client(ClientId(i)).clone(),
+                    quorum,
+                    config.client_retry_ms,
+                    1,
+                ),
                 workload: VecDeque::new(),
                 current: None,
                 completed: Vec::new(),
@@ -265,7 +277,8 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
     }
 
     fn next_timer(&self) -> Option<Time> {
-        let replicas = self.replicas.iter().filter(|r| !self.crashed.contains(&r.id())).filter_map(|r| r.poll_timeout());
+        let replicas =
+            self.replicas.iter().filter(|r| !self.crashed.contains(&r.id())).filter_map(|r| r.poll_timeout());
         let clients = self.clients.iter().filter_map(|c| c.client.poll_timeout());
         replicas.chain(clients).min()
     }
@@ -333,7 +346,9 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
                 continue;
             }
             match output {
-                Output::Send { to, message } => self.post(from, NodeId::Replica(to), Payload::Message(message)),
+                Output::Send { to, message } => {
+                    self.post(from, NodeId::Replica(to), Payload::Message(message))
+                }
                 Output::Broadcast(message) => {
                     for to in self.quorum().replicas().filter(|r| *r != id) {
                         self.post(from, NodeId::Replica(to), Payload::Message(message.clone()));
@@ -360,7 +375,11 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
                 }
                 ClientOutput::Broadcast(request) => {
                     for to in self.quorum().replicas() {
-                        self.post(from, NodeId::Replica(to), Payload::Message(Message::Request(request.clone())));
+                        self.post(
+                            from,
+                            NodeId::Replica(to),
+                            Payload::Message(Message::Request(request.clone())),
+                        );
                     }
                 }
                 ClientOutput::Completed { timestamp, result } => {

@@ -11,7 +11,8 @@ pub struct ClusterKeys {
 }
 
 fn derive(seed: u64, role: &str, index: u64) -> SecretKey {
-    let digest = Digest::of_parts(&[b"pbft-sim key", &seed.to_le_bytes(), role.as_bytes(), &index.to_le_bytes()]);
+    let digest =
+        Digest::of_parts(&[b"pbft-sim key", &seed.to_le_bytes(), role.as_bytes(), &index.to_le_bytes()]);
     SecretKey::from_seed(*digest.as_bytes())
 }
 
@@ -24,8 +25,9 @@ impl ClusterKeys {
         let replicas: Vec<SecretKey> = (0..n as u64).map(|i| derive(seed, "replica", i)).collect();
         let clients: Vec<SecretKey> = (0..clients as u64).map(|i| derive(seed, "client", i)).collect();
         let publics: Vec<_> = replicas.iter().map(SecretKey::public).collect();
-        let book = KeyBook::new(&publics, clients.iter().enumerate().map(|(i, k)| (ClientId(i as u64), k.public())))
-            .unwrap_or_else(|e| panic!("derived keys form a key book: {e}"));
+        let book =
+            KeyBook::new(&publics, clients.iter().enumerate().map(|(i, k)| (ClientId(i as u64), k.public())))
+                .unwrap_or_else(|e| panic!("derived keys form a key book: {e}"));
         ClusterKeys { replicas, clients, book }
     }
 

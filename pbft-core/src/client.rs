@@ -60,7 +60,13 @@ impl Client {
     /// A client of a cluster with `quorum`, whose next request gets
     /// `first_timestamp` (which must exceed every timestamp this client id used
     /// before, or replicas treat its requests as old).
-    pub fn new(id: ClientId, secret: SecretKey, quorum: Quorum, retry_timeout_ms: u64, first_timestamp: u64) -> Client {
+    pub fn new(
+        id: ClientId,
+        secret: SecretKey,
+        quorum: Quorum,
+        retry_timeout_ms: u64,
+        first_timestamp: u64,
+    ) -> Client {
         Client {
             id,
             secret,
@@ -82,8 +88,10 @@ impl Client {
         let timestamp = self.next_timestamp;
         self.next_timestamp += 1;
         let request = Signed::sign(Request { client: self.id, timestamp, op }, &self.secret);
-        self.outputs.push_back(ClientOutput::Send { to: self.quorum.primary(self.view), request: request.clone() });
-        self.in_flight = Some(InFlight { request, replies: BTreeMap::new(), deadline: now + self.retry_timeout_ms });
+        self.outputs
+            .push_back(ClientOutput::Send { to: self.quorum.primary(self.view), request: request.clone() });
+        self.in_flight =
+            Some(InFlight { request, replies: BTreeMap::new(), deadline: now + self.retry_timeout_ms });
         Ok(timestamp)
     }
 

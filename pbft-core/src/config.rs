@@ -99,7 +99,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let cases: [(fn(&mut ProtocolConfig), &str); 6] = [
+        type Breaker = fn(&mut ProtocolConfig);
+        let cases: [(Breaker, &str); 6] = [
             (|c| c.max_batch_size = 0, "max_batch_size"),
             (|c| c.checkpoint_interval = 0, "checkpoint_interval"),
             (|c| c.watermark_window = 100, "watermark_window"),

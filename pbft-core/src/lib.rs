@@ -49,6 +49,9 @@ mod signed;
 mod time;
 mod verify;
 
+#[cfg(test)]
+mod tests;
+
 pub use app::{AppError, ReplicatedStateMachine};
 pub use client::{Client, ClientError, ClientOutput};
 pub use config::{ConfigError, ProtocolConfig};
@@ -56,12 +59,14 @@ pub use digest::Digest;
 pub use ids::{ClientId, ReplicaId, SeqNum, View};
 pub use keys::{KeyBook, KeyBookError, PublicKey, SecretKey};
 pub use message::{
-    batch_digest, Checkpoint, CheckpointProof, Commit, Message, NewView, PrePrepare, Prepare, PreparedCert, Reply,
-    Request, ViewChange,
+    batch_digest, Checkpoint, CheckpointProof, Commit, Message, NewView, PrePrepare, Prepare, PreparedCert,
+    Reply, Request, ViewChange,
 };
 pub use output::{Event, Output};
 pub use quorum::Quorum;
 pub use reject::Reject;
-pub use replica::{new_view_plan, BufferUsage, CachedReply, NewViewPlan, Replica, ReplicaError, Status, Timer};
+pub use replica::{
+    new_view_plan, BufferUsage, CachedReply, NewViewPlan, Replica, ReplicaError, Status, Timer,
+};
 pub use signed::{Author, MessageKind, Signable, Signed, Verified};
 pub use time::Time;

@@ -95,7 +95,7 @@ mod tests {
         // OSDI'99 §4: any two quorums of size n - f overlap in at least f + 1 replicas.
         for n in 1..40 {
             let q = Quorum::new(n).unwrap();
-            assert!(2 * q.quorum() >= n + q.f() + 1, "n = {n}");
+            assert!(2 * q.quorum() > n + q.f(), "n = {n}");
         }
     }
 

@@ -81,7 +81,11 @@ pub fn assert_same_execution(cluster: &Cluster<RecordingApp>, ids: &[u32]) {
     let first = pbft_core::ReplicaId(ids[0]);
     for id in ids {
         let id = pbft_core::ReplicaId(*id);
-        assert_eq!(cluster.executed(id), cluster.executed(first), "{id} and {first} executed different batches");
+        assert_eq!(
+            cluster.executed(id),
+            cluster.executed(first),
+            "{id} and {first} executed different batches"
+        );
         assert_eq!(
             cluster.replica(id).app().history(),
             cluster.replica(first).app().history(),
@@ -97,16 +101,26 @@ pub fn assert_same_execution(cluster: &Cluster<RecordingApp>, ids: &[u32]) {
 /// Asserts that every client accepted a result for each of its `per_client`
 /// operations, in order, and that each result is the one the replicas'
 /// common history implies.
-pub fn assert_all_completed(cluster: &Cluster<RecordingApp>, reference: pbft_core::ReplicaId, clients: usize, per_client: usize) {
+pub fn assert_all_completed(
+    cluster: &Cluster<RecordingApp>,
+    reference: pbft_core::ReplicaId,
+    clients: usize,
+    per_client: usize,
+) {
     let history = cluster.replica(reference).app().history();
     for c in 0..clients as u64 {
         let done = cluster.completions(ClientId(c));
         assert_eq!(done.len(), per_client, "client {c} completed {} of {per_client}", done.len());
         for (i, completion) in done.iter().enumerate() {
             assert_eq!(completion.op, op(c, i));
-            let position = history.iter().position(|h| *h == completion.op).expect("completed op was executed");
-            let expected = format!("{}:{}", position + 1, String::from_utf8_lossy(&completion.op)).into_bytes();
-            assert_eq!(completion.result, expected, "client {c} op {i} accepted a result no replica computed");
+            let position =
+                history.iter().position(|h| *h == completion.op).expect("completed op was executed");
+            let expected =
+                format!("{}:{}", position + 1, String::from_utf8_lossy(&completion.op)).into_bytes();
+            assert_eq!(
+                completion.result, expected,
+                "client {c} op {i} accepted a result no replica computed"
+            );
         }
     }
 }

@@ -39,7 +39,8 @@ fn ten_thousand_requests_keep_the_log_within_the_watermark_window() {
         let stable = replica.stable_checkpoint();
         // 10,000 requests in batches of at most 10: at least 1,000 batches.
         assert!(stable.seq >= 980, "{} only reached checkpoint {}", replica.id(), stable.seq);
-        let signers: std::collections::BTreeSet<_> = stable.checkpoints.iter().map(|c| c.payload().replica).collect();
+        let signers: std::collections::BTreeSet<_> =
+            stable.checkpoints.iter().map(|c| c.payload().replica).collect();
         assert!(signers.len() >= quorum, "stable checkpoint proven by {} replicas", signers.len());
         assert!(stable.checkpoints.iter().all(|c| c.payload().state_digest == stable.state_digest));
     }
@@ -50,7 +51,12 @@ fn ten_thousand_requests_keep_the_log_within_the_watermark_window() {
 /// A checkpoint becomes stable at the (2f+1)-th matching CHECKPOINT and not before.
 #[test]
 fn checkpoint_becomes_stable_at_exactly_two_f_plus_one() {
-    let protocol = ProtocolConfig { max_batch_size: 1, batch_delay_ms: 0, checkpoint_interval: 2, ..ProtocolConfig::default() };
+    let protocol = ProtocolConfig {
+        max_batch_size: 1,
+        batch_delay_ms: 0,
+        checkpoint_interval: 2,
+        ..ProtocolConfig::default()
+    };
     let mut cluster = recording_cluster(4, 1, protocol);
     // Hold back every CHECKPOINT addressed to replica 0, keeping them to deliver by hand.
     let held = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));

@@ -5,7 +5,13 @@ use pbft_core::{ProtocolConfig, ReplicaId, Time};
 use pbft_tests::{recording_cluster, submit_all, RecordingApp};
 
 fn scenario() -> Cluster<RecordingApp> {
-    let protocol = ProtocolConfig { max_batch_size: 4, checkpoint_interval: 8, watermark_window: 32, view_change_timeout_ms: 300, ..ProtocolConfig::default() };
+    let protocol = ProtocolConfig {
+        max_batch_size: 4,
+        checkpoint_interval: 8,
+        watermark_window: 32,
+        view_change_timeout_ms: 300,
+        ..ProtocolConfig::default()
+    };
     let mut cluster = recording_cluster(4, 3, protocol);
     submit_all(&mut cluster, 3, 30);
     // A view change in the middle makes the scenario exercise every timer.

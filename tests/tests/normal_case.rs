@@ -4,7 +4,13 @@ use pbft_core::{ProtocolConfig, Time};
 use pbft_tests::{assert_all_completed, assert_same_execution, recording_cluster, submit_all};
 
 fn protocol() -> ProtocolConfig {
-    ProtocolConfig { max_batch_size: 8, batch_delay_ms: 1, checkpoint_interval: 16, watermark_window: 64, ..ProtocolConfig::default() }
+    ProtocolConfig {
+        max_batch_size: 8,
+        batch_delay_ms: 1,
+        checkpoint_interval: 16,
+        watermark_window: 64,
+        ..ProtocolConfig::default()
+    }
 }
 
 /// Issue test 1: n=4, 200 requests from 4 clients execute in the same order on

@@ -2,9 +2,9 @@
 
 use fault_injector::{NodeId, Payload};
 use pbft_core::{ClientId, Event, Message, ProtocolConfig, ReplicaId, Time};
+use pbft_tests::{assert_all_completed, assert_same_execution, op, recording_cluster, submit_all};
 use std::cell::RefCell;
 use std::rc::Rc;
-use pbft_tests::{assert_all_completed, assert_same_execution, op, recording_cluster, submit_all};
 
 fn protocol() -> ProtocolConfig {
     ProtocolConfig {
@@ -17,7 +17,10 @@ fn protocol() -> ProtocolConfig {
     }
 }
 
-fn view_changes_started(cluster: &fault_injector::Cluster<pbft_tests::RecordingApp>, id: ReplicaId) -> Vec<(Time, u64)> {
+fn view_changes_started(
+    cluster: &fault_injector::Cluster<pbft_tests::RecordingApp>,
+    id: ReplicaId,
+) -> Vec<(Time, u64)> {
     cluster
         .events()
         .iter()

@@ -23,11 +23,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         let mut executed_any = false;
         loop {
             let seq = self.last_executed + 1;
-            let Some(pre_prepare) = self
-                .log
-                .get(&seq)
-                .filter(|slot| slot.committed)
-                .and_then(|slot| slot.pre_prepare.clone())
+            let Some(pre_prepare) =
+                self.log.get(&seq).filter(|slot| slot.committed).and_then(|slot| slot.pre_prepare.clone())
             else {
                 break;
             };

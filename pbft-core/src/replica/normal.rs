@@ -236,7 +236,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             if let Some(cert) = slot.certificate() {
                 self.prepared_certs.insert(seq, cert);
             }
-            let commit = Signed::sign(Commit { view: self.view, seq, digest, replica: self.id }, &self.secret);
+            let commit =
+                Signed::sign(Commit { view: self.view, seq, digest, replica: self.id }, &self.secret);
             if let Some(slot) = self.log.get_mut(&seq) {
                 slot.commits.insert(self.id, commit.clone());
             }

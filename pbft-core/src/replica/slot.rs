@@ -43,10 +43,7 @@ impl Slot {
     /// The prepared certificate, once prepared.
     pub(crate) fn certificate(&self) -> Option<PreparedCert> {
         let pre_prepare = self.pre_prepare.clone()?;
-        Some(PreparedCert {
-            pre_prepare,
-            prepares: self.matching_prepares().into_iter().cloned().collect(),
-        })
+        Some(PreparedCert { pre_prepare, prepares: self.matching_prepares().into_iter().cloned().collect() })
     }
 
     pub(crate) fn message_count(&self) -> usize {

@@ -58,10 +58,10 @@ impl NewViewPlan {
 /// The new primary runs it to build NEW-VIEW and every backup runs it again to
 /// check NEW-VIEW, so it depends only on the view-changes, in a fixed order.
 pub fn new_view_plan(view_changes: &[Signed<ViewChange>]) -> NewViewPlan {
-    let checkpoint = view_changes
-        .iter()
-        .map(|vc| &vc.payload().checkpoint)
-        .fold(CheckpointProof::genesis(), |best, proof| if proof.seq > best.seq { proof.clone() } else { best });
+    let checkpoint = view_changes.iter().map(|vc| &vc.payload().checkpoint).fold(
+        CheckpointProof::genesis(),
+        |best, proof| if proof.seq > best.seq { proof.clone() } else { best },
+    );
     let mut chosen: BTreeMap<SeqNum, (View, Digest, &Vec<Signed<Request>>)> = BTreeMap::new();
     for vc in view_changes {
         for cert in &vc.payload().prepared {
@@ -254,7 +254,9 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
         self.next_seq = plan.last_seq().max(self.low_watermark()) + 1;
         let primary = self.quorum.primary(view);
-        self.pending.reset_proposed(pre_prepares.iter().flat_map(|pp| pp.payload().batch.iter().map(|r| r.payload())));
+        self.pending.reset_proposed(
+            pre_prepares.iter().flat_map(|pp| pp.payload().batch.iter().map(|r| r.payload())),
+        );
         let mut seqs = Vec::new();
         for pre_prepare in pre_prepares {
             let (seq, digest) = (pre_prepare.payload().seq, pre_prepare.payload().digest);

@@ -1,0 +1,109 @@
+//! The signed-message layer as the replica sees it: forged, unknown and
+//! cross-kind signatures are rejected and counted.
+
+use super::kit::{step, Kit};
+use crate::{
+    Author, ClientId, Commit, Event, Message, MessageKind, Output, Reject, ReplicaId, Request, SecretKey,
+    Signed, Time,
+};
+
+const T: Time = Time(10);
+
+fn rejection(out: &[Output]) -> Option<(Author, MessageKind, Reject)> {
+    match out {
+        [Output::Event(Event::Rejected { from, kind, reason })] => Some((*from, *kind, *reason)),
+        _ => None,
+    }
+}
+
+/// Issue test 9: a signature with a flipped bit, a signature by another
+/// replica's key, and a truncated signature are all rejected as bad signatures.
+#[test]
+fn forged_signatures_are_rejected_and_counted() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let prepare = kit.prepare(2, 0, 1, crate::Digest::of(b"x"));
+    let mut flipped = prepare.signature().to_vec();
+    flipped[10] ^= 1;
+    let forgeries = [
+        Signed::from_parts(prepare.payload().clone(), flipped),
+        Signed::sign(prepare.payload().clone(), kit.key(3)),
+        Signed::from_parts(prepare.payload().clone(), prepare.signature()[..63].to_vec()),
+    ];
+    for forged in forgeries {
+        let out = step(&mut backup, T, Message::Prepare(forged));
+        assert_eq!(
+            rejection(&out),
+            Some((Author::Replica(ReplicaId(2)), MessageKind::Prepare, Reject::BadSignature))
+        );
+    }
+    assert_eq!(backup.rejections()[&Reject::BadSignature], 3);
+    assert_eq!(backup.buffer_usage().log_messages, 0, "nothing forged was stored");
+}
+
+/// Issue test 9: messages from signers outside the key book are rejected and counted.
+#[test]
+fn unknown_signers_are_rejected_and_counted() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let stranger = SecretKey::from_seed([99; 32]);
+    let prepare = Signed::sign(
+        crate::Prepare { view: 0, seq: 1, digest: crate::Digest::of(b"x"), replica: ReplicaId(9) },
+        &stranger,
+    );
+    let out = step(&mut backup, T, Message::Prepare(prepare));
+    assert_eq!(
+        rejection(&out),
+        Some((Author::Replica(ReplicaId(9)), MessageKind::Prepare, Reject::UnknownSigner))
+    );
+    let request = Signed::sign(Request { client: ClientId(1234), timestamp: 1, op: vec![1] }, &stranger);
+    let out = step(&mut backup, T, Message::Request(request));
+    assert_eq!(
+        rejection(&out),
+        Some((Author::Client(ClientId(1234)), MessageKind::Request, Reject::UnknownSigner))
+    );
+    // A request inside a pre-prepare from an unknown client spoils the whole pre-prepare.
+    let pp = kit.pre_prepare(
+        0,
+        1,
+        vec![Signed::sign(Request { client: ClientId(1234), timestamp: 1, op: vec![1] }, &stranger)],
+    );
+    let out = step(&mut backup, T, Message::PrePrepare(pp));
+    assert_eq!(
+        rejection(&out),
+        Some((Author::Replica(ReplicaId(0)), MessageKind::PrePrepare, Reject::UnknownSigner))
+    );
+    assert_eq!(backup.rejections()[&Reject::UnknownSigner], 3);
+}
+
+/// Issue test 9: a PREPARE's signature replayed on a COMMIT with the same
+/// fields does not verify: the kind is bound into what is signed.
+#[test]
+fn prepare_signature_does_not_verify_as_commit() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let digest = crate::Digest::of(b"x");
+    let prepare = kit.prepare(2, 0, 1, digest);
+    let commit = Signed::from_parts(
+        Commit { view: 0, seq: 1, digest, replica: ReplicaId(2) },
+        prepare.signature().to_vec(),
+    );
+    let out = step(&mut backup, T, Message::Commit(commit));
+    assert_eq!(
+        rejection(&out),
+        Some((Author::Replica(ReplicaId(2)), MessageKind::Commit, Reject::BadSignature))
+    );
+    assert_eq!(backup.rejections()[&Reject::BadSignature], 1);
+}
+
+/// A message that claims to come from the receiving replica itself is dropped.
+#[test]
+fn own_messages_from_the_network_are_dropped() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let out = step(&mut backup, T, Message::Prepare(kit.prepare(1, 0, 1, crate::Digest::of(b"x"))));
+    assert_eq!(
+        rejection(&out),
+        Some((Author::Replica(ReplicaId(1)), MessageKind::Prepare, Reject::FromSelf))
+    );
+}

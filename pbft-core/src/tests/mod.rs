@@ -1,0 +1,7 @@
+//! Unit tests of single-replica protocol rules, with real keys and signatures.
+
+mod auth;
+mod fuzz;
+mod kit;
+mod normal;
+mod view_change;

@@ -1,0 +1,227 @@
+//! Normal-case rules of one replica (OSDI'99 §4.2).
+
+use super::kit::{drain, rejected, step, Kit};
+use crate::{Event, Message, MessageKind, Output, Reject, ReplicaId, Signed, Time};
+
+const T: Time = Time(10);
+
+/// Issue test 3: a backup accepts a well-formed PRE-PREPARE by broadcasting
+/// exactly its PREPARE.
+#[test]
+fn backup_prepares_a_valid_pre_prepare() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let pp = kit.pre_prepare(0, 1, vec![kit.request(1, 5)]);
+    let digest = pp.payload().digest;
+    let out = step(&mut backup, T, Message::PrePrepare(pp));
+    assert_eq!(out, vec![Output::Broadcast(Message::Prepare(kit.prepare(1, 0, 1, digest)))]);
+}
+
+/// Issue test 3 (OSDI'99 §4.2): a backup ignores a PRE-PREPARE whose digest
+/// does not match its batch, and reports why.
+#[test]
+fn backup_ignores_pre_prepare_with_wrong_digest() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let mut body = kit.pre_prepare(0, 1, vec![kit.request(1, 5)]).into_payload();
+    body.digest = crate::Digest::of(b"something else");
+    let forged = Signed::sign(body, kit.key(0));
+    let out = step(&mut backup, T, Message::PrePrepare(forged));
+    assert_eq!(out, rejected(0, MessageKind::PrePrepare, Reject::DigestMismatch));
+    assert_eq!(backup.rejections()[&Reject::DigestMismatch], 1);
+}
+
+/// Issue test 3: a PRE-PREPARE outside the watermarks (h, h+L] is ignored.
+#[test]
+fn backup_ignores_pre_prepare_outside_watermarks() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let high = backup.high_watermark();
+    for seq in [0, high + 1, high + 100] {
+        let out = step(&mut backup, T, Message::PrePrepare(kit.pre_prepare(0, seq, vec![])));
+        assert_eq!(out, rejected(0, MessageKind::PrePrepare, Reject::OutsideWatermarks), "seq {seq}");
+    }
+    let out = step(&mut backup, T, Message::PrePrepare(kit.pre_prepare(0, high, vec![])));
+    assert!(matches!(out.as_slice(), [Output::Broadcast(Message::Prepare(_))]), "seq h+L is inside");
+}
+
+/// Issue test 3: a PRE-PREPARE signed by a replica that is not the primary of
+/// its view is ignored.
+#[test]
+fn backup_ignores_pre_prepare_from_non_primary() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let batch = vec![kit.request(1, 5)];
+    let body = crate::PrePrepare {
+        view: 0,
+        seq: 1,
+        digest: crate::batch_digest(&batch),
+        primary: ReplicaId(2),
+        batch,
+    };
+    let out = step(&mut backup, T, Message::PrePrepare(Signed::sign(body, kit.key(2))));
+    assert_eq!(out, rejected(2, MessageKind::PrePrepare, Reject::WrongPrimary));
+}
+
+/// Issue test 3: a PRE-PREPARE for an older view is ignored as stale; one for
+/// a view not yet entered is held back, not acted on.
+#[test]
+fn backup_ignores_pre_prepare_for_another_view() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(2);
+    // Future view: buffered without a PREPARE.
+    let out = step(&mut backup, T, Message::PrePrepare(kit.pre_prepare(1, 1, vec![])));
+    assert_eq!(out, vec![]);
+    assert_eq!(backup.buffer_usage().future_messages, 1);
+    // f+1 = 2 replicas ask for view 1: replica 2 joins the view change.
+    for from in [1, 3] {
+        let vc = super::view_change::view_change(&kit, from, 1, vec![]);
+        step(&mut backup, T, Message::ViewChange(vc));
+    }
+    assert_eq!(backup.view(), 1);
+    let out = step(&mut backup, T, Message::PrePrepare(kit.pre_prepare(0, 1, vec![])));
+    assert_eq!(out, rejected(0, MessageKind::PrePrepare, Reject::StaleView));
+}
+
+/// A second, different PRE-PREPARE for the same view and sequence number is
+/// equivocation and is reported.
+#[test]
+fn backup_reports_equivocating_primary() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    step(&mut backup, T, Message::PrePrepare(kit.pre_prepare(0, 1, vec![kit.request(1, 5)])));
+    let out = step(&mut backup, T, Message::PrePrepare(kit.pre_prepare(0, 1, vec![kit.request(1, 6)])));
+    assert_eq!(out, rejected(0, MessageKind::PrePrepare, Reject::Equivocation));
+}
+
+/// Issue test 4 (OSDI'99 §4.2): prepared needs the pre-prepare and 2f matching
+/// PREPAREs from distinct backups. With n=7 (2f = 4), the backup's own
+/// prepare and those of replicas 2 and 3 make three; the primary's PREPARE
+/// and a repeat from replica 3 do not make a fourth; replica 4's does.
+#[test]
+fn prepared_needs_two_f_distinct_backups() {
+    let kit = Kit::new(7);
+    let mut backup = kit.replica(1);
+    let pp = kit.pre_prepare(0, 1, vec![kit.request(1, 5)]);
+    let digest = pp.payload().digest;
+    step(&mut backup, T, Message::PrePrepare(pp));
+    for from in [2, 3] {
+        assert_eq!(step(&mut backup, T, Message::Prepare(kit.prepare(from, 0, 1, digest))), vec![]);
+    }
+    let out = step(&mut backup, T, Message::Prepare(kit.prepare(0, 0, 1, digest)));
+    assert_eq!(out, rejected(0, MessageKind::Prepare, Reject::PrepareFromPrimary));
+    let out = step(&mut backup, T, Message::Prepare(kit.prepare(3, 0, 1, digest)));
+    assert_eq!(out, rejected(3, MessageKind::Prepare, Reject::Duplicate));
+    // A prepare for another digest from a fresh replica does not match either.
+    let other = crate::Digest::of(b"other");
+    assert_eq!(step(&mut backup, T, Message::Prepare(kit.prepare(5, 0, 1, other))), vec![]);
+    let out = step(&mut backup, T, Message::Prepare(kit.prepare(4, 0, 1, digest)));
+    assert_eq!(out, vec![Output::Broadcast(Message::Commit(kit.commit(1, 0, 1, digest)))]);
+}
+
+/// Committed-local needs 2f+1 matching COMMITs from distinct replicas; then the
+/// batch executes and the client gets a reply.
+#[test]
+fn committed_local_needs_two_f_plus_one_commits_then_executes() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let pp = kit.pre_prepare(0, 1, vec![kit.request(1, 5)]);
+    let digest = pp.payload().digest;
+    step(&mut backup, T, Message::PrePrepare(pp));
+    step(&mut backup, T, Message::Prepare(kit.prepare(2, 0, 1, digest)));
+    // Own commit plus replica 0's: two of three.
+    assert_eq!(step(&mut backup, T, Message::Commit(kit.commit(0, 0, 1, digest))), vec![]);
+    let out = step(&mut backup, T, Message::Commit(kit.commit(0, 0, 1, digest)));
+    assert_eq!(out, rejected(0, MessageKind::Commit, Reject::Duplicate));
+    let out = step(&mut backup, T, Message::Commit(kit.commit(3, 0, 1, digest)));
+    assert_eq!(
+        out,
+        vec![
+            Output::Reply(crate::Reply {
+                view: 0,
+                timestamp: 1,
+                client: super::kit::CLIENT,
+                replica: ReplicaId(1),
+                result: 5u64.to_le_bytes().to_vec(),
+            }),
+            Output::Event(Event::Executed { view: 0, seq: 1, digest, requests: 1 }),
+        ]
+    );
+    assert_eq!(backup.last_executed(), 1);
+}
+
+/// Batches execute strictly in sequence order: a committed seq 2 waits for seq 1.
+#[test]
+fn execution_waits_for_the_previous_sequence_number() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let commit_all = |backup: &mut crate::Replica<super::kit::Summer>, seq, op| {
+        let pp = kit.pre_prepare(0, seq, vec![kit.request(seq, op)]);
+        let digest = pp.payload().digest;
+        step(backup, T, Message::PrePrepare(pp));
+        step(backup, T, Message::Prepare(kit.prepare(2, 0, seq, digest)));
+        step(backup, T, Message::Commit(kit.commit(0, 0, seq, digest)));
+        step(backup, T, Message::Commit(kit.commit(2, 0, seq, digest)))
+    };
+    let out = commit_all(&mut backup, 2, 7);
+    assert!(!out.iter().any(|o| matches!(o, Output::Event(Event::Executed { .. }))));
+    assert_eq!(backup.last_executed(), 0);
+    let out = commit_all(&mut backup, 1, 3);
+    let executed: Vec<u64> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(Event::Executed { seq, .. }) => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(executed, vec![1, 2]);
+    assert_eq!(backup.app().0, 10);
+}
+
+/// The primary proposes a full batch at once and a partial one after the batch delay.
+#[test]
+fn primary_batches_requests() {
+    let kit = Kit::new(4);
+    let mut config = Kit::config();
+    config.batch_delay_ms = 5;
+    config.max_pending_per_client = 8;
+    let mut primary = crate::Replica::new(
+        ReplicaId(0),
+        config,
+        kit.book.clone(),
+        kit.key(0).clone(),
+        super::kit::Summer::default(),
+    )
+    .unwrap();
+    for ts in 1..=3 {
+        primary.handle_request(T, kit.book.verify_request(kit.request(ts, 1)).unwrap());
+    }
+    assert_eq!(drain(&mut primary), vec![], "a partial batch waits for the delay");
+    assert_eq!(primary.poll_timeout(), Some(Time(15)));
+    primary.handle_request(T, kit.book.verify_request(kit.request(4, 1)).unwrap());
+    let out = drain(&mut primary);
+    let expected = kit.pre_prepare(0, 1, (1..=4).map(|ts| kit.request(ts, 1)).collect());
+    assert_eq!(out, vec![Output::Broadcast(Message::PrePrepare(expected))]);
+    assert_eq!(primary.poll_timeout(), None, "nothing left to batch");
+    primary.handle_request(T, kit.book.verify_request(kit.request(5, 1)).unwrap());
+    assert_eq!(drain(&mut primary), vec![]);
+    primary.handle_timeout(Time(15));
+    let expected = kit.pre_prepare(0, 2, vec![kit.request(5, 1)]);
+    assert_eq!(drain(&mut primary), vec![Output::Broadcast(Message::PrePrepare(expected))]);
+}
+
+/// After `handle_timeout(now)`, the next deadline is later than `now` (no busy loop).
+#[test]
+fn timeouts_move_forward() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    backup.handle_request(T, kit.book.verify_request(kit.request(1, 1)).unwrap());
+    drain(&mut backup);
+    for _ in 0..10 {
+        let Some(now) = backup.poll_timeout() else { break };
+        backup.handle_timeout(now);
+        drain(&mut backup);
+        assert!(backup.poll_timeout().is_none_or(|next| next > now));
+    }
+    assert!(backup.view() >= 2, "a lone backup keeps asking for higher views");
+}
