@@ -1,1 +1,9 @@
-//! placeholder
+//! # pbft-app
+//!
+//! Build replicated services on pbft. The application trait
+//! [`ReplicatedStateMachine`] is re-exported from `pbft-core`; [`apps`] holds
+//! example applications. The `pbft` binary in this crate runs them.
+
+pub mod apps;
+
+pub use pbft_core::{AppError, ReplicatedStateMachine};

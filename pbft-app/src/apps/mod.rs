@@ -1,0 +1,5 @@
+//! Example replicated applications.
+
+pub mod kv;
+
+pub use kv::{KvOp, KvResult, KvStore};
