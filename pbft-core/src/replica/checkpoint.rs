@@ -1,5 +1,6 @@
 //! Checkpoints, stability and garbage collection (OSDI'99 §4.3).
 
+use super::normal::first_from_sender;
 use super::Replica;
 use crate::app::ReplicatedStateMachine;
 use crate::ids::SeqNum;
@@ -17,11 +18,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         if body.seq % self.config.checkpoint_interval != 0 {
             return Err(Reject::InvalidCertificate);
         }
-        match self.checkpoint_votes.get(&body.seq).and_then(|votes| votes.get(&body.replica)) {
-            Some(held) if held.payload().state_digest == body.state_digest => Err(Reject::Duplicate),
-            Some(_) => Err(Reject::Equivocation),
-            None => Ok(()),
-        }
+        let held = self.checkpoint_votes.get(&body.seq).and_then(|votes| votes.get(&body.replica));
+        first_from_sender(held.map(|held| held.payload().state_digest == body.state_digest))
     }
 
     pub(super) fn on_checkpoint(&mut self, now: Time, checkpoint: Signed<Checkpoint>) {

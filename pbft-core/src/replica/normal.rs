@@ -26,6 +26,17 @@ pub(super) fn normal_case_view(message: &Message) -> Option<View> {
     }
 }
 
+/// A sender gets one vote per slot: given whether the vote already held from
+/// it (if any) is the same as the new one, a repeat is a duplicate and a
+/// different vote is equivocation.
+pub(super) fn first_from_sender(held_is_same: Option<bool>) -> Result<(), Reject> {
+    match held_is_same {
+        Some(true) => Err(Reject::Duplicate),
+        Some(false) => Err(Reject::Equivocation),
+        None => Ok(()),
+    }
+}
+
 impl<A: ReplicatedStateMachine> Replica<A> {
     /// Decides whether `message` is for the current view; buffers it (bounded
     /// per sender) if it is for a view this replica has not entered yet.
@@ -147,11 +158,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         if body.batch.len() > self.config.max_batch_size {
             return Err(Reject::BatchTooLarge);
         }
-        match self.log.get(&body.seq).and_then(|slot| slot.digest()) {
-            Some(digest) if digest == body.digest => Err(Reject::Duplicate),
-            Some(_) => Err(Reject::Equivocation),
-            None => Ok(()),
-        }
+        first_from_sender(self.log.get(&body.seq).and_then(|slot| slot.digest()).map(|d| d == body.digest))
     }
 
     pub(super) fn on_pre_prepare(&mut self, now: Time, pre_prepare: Signed<PrePrepare>) {
@@ -184,11 +191,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         if body.replica == self.quorum.primary(body.view) {
             return Err(Reject::PrepareFromPrimary);
         }
-        match self.log.get(&body.seq).and_then(|slot| slot.prepares.get(&body.replica)) {
-            Some(held) if held.payload().digest == body.digest => Err(Reject::Duplicate),
-            Some(_) => Err(Reject::Equivocation),
-            None => Ok(()),
-        }
+        let held = self.log.get(&body.seq).and_then(|slot| slot.prepares.get(&body.replica));
+        first_from_sender(held.map(|held| held.payload().digest == body.digest))
     }
 
     pub(super) fn on_prepare(&mut self, now: Time, prepare: Signed<Prepare>) {
@@ -206,11 +210,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         if !self.in_watermarks(body.seq) {
             return Err(Reject::OutsideWatermarks);
         }
-        match self.log.get(&body.seq).and_then(|slot| slot.commits.get(&body.replica)) {
-            Some(held) if held.payload().digest == body.digest => Err(Reject::Duplicate),
-            Some(_) => Err(Reject::Equivocation),
-            None => Ok(()),
-        }
+        let held = self.log.get(&body.seq).and_then(|slot| slot.commits.get(&body.replica));
+        first_from_sender(held.map(|held| held.payload().digest == body.digest))
     }
 
     pub(super) fn on_commit(&mut self, now: Time, commit: Signed<Commit>) {
