@@ -18,6 +18,11 @@ pub struct ProtocolConfig {
     /// How long a backup waits for a request it knows of to execute before it
     /// asks for a view change; doubles for each consecutive failed view.
     pub view_change_timeout_ms: u64,
+    /// The view-change timeout stops doubling after this many consecutive failed views.
+    pub max_view_change_backoff: u32,
+    /// How often a replica reports its status to its peers, so they can
+    /// resend what it missed.
+    pub status_interval_ms: u64,
     /// Most requests held per client while they wait to execute.
     pub max_pending_per_client: usize,
     /// Most messages for a view not yet entered buffered per replica.
@@ -32,6 +37,8 @@ impl Default for ProtocolConfig {
             checkpoint_interval: 64,
             watermark_window: 256,
             view_change_timeout_ms: 2_000,
+            max_view_change_backoff: 6,
+            status_interval_ms: 500,
             max_pending_per_client: 16,
             max_future_messages_per_replica: 256,
         }
@@ -80,6 +87,15 @@ impl ProtocolConfig {
                     self.view_change_timeout_ms, self.batch_delay_ms
                 ),
             );
+        }
+        if self.max_view_change_backoff > 16 {
+            return err(
+                "max_view_change_backoff",
+                format!("must be at most 16, found {}", self.max_view_change_backoff),
+            );
+        }
+        if self.status_interval_ms == 0 {
+            return err("status_interval_ms", "must be at least 1, found 0".into());
         }
         if self.max_pending_per_client == 0 {
             return err("max_pending_per_client", "must be at least 1, found 0".into());

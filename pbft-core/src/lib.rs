@@ -59,10 +59,10 @@ pub use digest::Digest;
 pub use ids::{ClientId, ReplicaId, SeqNum, View};
 pub use keys::{KeyBook, KeyBookError, PublicKey, SecretKey};
 pub use message::{
-    batch_digest, Checkpoint, CheckpointProof, Commit, Message, NewView, PrePrepare, Prepare, PreparedCert,
-    Reply, Request, ViewChange,
+    batch_digest, Checkpoint, CheckpointProof, Commit, Committed, Message, NewView, PrePrepare, Prepare,
+    PreparedCert, Reply, Request, StatusReport, ViewChange,
 };
-pub use output::{Event, Output};
+pub use output::{Event, ExecutedRequest, Output};
 pub use quorum::Quorum;
 pub use reject::Reject;
 pub use replica::{

@@ -145,6 +145,42 @@ pub struct NewView {
     pub pre_prepares: Vec<Signed<PrePrepare>>,
 }
 
+/// A replica's periodic report of where it is (TOCS'02 §5.2), so that peers
+/// can resend what it is missing: a NEW-VIEW, a VIEW-CHANGE, committed batches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// The replica's view (the target view while changing views).
+    pub view: View,
+    /// Whether it is waiting for the NEW-VIEW of `view`.
+    pub view_changing: bool,
+    /// The highest sequence number it executed.
+    pub last_executed: SeqNum,
+    /// Its stable checkpoint.
+    pub stable_seq: SeqNum,
+    /// The signer.
+    pub replica: ReplicaId,
+}
+
+/// Proof that a batch committed: its pre-prepare and a quorum of matching
+/// COMMITs from distinct replicas. Sent by `replica` to a peer that is behind;
+/// the peer may execute the batch without taking part in its agreement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    /// The pre-prepare of the batch.
+    pub pre_prepare: Signed<PrePrepare>,
+    /// Matching commits from distinct replicas.
+    pub commits: Vec<Signed<Commit>>,
+    /// The replica relaying the proof, the signer.
+    pub replica: ReplicaId,
+}
+
+impl Committed {
+    /// The sequence number of the batch.
+    pub fn seq(&self) -> SeqNum {
+        self.pre_prepare.payload().seq
+    }
+}
+
 /// A replica's answer to a client, sent over the authenticated channel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply {
@@ -177,6 +213,10 @@ pub enum Message {
     ViewChange(Signed<ViewChange>),
     /// NEW-VIEW.
     NewView(Signed<NewView>),
+    /// STATUS.
+    Status(Signed<StatusReport>),
+    /// A relayed proof that a batch committed.
+    Committed(Signed<Committed>),
 }
 
 impl Message {
@@ -190,6 +230,8 @@ impl Message {
             Message::Checkpoint(_) => MessageKind::Checkpoint,
             Message::ViewChange(_) => MessageKind::ViewChange,
             Message::NewView(_) => MessageKind::NewView,
+            Message::Status(_) => MessageKind::Status,
+            Message::Committed(_) => MessageKind::Committed,
         }
     }
 
@@ -203,6 +245,8 @@ impl Message {
             Message::Checkpoint(m) => m.payload().author(),
             Message::ViewChange(m) => m.payload().author(),
             Message::NewView(m) => m.payload().author(),
+            Message::Status(m) => m.payload().author(),
+            Message::Committed(m) => m.payload().author(),
         }
     }
 }
@@ -233,3 +277,5 @@ signable!(Commit, Commit, |m| Author::Replica(m.replica));
 signable!(Checkpoint, Checkpoint, |m| Author::Replica(m.replica));
 signable!(ViewChange, ViewChange, |m| Author::Replica(m.replica));
 signable!(NewView, NewView, |m| Author::Replica(m.primary));
+signable!(StatusReport, Status, |m| Author::Replica(m.replica));
+signable!(Committed, Committed, |m| Author::Replica(m.replica));

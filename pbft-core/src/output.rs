@@ -1,7 +1,7 @@
 //! What a replica asks its host to do, and what it reports to observers.
 
 use crate::digest::Digest;
-use crate::ids::{ReplicaId, SeqNum, View};
+use crate::ids::{ClientId, ReplicaId, SeqNum, View};
 use crate::message::{Message, Reply};
 use crate::reject::Reject;
 use crate::signed::{Author, MessageKind};
@@ -35,8 +35,9 @@ pub enum Event {
         seq: SeqNum,
         /// The batch digest.
         digest: Digest,
-        /// How many requests the batch held (0 for a null request).
-        requests: usize,
+        /// The requests that ran, in order; requests of the batch that had
+        /// already run (a client's repeat) are not listed. Empty for a null request.
+        requests: Vec<ExecutedRequest>,
     },
     /// The checkpoint at `seq` became stable; the log below it was discarded.
     CheckpointStable {
@@ -74,4 +75,15 @@ pub enum Event {
         /// What this replica has executed.
         last_executed: SeqNum,
     },
+}
+
+/// A request that a replica executed, for observers that check what ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExecutedRequest {
+    /// The client.
+    pub client: ClientId,
+    /// The request's timestamp.
+    pub timestamp: u64,
+    /// The digest of the signed request (see [`crate::Signed::digest`]).
+    pub digest: Digest,
 }

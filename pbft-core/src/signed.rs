@@ -42,6 +42,10 @@ pub enum MessageKind {
     ViewChange,
     /// The new primary's NEW-VIEW.
     NewView,
+    /// A replica's periodic STATUS, which lets peers resend what it missed.
+    Status,
+    /// A proof that a batch committed, relayed to a replica that fell behind.
+    Committed,
 }
 
 impl MessageKind {
@@ -54,6 +58,8 @@ impl MessageKind {
             MessageKind::Checkpoint => 5,
             MessageKind::ViewChange => 6,
             MessageKind::NewView => 7,
+            MessageKind::Status => 8,
+            MessageKind::Committed => 9,
         }
     }
 }

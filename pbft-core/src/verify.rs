@@ -6,7 +6,7 @@
 
 use crate::keys::KeyBook;
 use crate::message::{
-    batch_digest, CheckpointProof, Message, NewView, PrePrepare, PreparedCert, Request, ViewChange,
+    batch_digest, CheckpointProof, Committed, Message, NewView, PrePrepare, PreparedCert, Request, ViewChange,
 };
 use crate::reject::Reject;
 use crate::signed::{Signed, Verified};
@@ -25,6 +25,8 @@ impl KeyBook {
             Message::Checkpoint(m) => m.check_signature(self)?,
             Message::ViewChange(m) => check_view_change(self, m)?,
             Message::NewView(m) => check_new_view(self, m)?,
+            Message::Status(m) => m.check_signature(self)?,
+            Message::Committed(m) => check_committed(self, m)?,
         }
         Ok(Verified::new_unchecked(message))
     }
@@ -139,6 +141,25 @@ fn check_new_view(keys: &KeyBook, nv: &Signed<NewView>) -> Result<(), Reject> {
             return Err(Reject::InvalidCertificate);
         }
         check_pre_prepare(keys, pp)?;
+    }
+    Ok(())
+}
+
+fn check_committed(keys: &KeyBook, committed: &Signed<Committed>) -> Result<(), Reject> {
+    committed.check_signature(keys)?;
+    let body = committed.payload();
+    check_pre_prepare(keys, &body.pre_prepare)?;
+    let pp = body.pre_prepare.payload();
+    let count = distinct(body.commits.iter().map(|c| c.payload().replica))?;
+    if count < keys.quorum().quorum() {
+        return Err(Reject::InvalidCertificate);
+    }
+    for commit in &body.commits {
+        let c = commit.payload();
+        if c.view != pp.view || c.seq != pp.seq || c.digest != pp.digest {
+            return Err(Reject::InvalidCertificate);
+        }
+        commit.check_signature(keys)?;
     }
     Ok(())
 }

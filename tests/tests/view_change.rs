@@ -83,7 +83,9 @@ fn prepared_but_uncommitted_batch_keeps_its_sequence_number_across_view_change()
         .events()
         .iter()
         .filter_map(|(_, r, e)| match e {
-            Event::Executed { view, seq, digest, requests } => Some((*r, *view, *seq, *digest, *requests)),
+            Event::Executed { view, seq, digest, requests } => {
+                Some((*r, *view, *seq, *digest, requests.len()))
+            }
             _ => None,
         })
         .collect();
@@ -100,14 +102,15 @@ fn prepared_but_uncommitted_batch_keeps_its_sequence_number_across_view_change()
 fn consecutive_silent_primaries_double_the_timeout_until_view_three() {
     let timeout = protocol().view_change_timeout_ms;
     let mut cluster = recording_cluster(7, 1, protocol());
-    // f = 2: replicas 1 and 2 (the next two primaries) are crashed, and the
-    // current primary 0 is cut off until t = 2s, long enough that the backups
-    // give up on view 0.
+    // f = 2: replicas 1 and 2 (the next two primaries) are crashed, and no
+    // request reaches the current primary 0 until t = 5s, so the backups give
+    // up on view 0 while replica 0 still takes part in the view changes.
     cluster.crash(ReplicaId(1));
     cluster.crash(ReplicaId(2));
     cluster.set_filter(|e| {
-        let involves_zero = e.from == NodeId::Replica(ReplicaId(0)) || e.to == NodeId::Replica(ReplicaId(0));
-        !(involves_zero && e.sent_at < Time(2_000))
+        let request_to_zero = matches!(e.payload, Payload::Message(Message::Request(_)))
+            && e.to == NodeId::Replica(ReplicaId(0));
+        !(request_to_zero && e.sent_at < Time(5_000))
     });
     submit_all(&mut cluster, 1, 10);
     assert!(cluster.run_until_complete(Time(120_000)), "requests did not complete");
@@ -115,13 +118,16 @@ fn consecutive_silent_primaries_double_the_timeout_until_view_three() {
     for id in [0, 3, 4, 5, 6] {
         assert_eq!(cluster.replica(ReplicaId(id)).view(), 3, "replica {id} is not in view 3");
     }
-    // Replica 3 timed out in views 0, 1 and 2; each wait was twice the last.
+    // Replica 3 timed out in views 0, 1 and 2; each wait for a NEW-VIEW was
+    // twice the last. The timer starts once 2f+1 replicas ask for the view,
+    // which takes at most a few message delays after this replica asks.
     let started = view_changes_started(&cluster, ReplicaId(3));
     let views: Vec<u64> = started.iter().map(|(_, v)| *v).collect();
     assert_eq!(views, vec![1, 2, 3]);
     let (t1, t2, t3) = (started[0].0.as_millis(), started[1].0.as_millis(), started[2].0.as_millis());
-    assert_eq!(t2 - t1, timeout, "the first view change waited {} ms", t2 - t1);
-    assert_eq!(t3 - t2, 2 * timeout, "the second view change waited {} ms", t3 - t2);
+    let slack = 5;
+    assert!((timeout..=timeout + slack).contains(&(t2 - t1)), "view 1 was given {} ms", t2 - t1);
+    assert!((2 * timeout..=2 * timeout + slack).contains(&(t3 - t2)), "view 2 was given {} ms", t3 - t2);
     let entered: Vec<_> = cluster
         .events()
         .iter()

@@ -1,12 +1,12 @@
 //! Execution in sequence order, replies, and taking checkpoints (OSDI'99 §4.2–4.3).
 
-use super::{CachedReply, Replica, Status, Timer};
+use super::{CachedReply, CommitProof, Replica, Status, Timer};
 use crate::app::ReplicatedStateMachine;
 use crate::codec;
 use crate::digest::Digest;
 use crate::ids::{ClientId, SeqNum};
 use crate::message::{Checkpoint, Message, PrePrepare, Reply};
-use crate::output::{Event, Output};
+use crate::output::{Event, ExecutedRequest, Output};
 use crate::signed::Signed;
 use crate::time::Time;
 use std::collections::BTreeMap;
@@ -18,26 +18,31 @@ pub(super) fn state_digest(snapshot: &[u8], reply_cache: &BTreeMap<ClientId, Cac
 }
 
 impl<A: ReplicatedStateMachine> Replica<A> {
+    /// The proof that `seq` committed, if this replica has one: from its own
+    /// log (committed-local) or relayed by a peer.
+    fn commit_proof(&self, seq: SeqNum) -> Option<CommitProof> {
+        if let Some(proof) = self.commit_proofs.get(&seq) {
+            return Some(proof.clone());
+        }
+        let slot = self.log.get(&seq).filter(|slot| slot.committed)?;
+        let pre_prepare = slot.pre_prepare.clone()?;
+        let digest = pre_prepare.payload().digest;
+        let commits = slot.commits.values().filter(|c| c.payload().digest == digest).cloned().collect();
+        Some(CommitProof { pre_prepare, commits })
+    }
+
     /// Executes every committed batch that is next in sequence order.
     pub(super) fn try_execute(&mut self, now: Time) {
         let mut executed_any = false;
         loop {
             let seq = self.last_executed + 1;
-            let Some(pre_prepare) =
-                self.log.get(&seq).filter(|slot| slot.committed).and_then(|slot| slot.pre_prepare.clone())
-            else {
-                break;
-            };
-            self.execute_batch(&pre_prepare);
+            let Some(proof) = self.commit_proof(seq) else { break };
+            let requests = self.execute_batch(&proof.pre_prepare);
             self.last_executed = seq;
             executed_any = true;
-            let body = pre_prepare.payload();
-            self.emit(Event::Executed {
-                view: self.view,
-                seq,
-                digest: body.digest,
-                requests: body.batch.len(),
-            });
+            let body = proof.pre_prepare.payload();
+            self.emit(Event::Executed { view: body.view, seq, digest: body.digest, requests });
+            self.commit_proofs.insert(seq, proof);
             if seq % self.config.checkpoint_interval == 0 {
                 self.take_checkpoint(now, seq);
             }
@@ -52,7 +57,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
     }
 
-    fn execute_batch(&mut self, pre_prepare: &Signed<PrePrepare>) {
+    fn execute_batch(&mut self, pre_prepare: &Signed<PrePrepare>) -> Vec<ExecutedRequest> {
+        let mut executed = Vec::new();
         for request in &pre_prepare.payload().batch {
             let body = request.payload();
             let already = self.reply_cache.get(&body.client).is_some_and(|c| c.timestamp >= body.timestamp);
@@ -60,6 +66,11 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 continue;
             }
             let result = self.app.execute(&body.op);
+            executed.push(ExecutedRequest {
+                client: body.client,
+                timestamp: body.timestamp,
+                digest: request.digest(),
+            });
             self.reply_cache
                 .insert(body.client, CachedReply { timestamp: body.timestamp, result: result.clone() });
             self.pending.remove_up_to(body.client, body.timestamp);
@@ -71,6 +82,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 result,
             }));
         }
+        executed
     }
 
     fn take_checkpoint(&mut self, now: Time, seq: SeqNum) {

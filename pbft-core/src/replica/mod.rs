@@ -10,6 +10,7 @@ mod execute;
 mod normal;
 mod pending;
 mod slot;
+mod status;
 mod timers;
 mod view_change;
 
@@ -32,6 +33,13 @@ use serde::{Deserialize, Serialize};
 use slot::Slot;
 use std::collections::{BTreeMap, VecDeque};
 use timers::Timers;
+
+/// A batch's pre-prepare with a quorum of matching commits: proof it committed.
+#[derive(Clone, Debug)]
+pub(crate) struct CommitProof {
+    pub(crate) pre_prepare: Signed<crate::message::PrePrepare>,
+    pub(crate) commits: Vec<Signed<crate::message::Commit>>,
+}
 
 /// Whether the replica is processing requests or moving to a new view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +69,8 @@ pub struct BufferUsage {
     pub log_messages: usize,
     /// Prepared certificates kept for view changes.
     pub prepared_certs: usize,
+    /// Proofs of commitment kept to relay or to execute.
+    pub commit_proofs: usize,
     /// CHECKPOINT messages above the stable checkpoint.
     pub checkpoint_messages: usize,
     /// VIEW-CHANGE messages held.
@@ -91,6 +101,12 @@ pub struct Replica<A> {
     next_seq: SeqNum,
     last_executed: SeqNum,
     prepared_certs: BTreeMap<SeqNum, PreparedCert>,
+    /// Proofs of commitment for sequence numbers above the stable checkpoint:
+    /// of batches executed here (to relay to peers that are behind) and of
+    /// batches relayed to this replica that it has not executed yet.
+    commit_proofs: BTreeMap<SeqNum, CommitProof>,
+    /// The NEW-VIEW that started the current view, to resend to peers that missed it.
+    last_new_view: Option<Signed<crate::message::NewView>>,
 
     stable_checkpoint: CheckpointProof,
     own_checkpoints: BTreeMap<SeqNum, Digest>,
@@ -143,6 +159,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         if !keys.replica_key_matches(id, &secret.public()) {
             return Err(ReplicaError::KeyMismatch(id.0));
         }
+        let config_status_interval = config.status_interval_ms;
         Ok(Replica {
             id,
             quorum,
@@ -158,13 +175,15 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             next_seq: 1,
             last_executed: 0,
             prepared_certs: BTreeMap::new(),
+            commit_proofs: BTreeMap::new(),
+            last_new_view: None,
             stable_checkpoint: CheckpointProof::genesis(),
             own_checkpoints: BTreeMap::new(),
             checkpoint_votes: BTreeMap::new(),
             reply_cache: BTreeMap::new(),
             view_changes: BTreeMap::new(),
             future: BTreeMap::new(),
-            timers: Timers::default(),
+            timers: Timers::starting_with(Timer::Status, Time(config_status_interval)),
             outputs: VecDeque::new(),
             rejections: BTreeMap::new(),
         })
@@ -198,6 +217,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             Message::Checkpoint(m) => self.on_checkpoint(now, m),
             Message::ViewChange(m) => self.on_view_change(now, m),
             Message::NewView(m) => self.on_new_view(now, m),
+            Message::Status(m) => self.on_status(now, m),
+            Message::Committed(m) => self.on_committed(now, m),
         }
         self.check_invariants();
     }
@@ -215,6 +236,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 Timer::Batch => self.on_batch_timeout(now),
                 Timer::Request => self.on_request_timeout(now),
                 Timer::ViewChange => self.on_view_change_timeout(now),
+                Timer::Status => self.on_status_timeout(now),
             }
         }
         self.check_invariants();
@@ -307,6 +329,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             log_slots: self.log.len(),
             log_messages: self.log.values().map(Slot::message_count).sum(),
             prepared_certs: self.prepared_certs.len(),
+            commit_proofs: self.commit_proofs.len(),
             checkpoint_messages: self.checkpoint_votes.values().map(BTreeMap::len).sum(),
             view_changes: self.view_changes.len(),
             future_messages: self.future.values().map(VecDeque::len).sum(),
@@ -323,6 +346,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             log_slots: window,
             log_messages: window * (1 + 2 * n),
             prepared_certs: window,
+            commit_proofs: window,
             checkpoint_messages: checkpoints_in_window * n,
             view_changes: n,
             future_messages: n * self.config.max_future_messages_per_replica,
@@ -360,10 +384,15 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 assert!(*first > h && *last <= self.high_watermark(), "log outside watermarks");
             }
             assert!(self.prepared_certs.keys().all(|s| *s > h), "certificate at or below h");
+            assert!(
+                self.commit_proofs.keys().all(|s| *s > h && *s <= self.high_watermark()),
+                "proof outside window"
+            );
             assert!(self.checkpoint_votes.keys().all(|s| *s > h), "checkpoint vote at or below h");
             let usage = self.buffer_usage();
             let limits = self.buffer_limits();
             assert!(usage.log_slots <= limits.log_slots);
+            assert!(usage.commit_proofs <= limits.commit_proofs);
             assert!(usage.checkpoint_messages <= limits.checkpoint_messages);
             assert!(usage.future_messages <= limits.future_messages);
             assert!(usage.pending_requests <= limits.pending_requests);

@@ -11,21 +11,30 @@ pub enum Timer {
     Request,
     /// A replica changing views moves on to the next view when this fires.
     ViewChange,
+    /// A replica reports its status to its peers when this fires.
+    Status,
 }
 
-const ALL: [Timer; 3] = [Timer::Batch, Timer::Request, Timer::ViewChange];
+const ALL: [Timer; 4] = [Timer::Batch, Timer::Request, Timer::ViewChange, Timer::Status];
 
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    deadlines: [Option<Time>; 3],
+    deadlines: [Option<Time>; 4],
 }
 
 impl Timers {
+    pub(crate) fn starting_with(timer: Timer, at: Time) -> Timers {
+        let mut timers = Timers::default();
+        timers.set(timer, at);
+        timers
+    }
+
     fn slot(timer: Timer) -> usize {
         match timer {
             Timer::Batch => 0,
             Timer::Request => 1,
             Timer::ViewChange => 2,
+            Timer::Status => 3,
         }
     }
 
@@ -42,6 +51,10 @@ impl Timers {
 
     pub(crate) fn cancel(&mut self, timer: Timer) {
         self.deadlines[Self::slot(timer)] = None;
+    }
+
+    pub(crate) fn is_set(&self, timer: Timer) -> bool {
+        self.deadlines[Self::slot(timer)].is_some()
     }
 
     pub(crate) fn next(&self) -> Option<Time> {

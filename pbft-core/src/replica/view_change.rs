@@ -13,9 +13,6 @@ use crate::signed::{Signable, Signed};
 use crate::time::Time;
 use std::collections::BTreeMap;
 
-/// Longest back-off exponent: the timeout stops doubling after this many failed views.
-const MAX_BACKOFF_EXPONENT: u64 = 16;
-
 /// One re-proposal of a NEW-VIEW: sequence number, batch and its digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Proposal {
@@ -104,6 +101,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         debug_assert!(target > self.view || self.status == Status::Normal);
         self.view = target;
         self.status = Status::ViewChanging;
+        self.last_new_view = None;
         self.timers.cancel(Timer::Batch);
         self.timers.cancel(Timer::Request);
         self.log.clear();
@@ -122,11 +120,28 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         );
         self.view_changes.insert(self.id, view_change.clone());
         self.broadcast(Message::ViewChange(view_change));
-        let failed_views = (target - self.last_normal_view - 1).min(MAX_BACKOFF_EXPONENT);
+        self.timers.cancel(Timer::ViewChange);
+        self.emit(Event::ViewChangeStarted { view: target });
+        self.maybe_start_view_change_timer(now);
+        self.try_send_new_view(now);
+    }
+
+    /// The view-change timer runs once a quorum asks for the target view
+    /// (OSDI'99 §4.5.2): a replica that alone suspects the primary waits
+    /// rather than racing through views by itself. Each consecutive failed
+    /// view doubles the wait, up to the configured limit.
+    fn maybe_start_view_change_timer(&mut self, now: Time) {
+        if self.status != Status::ViewChanging || self.timers.is_set(Timer::ViewChange) {
+            return;
+        }
+        let asking = self.view_changes.values().filter(|vc| vc.payload().new_view == self.view).count();
+        if asking < self.quorum.quorum() {
+            return;
+        }
+        let failed_views =
+            (self.view - self.last_normal_view - 1).min(u64::from(self.config.max_view_change_backoff));
         let timeout = self.config.view_change_timeout_ms.saturating_mul(1 << failed_views);
         self.timers.set(Timer::ViewChange, now + timeout);
-        self.emit(Event::ViewChangeStarted { view: target });
-        self.try_send_new_view(now);
     }
 
     fn check_view_change(&self, body: &ViewChange) -> Result<(), Reject> {
@@ -151,6 +166,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
         self.view_changes.insert(body.replica, view_change);
         self.maybe_join_view_change(now);
+        self.maybe_start_view_change_timer(now);
         self.try_send_new_view(now);
     }
 
@@ -198,7 +214,9 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             .collect();
         let new_view =
             NewView { view: self.view, primary: self.id, view_changes, pre_prepares: pre_prepares.clone() };
-        self.broadcast(Message::NewView(Signed::sign(new_view, &self.secret)));
+        let new_view = Signed::sign(new_view, &self.secret);
+        self.broadcast(Message::NewView(new_view.clone()));
+        self.last_new_view = Some(new_view);
         self.enter_view(now, &plan, pre_prepares);
     }
 
@@ -230,7 +248,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             }
         };
         self.view = body.view;
-        let pre_prepares = new_view.into_payload().pre_prepares;
+        let pre_prepares = body.pre_prepares.clone();
+        self.last_new_view = Some(new_view);
         self.enter_view(now, &plan, pre_prepares);
     }
 

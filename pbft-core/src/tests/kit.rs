@@ -34,6 +34,7 @@ pub struct Kit {
 }
 
 pub const CLIENT: ClientId = ClientId(7);
+pub const STATUS_INTERVAL_MS: u64 = 1_000_000;
 
 impl Kit {
     pub fn new(n: usize) -> Kit {
@@ -51,6 +52,9 @@ impl Kit {
             checkpoint_interval: 4,
             watermark_window: 8,
             view_change_timeout_ms: 100,
+            max_view_change_backoff: 6,
+            // Far away, so status reports stay out of single-replica tests.
+            status_interval_ms: STATUS_INTERVAL_MS,
             max_pending_per_client: 4,
             max_future_messages_per_replica: 16,
         }

@@ -125,7 +125,8 @@ fn prepared_needs_two_f_distinct_backups() {
 fn committed_local_needs_two_f_plus_one_commits_then_executes() {
     let kit = Kit::new(4);
     let mut backup = kit.replica(1);
-    let pp = kit.pre_prepare(0, 1, vec![kit.request(1, 5)]);
+    let request = kit.request(1, 5);
+    let pp = kit.pre_prepare(0, 1, vec![request.clone()]);
     let digest = pp.payload().digest;
     step(&mut backup, T, Message::PrePrepare(pp));
     step(&mut backup, T, Message::Prepare(kit.prepare(2, 0, 1, digest)));
@@ -144,7 +145,16 @@ fn committed_local_needs_two_f_plus_one_commits_then_executes() {
                 replica: ReplicaId(1),
                 result: 5u64.to_le_bytes().to_vec(),
             }),
-            Output::Event(Event::Executed { view: 0, seq: 1, digest, requests: 1 }),
+            Output::Event(Event::Executed {
+                view: 0,
+                seq: 1,
+                digest,
+                requests: vec![crate::ExecutedRequest {
+                    client: super::kit::CLIENT,
+                    timestamp: 1,
+                    digest: request.digest()
+                }],
+            }),
         ]
     );
     assert_eq!(backup.last_executed(), 1);
@@ -202,7 +212,7 @@ fn primary_batches_requests() {
     let out = drain(&mut primary);
     let expected = kit.pre_prepare(0, 1, (1..=4).map(|ts| kit.request(ts, 1)).collect());
     assert_eq!(out, vec![Output::Broadcast(Message::PrePrepare(expected))]);
-    assert_eq!(primary.poll_timeout(), None, "nothing left to batch");
+    assert_eq!(primary.poll_timeout(), Some(Time(super::kit::STATUS_INTERVAL_MS)), "nothing left to batch");
     primary.handle_request(T, kit.book.verify_request(kit.request(5, 1)).unwrap());
     assert_eq!(drain(&mut primary), vec![]);
     primary.handle_timeout(Time(15));
@@ -210,9 +220,12 @@ fn primary_batches_requests() {
     assert_eq!(drain(&mut primary), vec![Output::Broadcast(Message::PrePrepare(expected))]);
 }
 
-/// After `handle_timeout(now)`, the next deadline is later than `now` (no busy loop).
+/// After `handle_timeout(now)`, the next deadline is later than `now` (no
+/// busy loop). A backup whose request times out asks for view 1 and, alone,
+/// waits there rather than racing through views (OSDI'99 §4.5.2: the
+/// view-change timer starts only once 2f+1 replicas ask for the view).
 #[test]
-fn timeouts_move_forward() {
+fn timeouts_move_forward_and_a_lone_backup_waits_in_its_view_change() {
     let kit = Kit::new(4);
     let mut backup = kit.replica(1);
     backup.handle_request(T, kit.book.verify_request(kit.request(1, 1)).unwrap());
@@ -223,5 +236,5 @@ fn timeouts_move_forward() {
         drain(&mut backup);
         assert!(backup.poll_timeout().is_none_or(|next| next > now));
     }
-    assert!(backup.view() >= 2, "a lone backup keeps asking for higher views");
+    assert_eq!((backup.view(), backup.status()), (1, crate::Status::ViewChanging));
 }

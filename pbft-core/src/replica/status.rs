@@ -1,0 +1,81 @@
+//! Recovery from lost messages (TOCS'02 §5.2): replicas report their status
+//! periodically and peers resend what the report shows is missing.
+
+use super::{CommitProof, Replica, Status, Timer};
+use crate::app::ReplicatedStateMachine;
+use crate::message::{Committed, Message, StatusReport};
+use crate::reject::Reject;
+use crate::signed::{Signable, Signed};
+use crate::time::Time;
+
+/// Most commit proofs sent in answer to one status report; the next report
+/// asks for the rest, so a peer far behind catches up at a bounded pace.
+const MAX_PROOFS_PER_REPORT: u64 = 16;
+
+impl<A: ReplicatedStateMachine> Replica<A> {
+    pub(super) fn on_status_timeout(&mut self, now: Time) {
+        let report = StatusReport {
+            view: self.view,
+            view_changing: self.status == Status::ViewChanging,
+            last_executed: self.last_executed,
+            stable_seq: self.low_watermark(),
+            replica: self.id,
+        };
+        self.broadcast(Message::Status(Signed::sign(report, &self.secret)));
+        self.timers.set(Timer::Status, now + self.config.status_interval_ms);
+    }
+
+    /// Resends to the reporting replica what it lacks and this replica has:
+    /// the NEW-VIEW of a view it has not entered, this replica's VIEW-CHANGE
+    /// for a view it has not asked for, and proofs of batches it has not executed.
+    pub(super) fn on_status(&mut self, _now: Time, report: Signed<StatusReport>) {
+        let report = report.into_payload();
+        let to = report.replica;
+        match self.status {
+            Status::Normal => {
+                let behind = report.view < self.view || (report.view == self.view && report.view_changing);
+                if behind {
+                    if let Some(new_view) = self.last_new_view.clone() {
+                        self.send(to, Message::NewView(new_view));
+                    }
+                }
+            }
+            Status::ViewChanging => {
+                if report.view < self.view || (report.view == self.view && report.view_changing) {
+                    if let Some(own) = self.view_changes.get(&self.id).cloned() {
+                        self.send(to, Message::ViewChange(own));
+                    }
+                }
+            }
+        }
+        if report.last_executed < self.last_executed && report.last_executed >= self.low_watermark() {
+            let last = self.last_executed.min(report.last_executed + MAX_PROOFS_PER_REPORT);
+            for seq in report.last_executed + 1..=last {
+                let Some(proof) = self.commit_proofs.get(&seq).cloned() else { continue };
+                let committed =
+                    Committed { pre_prepare: proof.pre_prepare, commits: proof.commits, replica: self.id };
+                self.send(to, Message::Committed(Signed::sign(committed, &self.secret)));
+            }
+        }
+    }
+
+    /// Accepts a relayed proof of commitment for a batch not yet executed here.
+    pub(super) fn on_committed(&mut self, now: Time, committed: Signed<Committed>) {
+        let body = committed.payload();
+        let seq = body.seq();
+        let reason = if seq <= self.last_executed || self.commit_proofs.contains_key(&seq) {
+            Some(Reject::Duplicate)
+        } else if !self.in_watermarks(seq) {
+            Some(Reject::OutsideWatermarks)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.reject(body.author(), Committed::KIND, reason);
+            return;
+        }
+        let body = committed.into_payload();
+        self.commit_proofs.insert(seq, CommitProof { pre_prepare: body.pre_prepare, commits: body.commits });
+        self.try_execute(now);
+    }
+}
