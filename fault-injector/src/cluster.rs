@@ -6,7 +6,7 @@ use crate::network::{Envelope, NodeId, Payload};
 use crate::trace::TraceHash;
 use pbft_core::{
     codec, Client, ClientId, ClientOutput, Event, Message, Output, ProtocolConfig, Quorum, Replica,
-    ReplicaId, ReplicatedStateMachine, SeqNum, Time,
+    ReplicaId, ReplicatedStateMachine, Request, SeqNum, Time,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -68,10 +68,26 @@ struct SimClient {
 /// Decides whether an envelope is delivered: `false` drops it.
 pub type Filter = Box<dyn FnMut(&Envelope) -> bool>;
 
+/// Decides what becomes of each message sent: the delays after which copies
+/// of it arrive (none: lost; two: duplicated).
+pub trait NetworkModel {
+    /// The delays, in milliseconds, of the copies of `envelope` that arrive.
+    fn route(&mut self, envelope: &Envelope) -> Vec<u64>;
+}
+
+/// Every message arrives exactly once after the same delay.
+pub struct FixedLatency(pub u64);
+
+impl NetworkModel for FixedLatency {
+    fn route(&mut self, _envelope: &Envelope) -> Vec<u64> {
+        vec![self.0.max(1)]
+    }
+}
+
 /// n replicas running `A` and their clients on a simulated network.
 pub struct Cluster<A> {
     now: Time,
-    latency_ms: u64,
+    network: Box<dyn NetworkModel>,
     keys: ClusterKeys,
     replicas: Vec<Replica<A>>,
     crashed: BTreeSet<ReplicaId>,
@@ -81,6 +97,7 @@ pub struct Cluster<A> {
     filter: Option<Filter>,
     events: Vec<(Time, ReplicaId, Event)>,
     executed: Vec<Vec<(SeqNum, pbft_core::Digest)>>,
+    requests_sent: BTreeMap<pbft_core::Digest, Request>,
     trace: TraceHash,
 }
 
@@ -121,7 +138,7 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
             .collect();
         Cluster {
             now: Time::ZERO,
-            latency_ms: config.latency_ms.max(1),
+            network: Box::new(FixedLatency(config.latency_ms)),
             keys,
             replicas,
             crashed: BTreeSet::new(),
@@ -131,6 +148,7 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
             filter: None,
             events: Vec::new(),
             executed: vec![Vec::new(); config.n],
+            requests_sent: BTreeMap::new(),
             trace: TraceHash::default(),
         }
     }
@@ -152,9 +170,40 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
         self.filter = None;
     }
 
+    /// Replaces the network model from now on (messages in flight keep their delays).
+    pub fn set_network(&mut self, network: impl NetworkModel + 'static) {
+        self.network = Box::new(network);
+    }
+
     /// Stops a replica: it receives nothing, sends nothing and its timers stop.
     pub fn crash(&mut self, id: ReplicaId) {
         self.crashed.insert(id);
+    }
+
+    /// Resumes a crashed replica with the memory it had; timers that fell due
+    /// while it was down fire at once.
+    pub fn restart(&mut self, id: ReplicaId) {
+        self.crashed.remove(&id);
+    }
+
+    /// Whether replica `id` is crashed.
+    pub fn is_crashed(&self, id: ReplicaId) -> bool {
+        self.crashed.contains(&id)
+    }
+
+    /// Every request a client signed and sent, by digest.
+    pub fn requests_sent(&self) -> &BTreeMap<pbft_core::Digest, Request> {
+        &self.requests_sent
+    }
+
+    /// Whether every submitted operation completed.
+    pub fn all_complete(&self) -> bool {
+        self.clients.iter().all(|s| s.current.is_none() && s.workload.is_empty())
+    }
+
+    /// The time of the next delivery or timer, if anything is left to happen.
+    pub fn next_event_time(&self) -> Option<Time> {
+        self.peek_next()
     }
 
     /// Processes the next event (a delivery, or the timers due first).
@@ -166,13 +215,14 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
             (None, None) => false,
             (Some(delivery), timer) if timer.is_none_or(|t| delivery <= t) => {
                 if let Some((_, envelope)) = self.queue.pop_first() {
-                    self.now = delivery;
+                    self.now = self.now.max(delivery);
                     self.deliver(envelope);
                 }
                 true
             }
             (_, Some(timer)) => {
-                self.now = timer;
+                // A replica restarted after its deadline passed fires late, never in the past.
+                self.now = self.now.max(timer);
                 self.fire_timers();
                 true
             }
@@ -197,7 +247,7 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
 
     /// Runs until every submitted operation completed, or `deadline`.
     pub fn run_until_complete(&mut self, deadline: Time) -> bool {
-        self.run_until(deadline, |c| c.clients.iter().all(|s| s.current.is_none() && s.workload.is_empty()))
+        self.run_until(deadline, |c| c.all_complete())
     }
 
     /// The current virtual time.
@@ -335,7 +385,13 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
 
     fn post(&mut self, from: NodeId, to: NodeId, payload: Payload) {
         let envelope = Envelope { from, to, sent_at: self.now, payload };
-        self.queue.insert((self.now + self.latency_ms, self.sent), envelope);
+        let delays = self.network.route(&envelope);
+        let Some((last, copies)) = delays.split_last() else { return };
+        for delay in copies {
+            self.queue.insert((self.now + (*delay).max(1), self.sent), envelope.clone());
+            self.sent += 1;
+        }
+        self.queue.insert((self.now + (*last).max(1), self.sent), envelope);
         self.sent += 1;
     }
 
@@ -371,9 +427,11 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
         while let Some(output) = self.clients[index].client.poll_output() {
             match output {
                 ClientOutput::Send { to, request } => {
+                    self.requests_sent.insert(request.digest(), request.payload().clone());
                     self.post(from, NodeId::Replica(to), Payload::Message(Message::Request(request)))
                 }
                 ClientOutput::Broadcast(request) => {
+                    self.requests_sent.insert(request.digest(), request.payload().clone());
                     for to in self.quorum().replicas() {
                         self.post(
                             from,

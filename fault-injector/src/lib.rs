@@ -6,13 +6,15 @@
 //! a run is reproducible from its inputs alone. Keys are real ed25519 keys
 //! derived from a seed ([`ClusterKeys`]); nothing in the crypto path is faked.
 
+pub mod checkers;
 mod cluster;
 mod keys;
 mod network;
 mod rng;
+pub mod sim;
 mod trace;
 
-pub use cluster::{Cluster, ClusterConfig, Completion};
+pub use cluster::{Cluster, ClusterConfig, Completion, FixedLatency, NetworkModel};
 pub use keys::ClusterKeys;
 pub use network::{Envelope, NodeId, Payload};
 pub use rng::Rng;

@@ -41,6 +41,8 @@ mod digest;
 mod ids;
 mod keys;
 mod message;
+#[cfg(feature = "mutations")]
+mod mutation;
 mod output;
 mod quorum;
 mod reject;
@@ -62,6 +64,8 @@ pub use message::{
     batch_digest, Checkpoint, CheckpointProof, Commit, Committed, Message, NewView, PrePrepare, Prepare,
     PreparedCert, Reply, Request, StatusReport, ViewChange,
 };
+#[cfg(feature = "mutations")]
+pub use mutation::Mutation;
 pub use output::{Event, ExecutedRequest, Output};
 pub use quorum::Quorum;
 pub use reject::Reject;
@@ -70,3 +74,4 @@ pub use replica::{
 };
 pub use signed::{Author, MessageKind, Signable, Signed, Verified};
 pub use time::Time;
+pub use verify::SignatureCache;

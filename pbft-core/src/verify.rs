@@ -9,24 +9,95 @@ use crate::message::{
     batch_digest, CheckpointProof, Committed, Message, NewView, PrePrepare, PreparedCert, Request, ViewChange,
 };
 use crate::reject::Reject;
-use crate::signed::{Signed, Verified};
+use crate::signed::{Signable, Signed, Verified};
+use crate::Digest;
 use crate::ReplicaId;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
+
+/// Signatures already verified, so that a signature met again inside a
+/// certificate (a prepare inside a VIEW-CHANGE, a VIEW-CHANGE inside a
+/// NEW-VIEW, a request inside a PRE-PREPARE) is not verified twice. Holds at
+/// most `capacity` entries, forgetting the oldest first.
+#[derive(Debug)]
+pub struct SignatureCache {
+    capacity: usize,
+    known: BTreeSet<Digest>,
+    order: VecDeque<Digest>,
+}
+
+impl SignatureCache {
+    /// A cache of at most `capacity` verified signatures (0 caches nothing).
+    pub fn new(capacity: usize) -> SignatureCache {
+        SignatureCache { capacity, known: BTreeSet::new(), order: VecDeque::new() }
+    }
+
+    /// How many verified signatures are held.
+    pub fn len(&self) -> usize {
+        self.known.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.known.is_empty()
+    }
+
+    fn insert(&mut self, key: Digest) {
+        if self.capacity == 0 || !self.known.insert(key) {
+            return;
+        }
+        self.order.push_back(key);
+        if self.order.len() > self.capacity {
+            if let Some(oldest) = self.order.pop_front() {
+                self.known.remove(&oldest);
+            }
+        }
+    }
+}
+
+/// The key book and a signature cache, for the length of one verification.
+struct Verifier<'a> {
+    keys: &'a KeyBook,
+    cache: &'a mut SignatureCache,
+}
+
+impl Verifier<'_> {
+    fn signature<T: Signable>(&mut self, signed: &Signed<T>) -> Result<(), Reject> {
+        // The signed digest binds the author, so (digest, signature) names one check.
+        let key = Digest::of_parts(&[signed.digest().as_bytes(), signed.signature()]);
+        if self.cache.known.contains(&key) {
+            return Ok(());
+        }
+        signed.check_signature(self.keys)?;
+        self.cache.insert(key);
+        Ok(())
+    }
+}
 
 impl KeyBook {
     /// Verifies every signature in `message` and the validity of its nested
     /// certificates; the result may be handed to a replica.
     pub fn verify(&self, message: Message) -> Result<Verified<Message>, Reject> {
+        self.verify_cached(message, &mut SignatureCache::new(0))
+    }
+
+    /// [`KeyBook::verify`], skipping signatures `cache` holds and adding the
+    /// ones it checks.
+    pub fn verify_cached(
+        &self,
+        message: Message,
+        cache: &mut SignatureCache,
+    ) -> Result<Verified<Message>, Reject> {
+        let v = &mut Verifier { keys: self, cache };
         match &message {
-            Message::Request(m) => m.check_signature(self)?,
-            Message::PrePrepare(m) => check_pre_prepare(self, m)?,
-            Message::Prepare(m) => m.check_signature(self)?,
-            Message::Commit(m) => m.check_signature(self)?,
-            Message::Checkpoint(m) => m.check_signature(self)?,
-            Message::ViewChange(m) => check_view_change(self, m)?,
-            Message::NewView(m) => check_new_view(self, m)?,
-            Message::Status(m) => m.check_signature(self)?,
-            Message::Committed(m) => check_committed(self, m)?,
+            Message::Request(m) => v.signature(m)?,
+            Message::PrePrepare(m) => check_pre_prepare(v, m)?,
+            Message::Prepare(m) => v.signature(m)?,
+            Message::Commit(m) => v.signature(m)?,
+            Message::Checkpoint(m) => v.signature(m)?,
+            Message::ViewChange(m) => check_view_change(v, m)?,
+            Message::NewView(m) => check_new_view(v, m)?,
+            Message::Status(m) => v.signature(m)?,
+            Message::Committed(m) => check_committed(v, m)?,
         }
         Ok(Verified::new_unchecked(message))
     }
@@ -38,14 +109,14 @@ impl KeyBook {
     }
 }
 
-fn check_pre_prepare(keys: &KeyBook, pp: &Signed<PrePrepare>) -> Result<(), Reject> {
-    pp.check_signature(keys)?;
+fn check_pre_prepare(v: &mut Verifier<'_>, pp: &Signed<PrePrepare>) -> Result<(), Reject> {
+    v.signature(pp)?;
     let body = pp.payload();
-    if keys.quorum().primary(body.view) != body.primary {
+    if v.keys.quorum().primary(body.view) != body.primary {
         return Err(Reject::WrongPrimary);
     }
     for request in &body.batch {
-        request.check_signature(keys)?;
+        v.signature(request)?;
     }
     if batch_digest(&body.batch) != body.digest {
         return Err(Reject::DigestMismatch);
@@ -64,12 +135,12 @@ fn distinct(signers: impl IntoIterator<Item = ReplicaId>) -> Result<usize, Rejec
     Ok(seen.len())
 }
 
-fn check_checkpoint_proof(keys: &KeyBook, proof: &CheckpointProof) -> Result<(), Reject> {
+fn check_checkpoint_proof(v: &mut Verifier<'_>, proof: &CheckpointProof) -> Result<(), Reject> {
     if proof.seq == 0 {
         return if proof.checkpoints.is_empty() { Ok(()) } else { Err(Reject::InvalidCertificate) };
     }
     let count = distinct(proof.checkpoints.iter().map(|c| c.payload().replica))?;
-    if count < keys.quorum().quorum() {
+    if count < v.keys.quorum().quorum() {
         return Err(Reject::InvalidCertificate);
     }
     for checkpoint in &proof.checkpoints {
@@ -77,16 +148,16 @@ fn check_checkpoint_proof(keys: &KeyBook, proof: &CheckpointProof) -> Result<(),
         if body.seq != proof.seq || body.state_digest != proof.state_digest {
             return Err(Reject::InvalidCertificate);
         }
-        checkpoint.check_signature(keys)?;
+        v.signature(checkpoint)?;
     }
     Ok(())
 }
 
-fn check_prepared_cert(keys: &KeyBook, cert: &PreparedCert) -> Result<(), Reject> {
-    check_pre_prepare(keys, &cert.pre_prepare)?;
+fn check_prepared_cert(v: &mut Verifier<'_>, cert: &PreparedCert) -> Result<(), Reject> {
+    check_pre_prepare(v, &cert.pre_prepare)?;
     let primary = cert.pre_prepare.payload().primary;
     let count = distinct(cert.prepares.iter().map(|p| p.payload().replica))?;
-    if count < keys.quorum().prepare_quorum() {
+    if count < v.keys.quorum().prepare_quorum() {
         return Err(Reject::InvalidCertificate);
     }
     for prepare in &cert.prepares {
@@ -98,15 +169,15 @@ fn check_prepared_cert(keys: &KeyBook, cert: &PreparedCert) -> Result<(), Reject
         {
             return Err(Reject::InvalidCertificate);
         }
-        prepare.check_signature(keys)?;
+        v.signature(prepare)?;
     }
     Ok(())
 }
 
-fn check_view_change(keys: &KeyBook, vc: &Signed<ViewChange>) -> Result<(), Reject> {
-    vc.check_signature(keys)?;
+fn check_view_change(v: &mut Verifier<'_>, vc: &Signed<ViewChange>) -> Result<(), Reject> {
+    v.signature(vc)?;
     let body = vc.payload();
-    check_checkpoint_proof(keys, &body.checkpoint)?;
+    check_checkpoint_proof(v, &body.checkpoint)?;
     let mut last_seq = body.checkpoint.seq;
     for cert in &body.prepared {
         // Certificates are listed once per sequence number, in ascending order,
@@ -115,43 +186,43 @@ fn check_view_change(keys: &KeyBook, vc: &Signed<ViewChange>) -> Result<(), Reje
             return Err(Reject::InvalidCertificate);
         }
         last_seq = cert.seq();
-        check_prepared_cert(keys, cert)?;
+        check_prepared_cert(v, cert)?;
     }
     Ok(())
 }
 
-fn check_new_view(keys: &KeyBook, nv: &Signed<NewView>) -> Result<(), Reject> {
-    nv.check_signature(keys)?;
+fn check_new_view(v: &mut Verifier<'_>, nv: &Signed<NewView>) -> Result<(), Reject> {
+    v.signature(nv)?;
     let body = nv.payload();
-    if keys.quorum().primary(body.view) != body.primary {
+    if v.keys.quorum().primary(body.view) != body.primary {
         return Err(Reject::WrongPrimary);
     }
     let count = distinct(body.view_changes.iter().map(|vc| vc.payload().replica))?;
-    if count < keys.quorum().quorum() {
+    if count < v.keys.quorum().quorum() {
         return Err(Reject::InvalidCertificate);
     }
     for vc in &body.view_changes {
         if vc.payload().new_view != body.view {
             return Err(Reject::InvalidCertificate);
         }
-        check_view_change(keys, vc)?;
+        check_view_change(v, vc)?;
     }
     for pp in &body.pre_prepares {
         if pp.payload().view != body.view {
             return Err(Reject::InvalidCertificate);
         }
-        check_pre_prepare(keys, pp)?;
+        check_pre_prepare(v, pp)?;
     }
     Ok(())
 }
 
-fn check_committed(keys: &KeyBook, committed: &Signed<Committed>) -> Result<(), Reject> {
-    committed.check_signature(keys)?;
+fn check_committed(v: &mut Verifier<'_>, committed: &Signed<Committed>) -> Result<(), Reject> {
+    v.signature(committed)?;
     let body = committed.payload();
-    check_pre_prepare(keys, &body.pre_prepare)?;
+    check_pre_prepare(v, &body.pre_prepare)?;
     let pp = body.pre_prepare.payload();
     let count = distinct(body.commits.iter().map(|c| c.payload().replica))?;
-    if count < keys.quorum().quorum() {
+    if count < v.keys.quorum().quorum() {
         return Err(Reject::InvalidCertificate);
     }
     for commit in &body.commits {
@@ -159,7 +230,7 @@ fn check_committed(keys: &KeyBook, committed: &Signed<Committed>) -> Result<(), 
         if c.view != pp.view || c.seq != pp.seq || c.digest != pp.digest {
             return Err(Reject::InvalidCertificate);
         }
-        commit.check_signature(keys)?;
+        v.signature(commit)?;
     }
     Ok(())
 }

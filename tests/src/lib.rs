@@ -1,7 +1,8 @@
 //! Shared pieces of the cross-crate test suites: a recording application and
 //! the checks every scenario ends with.
 
-use fault_injector::{Cluster, ClusterConfig};
+use fault_injector::sim::SimApp;
+use fault_injector::{Cluster, ClusterConfig, Rng};
 use pbft_core::{AppError, ClientId, Digest, ProtocolConfig, ReplicatedStateMachine};
 use std::collections::BTreeSet;
 
@@ -122,5 +123,11 @@ pub fn assert_all_completed(
                 "client {c} op {i} accepted a result no replica computed"
             );
         }
+    }
+}
+
+impl SimApp for RecordingApp {
+    fn random_op(rng: &mut Rng, client: ClientId, index: usize) -> Vec<u8> {
+        format!("c{}-op{index}-{}", client.0, rng.below(1_000)).into_bytes()
     }
 }

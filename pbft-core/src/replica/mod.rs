@@ -34,6 +34,10 @@ use slot::Slot;
 use std::collections::{BTreeMap, VecDeque};
 use timers::Timers;
 
+/// Signatures a replica remembers having verified, so certificates that
+/// repeat them cost no second verification. About 1.5 MiB at most.
+const SIGNATURE_CACHE_ENTRIES: usize = 32 * 1024;
+
 /// A batch's pre-prepare with a quorum of matching commits: proof it committed.
 #[derive(Clone, Debug)]
 pub(crate) struct CommitProof {
@@ -118,9 +122,12 @@ pub struct Replica<A> {
     view_changes: BTreeMap<ReplicaId, Signed<ViewChange>>,
     future: BTreeMap<ReplicaId, VecDeque<Verified<Message>>>,
 
+    signatures: crate::verify::SignatureCache,
     timers: Timers,
     outputs: VecDeque<Output>,
     rejections: BTreeMap<Reject, u64>,
+    #[cfg(feature = "mutations")]
+    mutation: Option<crate::Mutation>,
 }
 
 /// Why a replica could not be created.
@@ -183,9 +190,12 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             reply_cache: BTreeMap::new(),
             view_changes: BTreeMap::new(),
             future: BTreeMap::new(),
+            signatures: crate::verify::SignatureCache::new(SIGNATURE_CACHE_ENTRIES),
             timers: Timers::starting_with(Timer::Status, Time(config_status_interval)),
             outputs: VecDeque::new(),
             rejections: BTreeMap::new(),
+            #[cfg(feature = "mutations")]
+            mutation: None,
         })
     }
 
@@ -193,7 +203,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// fails verification is dropped, counted and reported.
     pub fn receive(&mut self, now: Time, message: Message) {
         let (author, kind) = (message.author(), message.kind());
-        match self.keys.verify(message) {
+        match self.keys.verify_cached(message, &mut self.signatures) {
             Ok(verified) => self.handle_message(now, verified),
             Err(reason) => self.reject(author, kind, reason),
         }
@@ -250,6 +260,12 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// The earliest deadline at which [`Replica::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Time> {
         self.timers.next()
+    }
+
+    /// Breaks the protocol on purpose (mutation tests only).
+    #[cfg(feature = "mutations")]
+    pub fn set_mutation(&mut self, mutation: Option<crate::Mutation>) {
+        self.mutation = mutation;
     }
 
     /// This replica's id.

@@ -12,6 +12,9 @@ use crate::time::Time;
 /// asks for the rest, so a peer far behind catches up at a bounded pace.
 const MAX_PROOFS_PER_REPORT: u64 = 16;
 
+/// An idle replica reports this many times less often than a waiting one.
+const IDLE_STATUS_FACTOR: u64 = 8;
+
 impl<A: ReplicatedStateMachine> Replica<A> {
     pub(super) fn on_status_timeout(&mut self, now: Time) {
         let report = StatusReport {
@@ -22,7 +25,18 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             replica: self.id,
         };
         self.broadcast(Message::Status(Signed::sign(report, &self.secret)));
-        self.timers.set(Timer::Status, now + self.config.status_interval_ms);
+        let interval = self.config.status_interval_ms;
+        let next = if self.is_waiting() { interval } else { interval * IDLE_STATUS_FACTOR };
+        self.timers.set(Timer::Status, now + next);
+    }
+
+    /// Whether this replica is waiting for something peers may have: a
+    /// NEW-VIEW, the execution of a request it holds, or batches in its log
+    /// that have not executed. An idle replica reports less often.
+    fn is_waiting(&self) -> bool {
+        self.status == Status::ViewChanging
+            || !self.pending.is_empty()
+            || self.log.keys().next_back().is_some_and(|seq| *seq > self.last_executed)
     }
 
     /// Resends to the reporting replica what it lacks and this replica has:

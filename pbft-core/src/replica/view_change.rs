@@ -109,12 +109,18 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         for queue in self.future.values_mut() {
             queue.retain(|m| normal_case_view(m).is_none_or(|v| v >= target));
         }
+        #[allow(unused_mut)]
+        let mut prepared: Vec<_> = self.prepared_certs.values().cloned().collect();
+        #[cfg(feature = "mutations")]
+        if self.mutation == Some(crate::Mutation::ForgetPreparedCertificates) {
+            prepared.clear();
+        }
         let view_change = Signed::sign(
             ViewChange {
                 new_view: target,
                 replica: self.id,
                 checkpoint: self.stable_checkpoint.clone(),
-                prepared: self.prepared_certs.values().cloned().collect(),
+                prepared,
             },
             &self.secret,
         );

@@ -1,0 +1,91 @@
+//! Linearizability of what clients accepted, with the canonical log as the
+//! witness: each accepted result is what the canonical order computes for that
+//! request, and an operation that completed before another was invoked comes
+//! first in the canonical order.
+
+use super::{FirstViolation, Verdict};
+use crate::cluster::Completion;
+use pbft_core::{ClientId, Digest, ExecutedRequest, ReplicaId, ReplicatedStateMachine, Request};
+use std::collections::BTreeMap;
+
+/// Collects each honest replica's executed requests; checks at the end.
+#[derive(Debug, Default)]
+pub struct Linearizability {
+    logs: BTreeMap<ReplicaId, Vec<ExecutedRequest>>,
+    first: FirstViolation,
+}
+
+impl Linearizability {
+    /// An honest replica executed `requests`, in order.
+    pub fn on_executed(&mut self, replica: ReplicaId, requests: &[ExecutedRequest]) {
+        self.logs.entry(replica).or_default().extend_from_slice(requests);
+    }
+
+    /// Replays the canonical log (the longest honest one) on a fresh `A` and
+    /// compares every client's accepted results and real-time order with it.
+    pub fn finish<A: ReplicatedStateMachine + Default>(
+        &mut self,
+        sent: &BTreeMap<Digest, Request>,
+        completions: &[Completion],
+    ) {
+        let canonical = self.logs.values().max_by_key(|log| log.len()).cloned().unwrap_or_default();
+        let mut app = A::default();
+        let mut position: BTreeMap<(ClientId, u64), (usize, Vec<u8>)> = BTreeMap::new();
+        for (index, executed) in canonical.iter().enumerate() {
+            let Some(request) = sent.get(&executed.digest) else {
+                self.first
+                    .record(|| format!("canonical log holds a request no client sent at position {index}"));
+                return;
+            };
+            let result = app.execute(&request.op);
+            position.insert((executed.client, executed.timestamp), (index, result));
+        }
+        let mut placed = Vec::new();
+        for completion in completions {
+            let key = (completion.client, completion.timestamp);
+            match position.get(&key) {
+                None => self.first.record(|| {
+                    format!("{} accepted a result for ts {} that the canonical log never executed", key.0, key.1)
+                }),
+                Some((index, expected)) if *expected != completion.result => self.first.record(|| {
+                    format!(
+                        "{} accepted a result for ts {} that differs from the canonical log's at position {index}",
+                        key.0, key.1
+                    )
+                }),
+                Some((index, _)) => placed.push((completion.invoked_at, completion.completed_at, *index, key)),
+            }
+        }
+        // Real-time order: sweeping by invocation time, every operation that
+        // completed earlier must sit earlier in the canonical log.
+        let mut by_completion: Vec<_> = placed.clone();
+        by_completion.sort_by_key(|(_, completed, _, _)| *completed);
+        placed.sort_by_key(|(invoked, _, _, _)| *invoked);
+        let mut done = 0;
+        let mut latest: Option<(usize, (ClientId, u64))> = None;
+        for (invoked, _, index, key) in &placed {
+            while done < by_completion.len() && by_completion[done].1 < *invoked {
+                let (_, _, earlier, earlier_key) = by_completion[done];
+                if latest.is_none_or(|(i, _)| earlier > i) {
+                    latest = Some((earlier, earlier_key));
+                }
+                done += 1;
+            }
+            if let Some((earlier, earlier_key)) = latest {
+                if earlier >= *index {
+                    self.first.record(|| {
+                        format!(
+                            "{} ts {} completed before {} ts {} was invoked but comes later in the canonical log",
+                            earlier_key.0, earlier_key.1, key.0, key.1
+                        )
+                    });
+                }
+            }
+        }
+    }
+
+    /// The verdict.
+    pub fn verdict(&self) -> Verdict {
+        self.first.verdict("linearizability")
+    }
+}

@@ -1,0 +1,50 @@
+//! Liveness: after the network heals, every request completes within a bound
+//! derived from the timeouts, and the cluster stops changing views.
+
+use super::{FirstViolation, Verdict};
+use pbft_core::Time;
+
+/// Judges the liveness phase from what the runner measured.
+#[derive(Debug, Default)]
+pub struct Liveness {
+    first: FirstViolation,
+    summary: String,
+}
+
+impl Liveness {
+    /// `completed` of `total` requests finished, the last at `last_completion`;
+    /// all had to by `deadline`. `views_entered_in_quiet_window` counts
+    /// NEW-VIEWs honest replicas entered during the quiet window that followed.
+    pub fn judge(
+        &mut self,
+        completed: usize,
+        total: usize,
+        last_completion: Option<Time>,
+        deadline: Time,
+        views_entered_in_quiet_window: usize,
+    ) {
+        let last = last_completion.map_or(0, Time::as_millis);
+        self.summary =
+            format!("{completed}/{total} requests, last at {last} ms, bound {} ms", deadline.as_millis());
+        if completed < total {
+            self.first.record(|| {
+                format!("only {completed} of {total} requests completed by {} ms", deadline.as_millis())
+            });
+        }
+        if views_entered_in_quiet_window > 0 {
+            self.first.record(|| {
+                format!("replicas entered {views_entered_in_quiet_window} new views after every request completed")
+            });
+        }
+    }
+
+    /// What was measured, for the report.
+    pub fn summary(&self) -> &str {
+        &self.summary
+    }
+
+    /// The verdict.
+    pub fn verdict(&self) -> Verdict {
+        self.first.verdict("liveness")
+    }
+}

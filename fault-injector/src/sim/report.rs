@@ -1,0 +1,67 @@
+//! What one simulated run found.
+
+use super::profile::FaultProfile;
+use crate::checkers::Verdict;
+use pbft_core::{BufferUsage, Digest, SeqNum};
+use std::fmt;
+
+/// The outcome of one run: its profile, every checker's verdict, and measurements.
+#[derive(Clone, Debug)]
+pub struct SimReport {
+    /// The profile the seed expanded into.
+    pub profile: FaultProfile,
+    /// One verdict per checker.
+    pub verdicts: Vec<Verdict>,
+    /// The first sequence number at which honest replicas diverged, if any.
+    pub conflicting_seq: Option<SeqNum>,
+    /// Requests that completed / were issued.
+    pub completed: usize,
+    /// Requests issued.
+    pub issued: usize,
+    /// The highest view any replica reached.
+    pub max_view: u64,
+    /// Largest buffer occupancy seen.
+    pub peak_buffers: BufferUsage,
+    /// Virtual time at the end of the run, in milliseconds.
+    pub end_ms: u64,
+    /// The rolling hash of every delivery and event: equal hashes, equal runs.
+    pub trace_hash: Digest,
+    /// What the liveness checker measured.
+    pub liveness_summary: String,
+}
+
+impl SimReport {
+    /// Whether every checker passed.
+    pub fn passed(&self) -> bool {
+        self.verdicts.iter().all(Verdict::passed)
+    }
+
+    /// The command that replays this run.
+    pub fn replay_command(&self) -> String {
+        format!("pbft sim --seed {}", self.profile.seed)
+    }
+}
+
+impl fmt::Display for SimReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "seed {}: {}", self.profile.seed, self.profile)?;
+        for verdict in &self.verdicts {
+            match &verdict.violation {
+                None if verdict.name == "liveness" => {
+                    writeln!(f, "  {:<18} ok ({})", verdict.name, self.liveness_summary)?
+                }
+                None => writeln!(f, "  {:<18} ok", verdict.name)?,
+                Some(violation) => writeln!(f, "  {:<18} FAILED: {violation}", verdict.name)?,
+            }
+        }
+        writeln!(
+            f,
+            "  {}/{} requests completed, highest view {}, ended at {} ms, trace {}",
+            self.completed, self.issued, self.max_view, self.end_ms, self.trace_hash
+        )?;
+        if !self.passed() {
+            writeln!(f, "  replay: {}", self.replay_command())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,289 @@
+//! Runs one seed: a safety phase with faults on, then a liveness phase with
+//! the network healed and every replica restarted, checking all the way.
+
+use super::faulty_network::FaultyNetwork;
+use super::profile::FaultProfile;
+use super::report::SimReport;
+use crate::checkers::{
+    Agreement, BoundedResources, ExactlyOnce, Linearizability, Liveness, TotalOrder, Validity,
+};
+use crate::cluster::{Cluster, ClusterConfig, Completion};
+use crate::rng::Rng;
+use pbft_core::{ClientId, Event, ReplicaId, ReplicatedStateMachine, Time};
+use std::collections::BTreeSet;
+
+/// An application the simulator can drive: it can make up operations.
+pub trait SimApp: ReplicatedStateMachine + Default {
+    /// Operation number `index` of `client`, drawn from `rng`.
+    fn random_op(rng: &mut Rng, client: ClientId, index: usize) -> Vec<u8>;
+}
+
+/// Knobs of a run that are not part of the seed's profile.
+#[derive(Clone, Debug, Default)]
+pub struct SimOptions {
+    /// Collect a readable log of every event (for `--trace`).
+    pub trace: bool,
+    /// A deliberate protocol bug to prove the checkers can fail (test builds only).
+    #[cfg(feature = "mutations")]
+    pub mutation: Option<pbft_core::Mutation>,
+}
+
+/// Something scheduled to happen at a virtual time.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Action {
+    Submit(ClientId, Vec<u8>),
+    Crash(ReplicaId),
+    Restart(ReplicaId),
+}
+
+struct Checkers {
+    agreement: Agreement,
+    total_order: TotalOrder,
+    validity: Validity,
+    exactly_once: ExactlyOnce,
+    linearizability: Linearizability,
+    liveness: Liveness,
+    bounded: BoundedResources,
+}
+
+/// Runs the simulation of `seed` with application `A`; returns the report
+/// and, if `options.trace`, the event log.
+pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<String>) {
+    let profile = FaultProfile::from_seed(seed);
+    let config = ClusterConfig {
+        n: profile.n,
+        clients: profile.clients,
+        protocol: profile.protocol.clone(),
+        latency_ms: profile.min_delay_ms,
+        client_retry_ms: profile.client_retry_ms,
+        key_seed: seed,
+    };
+    let mut cluster = Cluster::new(config, |_| A::default());
+    #[cfg(feature = "mutations")]
+    if let Some(mutation) = options.mutation {
+        for id in cluster.quorum().replicas() {
+            cluster.replica_mut(id).set_mutation(Some(mutation));
+        }
+    }
+    cluster.set_network(FaultyNetwork::new(&profile));
+    let mut schedule = schedule::<A>(&profile);
+    let honest: BTreeSet<ReplicaId> = cluster.quorum().replicas().collect();
+    let mut checkers = Checkers {
+        agreement: Agreement::default(),
+        total_order: TotalOrder::default(),
+        validity: Validity::default(),
+        exactly_once: ExactlyOnce::default(),
+        linearizability: Linearizability::default(),
+        liveness: Liveness::default(),
+        bounded: BoundedResources::default(),
+    };
+    let mut trace = Vec::new();
+    let mut cursor = 0;
+    let issued = profile.clients * profile.requests_per_client;
+
+    // Safety phase: faults on.
+    let heal_at = Time(profile.safety_ms);
+    run_phase(
+        &mut cluster,
+        &mut schedule,
+        heal_at,
+        &honest,
+        &mut checkers,
+        &mut cursor,
+        options,
+        &mut trace,
+        |_| false,
+    );
+
+    // Liveness phase: heal the network, restart every replica.
+    let mut healed = FaultyNetwork::new(&profile);
+    healed.heal();
+    cluster.set_network(healed);
+    schedule.retain(|(_, action)| matches!(action, Action::Submit(..)));
+    for id in cluster.quorum().replicas() {
+        cluster.restart(id);
+    }
+    let last_arrival = schedule.last().map_or(heal_at, |(at, _)| (*at).max(heal_at));
+    let deadline = last_arrival + profile.liveness_bound_ms();
+    run_phase(
+        &mut cluster,
+        &mut schedule,
+        deadline,
+        &honest,
+        &mut checkers,
+        &mut cursor,
+        options,
+        &mut trace,
+        |c| c.all_complete(),
+    );
+    let completions: Vec<Completion> = cluster.all_completions().cloned().collect();
+    let last_completion = completions.iter().map(|c| c.completed_at).max();
+
+    // Quiet window: with nothing left to do, views must stop changing.
+    let entered_before = count_new_views(&cluster, &honest);
+    let quiet_end = cluster.now() + 4 * profile.protocol.view_change_timeout_ms;
+    run_phase(
+        &mut cluster,
+        &mut schedule,
+        quiet_end,
+        &honest,
+        &mut checkers,
+        &mut cursor,
+        options,
+        &mut trace,
+        |_| false,
+    );
+    let entered_in_quiet = count_new_views(&cluster, &honest) - entered_before;
+
+    checkers.liveness.judge(completions.len(), issued, last_completion, deadline, entered_in_quiet);
+    checkers.linearizability.finish::<A>(cluster.requests_sent(), &completions);
+
+    let verdicts = vec![
+        checkers.agreement.verdict(),
+        checkers.total_order.verdict(),
+        checkers.validity.verdict(),
+        checkers.exactly_once.verdict(),
+        checkers.linearizability.verdict(),
+        checkers.liveness.verdict(),
+        checkers.bounded.verdict(),
+    ];
+    let report = SimReport {
+        profile,
+        verdicts,
+        conflicting_seq: checkers.agreement.conflicting_seq(),
+        completed: completions.len(),
+        issued,
+        max_view: cluster.replicas().iter().map(|r| r.view()).max().unwrap_or(0),
+        peak_buffers: checkers.bounded.peak(),
+        end_ms: cluster.now().as_millis(),
+        trace_hash: cluster.trace_hash(),
+        liveness_summary: checkers.liveness.summary().to_string(),
+    };
+    (report, trace)
+}
+
+fn count_new_views<A: SimApp>(cluster: &Cluster<A>, honest: &BTreeSet<ReplicaId>) -> usize {
+    cluster
+        .events()
+        .iter()
+        .filter(|(_, r, e)| honest.contains(r) && matches!(e, Event::NewViewEntered { .. }))
+        .count()
+}
+
+/// The client arrivals and crash/restart episodes of a profile, by time.
+fn schedule<A: SimApp>(profile: &FaultProfile) -> Vec<(Time, Action)> {
+    let mut ops = Rng::stream(profile.seed, "workload/ops");
+    let mut arrivals = Rng::stream(profile.seed, "workload/arrivals");
+    let mut crashes = Rng::stream(profile.seed, "faults/crashes");
+    let mut schedule = Vec::new();
+    for c in 0..profile.clients as u64 {
+        let mut at = 0;
+        for i in 0..profile.requests_per_client {
+            let op = A::random_op(&mut ops, ClientId(c), i);
+            if profile.open_loop {
+                at += arrivals.below(2 * profile.arrival_gap_ms + 1);
+            }
+            schedule.push((Time(at), Action::Submit(ClientId(c), op)));
+        }
+    }
+    // Crash-restart episodes one after another, so at most one replica is down at a time.
+    let slot = profile.safety_ms / (profile.crash_restarts as u64 + 1);
+    for episode in 0..profile.crash_restarts as u64 {
+        let start = episode * slot + crashes.below(slot / 2 + 1);
+        let end = start + 1 + crashes.below(slot / 2);
+        let victim = ReplicaId(crashes.below(profile.n as u64) as u32);
+        schedule.push((Time(start), Action::Crash(victim)));
+        schedule.push((Time(end), Action::Restart(victim)));
+    }
+    schedule.sort();
+    schedule
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_phase<A: SimApp>(
+    cluster: &mut Cluster<A>,
+    schedule: &mut Vec<(Time, Action)>,
+    until: Time,
+    honest: &BTreeSet<ReplicaId>,
+    checkers: &mut Checkers,
+    cursor: &mut usize,
+    options: &SimOptions,
+    trace: &mut Vec<String>,
+    done: impl Fn(&Cluster<A>) -> bool,
+) {
+    loop {
+        if schedule.is_empty() && done(cluster) {
+            return;
+        }
+        let next_action = schedule.first().map(|(at, _)| *at);
+        let next_event = cluster.next_event_time();
+        let action_first = match (next_action, next_event) {
+            (Some(a), Some(e)) => a <= e,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let next = if action_first { next_action } else { next_event };
+        if next.is_none_or(|at| at > until) {
+            cluster.run_until(until, |_| true);
+            return;
+        }
+        if action_first {
+            let (at, action) = schedule.remove(0);
+            cluster.run_until(at, |_| false);
+            if options.trace {
+                trace.push(format!("{:>8} ms  {action:?}", at.as_millis()));
+            }
+            match action {
+                Action::Submit(client, op) => cluster.submit(client, op),
+                Action::Crash(id) => cluster.crash(id),
+                Action::Restart(id) => cluster.restart(id),
+            }
+        } else {
+            cluster.step();
+        }
+        observe(cluster, honest, checkers, cursor, options, trace);
+    }
+}
+
+fn observe<A: SimApp>(
+    cluster: &Cluster<A>,
+    honest: &BTreeSet<ReplicaId>,
+    checkers: &mut Checkers,
+    cursor: &mut usize,
+    options: &SimOptions,
+    trace: &mut Vec<String>,
+) {
+    let events = cluster.events();
+    for (at, replica, event) in &events[*cursor..] {
+        if options.trace {
+            trace.push(format!("{:>8} ms  {replica}: {event:?}", at.as_millis()));
+        }
+        if !honest.contains(replica) {
+            continue;
+        }
+        match event {
+            Event::Executed { seq, digest, requests, .. } => {
+                checkers.agreement.on_executed(*at, *replica, *seq, *digest);
+                checkers.total_order.on_executed(*at, *replica, *seq);
+                checkers.validity.on_executed(*at, *replica, requests, cluster.requests_sent());
+                checkers.exactly_once.on_executed(*at, *replica, requests);
+                checkers.linearizability.on_executed(*replica, requests);
+            }
+            Event::CheckpointStable { seq, state_digest } => {
+                checkers.agreement.on_stable_checkpoint(*at, *replica, *seq, *state_digest);
+            }
+            _ => {}
+        }
+    }
+    *cursor = events.len();
+    for replica in cluster.replicas() {
+        if honest.contains(&replica.id()) {
+            checkers.bounded.observe(
+                cluster.now(),
+                replica.id(),
+                replica.buffer_usage(),
+                replica.buffer_limits(),
+            );
+        }
+    }
+}
