@@ -1,5 +1,6 @@
 //! Protocol parameters, with defaults and validation that names the wrong field.
 
+use crate::codec;
 use serde::{Deserialize, Serialize};
 
 /// Parameters of the protocol that every replica of a cluster must share.
@@ -23,6 +24,11 @@ pub struct ProtocolConfig {
     /// How often a replica reports its status to its peers, so they can
     /// resend what it missed.
     pub status_interval_ms: u64,
+    /// Bytes of checkpointed state sent in one chunk during state transfer.
+    pub state_chunk_bytes: usize,
+    /// Largest checkpointed state a replica accepts in a transfer; bounds the
+    /// memory a peer can make it hold.
+    pub max_state_bytes: u64,
     /// Most requests held per client while they wait to execute.
     pub max_pending_per_client: usize,
     /// Most messages for a view not yet entered buffered per replica.
@@ -39,6 +45,8 @@ impl Default for ProtocolConfig {
             view_change_timeout_ms: 2_000,
             max_view_change_backoff: 6,
             status_interval_ms: 500,
+            state_chunk_bytes: 1024 * 1024,
+            max_state_bytes: 1024 * 1024 * 1024,
             max_pending_per_client: 16,
             max_future_messages_per_replica: 256,
         }
@@ -96,6 +104,16 @@ impl ProtocolConfig {
         }
         if self.status_interval_ms == 0 {
             return err("status_interval_ms", "must be at least 1, found 0".into());
+        }
+        if self.state_chunk_bytes == 0 || self.state_chunk_bytes > codec::MAX_MESSAGE_BYTES / 2 {
+            return err(
+                "state_chunk_bytes",
+                format!(
+                    "must be between 1 and {}, found {}",
+                    codec::MAX_MESSAGE_BYTES / 2,
+                    self.state_chunk_bytes
+                ),
+            );
         }
         if self.max_pending_per_client == 0 {
             return err("max_pending_per_client", "must be at least 1, found 0".into());

@@ -61,8 +61,8 @@ pub use digest::Digest;
 pub use ids::{ClientId, ReplicaId, SeqNum, View};
 pub use keys::{KeyBook, KeyBookError, PublicKey, SecretKey};
 pub use message::{
-    batch_digest, Checkpoint, CheckpointProof, Commit, Committed, Message, NewView, PrePrepare, Prepare,
-    PreparedCert, Reply, Request, StatusReport, ViewChange,
+    batch_digest, Checkpoint, CheckpointProof, Commit, Committed, FetchState, Message, NewView, PrePrepare,
+    Prepare, PreparedCert, Reply, Request, StableCheckpoint, StateChunk, StatusReport, ViewChange,
 };
 #[cfg(feature = "mutations")]
 pub use mutation::Mutation;

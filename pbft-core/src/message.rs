@@ -181,6 +181,47 @@ impl Committed {
     }
 }
 
+/// A stable checkpoint's proof, sent to a replica whose status shows it is
+/// behind that checkpoint: the cue to fetch the checkpointed state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StableCheckpoint {
+    /// The proof (2f+1 matching CHECKPOINTs).
+    pub proof: CheckpointProof,
+    /// The sender, the signer.
+    pub replica: ReplicaId,
+}
+
+/// A request for the bytes of the state at checkpoint `seq`, from `offset` on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchState {
+    /// The checkpoint.
+    pub seq: SeqNum,
+    /// Its certified state digest.
+    pub state_digest: Digest,
+    /// The first byte wanted.
+    pub offset: u64,
+    /// The replica fetching, the signer.
+    pub replica: ReplicaId,
+}
+
+/// A chunk of the state at checkpoint `seq`. The receiver checks the whole
+/// against the certified digest, so a chunk needs no proof of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChunk {
+    /// The checkpoint.
+    pub seq: SeqNum,
+    /// The state digest the sender claims.
+    pub state_digest: Digest,
+    /// Where the chunk starts.
+    pub offset: u64,
+    /// The length of the whole state in bytes.
+    pub total_len: u64,
+    /// The bytes.
+    pub data: Vec<u8>,
+    /// The sender, the signer.
+    pub replica: ReplicaId,
+}
+
 /// A replica's answer to a client, sent over the authenticated channel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply {
@@ -217,6 +258,12 @@ pub enum Message {
     Status(Signed<StatusReport>),
     /// A relayed proof that a batch committed.
     Committed(Signed<Committed>),
+    /// A stable checkpoint's proof for a replica that is behind it.
+    StableCheckpoint(Signed<StableCheckpoint>),
+    /// A request for checkpointed state.
+    FetchState(Signed<FetchState>),
+    /// A chunk of checkpointed state.
+    StateChunk(Signed<StateChunk>),
 }
 
 impl Message {
@@ -232,6 +279,9 @@ impl Message {
             Message::NewView(_) => MessageKind::NewView,
             Message::Status(_) => MessageKind::Status,
             Message::Committed(_) => MessageKind::Committed,
+            Message::StableCheckpoint(_) => MessageKind::StableCheckpoint,
+            Message::FetchState(_) => MessageKind::FetchState,
+            Message::StateChunk(_) => MessageKind::StateChunk,
         }
     }
 
@@ -247,6 +297,9 @@ impl Message {
             Message::NewView(m) => m.payload().author(),
             Message::Status(m) => m.payload().author(),
             Message::Committed(m) => m.payload().author(),
+            Message::StableCheckpoint(m) => m.payload().author(),
+            Message::FetchState(m) => m.payload().author(),
+            Message::StateChunk(m) => m.payload().author(),
         }
     }
 }
@@ -279,3 +332,6 @@ signable!(ViewChange, ViewChange, |m| Author::Replica(m.replica));
 signable!(NewView, NewView, |m| Author::Replica(m.primary));
 signable!(StatusReport, Status, |m| Author::Replica(m.replica));
 signable!(Committed, Committed, |m| Author::Replica(m.replica));
+signable!(StableCheckpoint, StableCheckpoint, |m| Author::Replica(m.replica));
+signable!(FetchState, FetchState, |m| Author::Replica(m.replica));
+signable!(StateChunk, StateChunk, |m| Author::Replica(m.replica));

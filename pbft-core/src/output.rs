@@ -67,8 +67,15 @@ pub enum Event {
         /// Why it was dropped.
         reason: Reject,
     },
+    /// This replica installed the state of stable checkpoint `seq` fetched from a peer.
+    StateTransferred {
+        /// The checkpoint installed.
+        seq: SeqNum,
+        /// Its state digest.
+        state_digest: Digest,
+    },
     /// A stable checkpoint proven by a quorum lies beyond what this replica has
-    /// executed: it cannot catch up without state transfer.
+    /// executed: it starts fetching that checkpoint's state.
     FellBehind {
         /// The proven checkpoint.
         seq: SeqNum,

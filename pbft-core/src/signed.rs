@@ -46,6 +46,12 @@ pub enum MessageKind {
     Status,
     /// A proof that a batch committed, relayed to a replica that fell behind.
     Committed,
+    /// A stable checkpoint's proof, sent to a replica behind it.
+    StableCheckpoint,
+    /// A request for a chunk of checkpointed state.
+    FetchState,
+    /// A chunk of checkpointed state.
+    StateChunk,
 }
 
 impl MessageKind {
@@ -60,6 +66,9 @@ impl MessageKind {
             MessageKind::NewView => 7,
             MessageKind::Status => 8,
             MessageKind::Committed => 9,
+            MessageKind::StableCheckpoint => 10,
+            MessageKind::FetchState => 11,
+            MessageKind::StateChunk => 12,
         }
     }
 }

@@ -98,6 +98,12 @@ impl KeyBook {
             Message::NewView(m) => check_new_view(v, m)?,
             Message::Status(m) => v.signature(m)?,
             Message::Committed(m) => check_committed(v, m)?,
+            Message::StableCheckpoint(m) => {
+                v.signature(m)?;
+                check_checkpoint_proof(v, &m.payload().proof)?;
+            }
+            Message::FetchState(m) => v.signature(m)?,
+            Message::StateChunk(m) => v.signature(m)?,
         }
         Ok(Verified::new_unchecked(message))
     }

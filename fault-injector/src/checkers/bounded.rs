@@ -22,6 +22,7 @@ impl BoundedResources {
             ("view-change messages", usage.view_changes, limits.view_changes),
             ("future-view messages", usage.future_messages, limits.future_messages),
             ("pending requests", usage.pending_requests, limits.pending_requests),
+            ("state-transfer bytes", usage.transfer_bytes, limits.transfer_bytes),
         ];
         for (name, used, cap) in fields {
             if used > cap {
@@ -38,6 +39,7 @@ impl BoundedResources {
         p.view_changes = p.view_changes.max(usage.view_changes);
         p.future_messages = p.future_messages.max(usage.future_messages);
         p.pending_requests = p.pending_requests.max(usage.pending_requests);
+        p.transfer_bytes = p.transfer_bytes.max(usage.transfer_bytes);
     }
 
     /// The largest occupancy of each buffer seen on any replica.

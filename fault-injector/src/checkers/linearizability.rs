@@ -5,30 +5,35 @@
 
 use super::{FirstViolation, Verdict};
 use crate::cluster::Completion;
-use pbft_core::{ClientId, Digest, ExecutedRequest, ReplicaId, ReplicatedStateMachine, Request};
+use pbft_core::{ClientId, Digest, ExecutedRequest, ReplicatedStateMachine, Request, SeqNum};
 use std::collections::BTreeMap;
 
-/// Collects each honest replica's executed requests; checks at the end.
+/// Collects the canonical log: for each sequence number, the requests the
+/// first honest replica to execute it ran (agreement makes them all the same).
 #[derive(Debug, Default)]
 pub struct Linearizability {
-    logs: BTreeMap<ReplicaId, Vec<ExecutedRequest>>,
+    canonical: BTreeMap<SeqNum, Vec<ExecutedRequest>>,
     first: FirstViolation,
 }
 
 impl Linearizability {
-    /// An honest replica executed `requests`, in order.
-    pub fn on_executed(&mut self, replica: ReplicaId, requests: &[ExecutedRequest]) {
-        self.logs.entry(replica).or_default().extend_from_slice(requests);
+    /// An honest replica executed `requests` at `seq`.
+    pub fn on_executed(&mut self, seq: SeqNum, requests: &[ExecutedRequest]) {
+        self.canonical.entry(seq).or_insert_with(|| requests.to_vec());
     }
 
-    /// Replays the canonical log (the longest honest one) on a fresh `A` and
+    /// Replays the canonical log on a fresh `A` and
     /// compares every client's accepted results and real-time order with it.
     pub fn finish<A: ReplicatedStateMachine + Default>(
         &mut self,
         sent: &BTreeMap<Digest, Request>,
         completions: &[Completion],
     ) {
-        let canonical = self.logs.values().max_by_key(|log| log.len()).cloned().unwrap_or_default();
+        if let Some(gap) = (1..).zip(self.canonical.keys()).find(|(expected, seq)| *expected != **seq) {
+            self.first.record(|| format!("no honest replica executed seq {}", gap.0));
+            return;
+        }
+        let canonical: Vec<ExecutedRequest> = self.canonical.values().flatten().copied().collect();
         let mut app = A::default();
         let mut position: BTreeMap<(ClientId, u64), (usize, Vec<u8>)> = BTreeMap::new();
         for (index, executed) in canonical.iter().enumerate() {

@@ -13,15 +13,16 @@ pub struct Liveness {
 
 impl Liveness {
     /// `completed` of `total` requests finished, the last at `last_completion`;
-    /// all had to by `deadline`. `views_entered_in_quiet_window` counts
-    /// NEW-VIEWs honest replicas entered during the quiet window that followed.
+    /// all had to by `deadline`. `newer_views_in_quiet_window` counts honest
+    /// replicas entering a view newer than any entered before the quiet window
+    /// that followed.
     pub fn judge(
         &mut self,
         completed: usize,
         total: usize,
         last_completion: Option<Time>,
         deadline: Time,
-        views_entered_in_quiet_window: usize,
+        newer_views_in_quiet_window: usize,
     ) {
         let last = last_completion.map_or(0, Time::as_millis);
         self.summary =
@@ -31,9 +32,9 @@ impl Liveness {
                 format!("only {completed} of {total} requests completed by {} ms", deadline.as_millis())
             });
         }
-        if views_entered_in_quiet_window > 0 {
+        if newer_views_in_quiet_window > 0 {
             self.first.record(|| {
-                format!("replicas entered {views_entered_in_quiet_window} new views after every request completed")
+                format!("replicas entered a newer view {newer_views_in_quiet_window} times after every request completed")
             });
         }
     }

@@ -1,5 +1,6 @@
 //! Total order: each honest replica executes sequence numbers 1, 2, 3, …
-//! without gaps, so (with agreement) its log is a prefix of the canonical log.
+//! without gaps (except a jump to a checkpoint whose state it installed), so
+//! (with agreement) its log is a prefix of the canonical log.
 
 use super::{FirstViolation, Verdict};
 use pbft_core::{ReplicaId, SeqNum, Time};
@@ -27,6 +28,12 @@ impl TotalOrder {
             });
         }
         *last = seq;
+    }
+
+    /// An honest replica installed the state of checkpoint `seq`: it continues after it.
+    pub fn on_state_transferred(&mut self, replica: ReplicaId, seq: SeqNum) {
+        let last = self.last.entry(replica).or_insert(0);
+        *last = (*last).max(seq);
     }
 
     /// The verdict.

@@ -117,6 +117,8 @@ impl FaultProfile {
                 view_change_timeout_ms: 300 + proto.below(300),
                 max_view_change_backoff: 3,
                 status_interval_ms: 100 + proto.below(100),
+                state_chunk_bytes: 64 + proto.below(512) as usize,
+                max_state_bytes: 1 << 20,
                 max_pending_per_client: 8,
                 max_future_messages_per_replica: 256,
             },

@@ -46,6 +46,17 @@ struct Checkers {
     bounded: BoundedResources,
 }
 
+/// One run in progress: the cluster, what is still scheduled, and the checkers.
+struct Run<'o, A> {
+    cluster: Cluster<A>,
+    schedule: Vec<(Time, Action)>,
+    honest: BTreeSet<ReplicaId>,
+    checkers: Checkers,
+    cursor: usize,
+    options: &'o SimOptions,
+    trace: Vec<String>,
+}
+
 /// Runs the simulation of `seed` with application `A`; returns the report
 /// and, if `options.trace`, the event log.
 pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<String>) {
@@ -66,78 +77,66 @@ pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<S
         }
     }
     cluster.set_network(FaultyNetwork::new(&profile));
-    let mut schedule = schedule::<A>(&profile);
-    let honest: BTreeSet<ReplicaId> = cluster.quorum().replicas().collect();
-    let mut checkers = Checkers {
-        agreement: Agreement::default(),
-        total_order: TotalOrder::default(),
-        validity: Validity::default(),
-        exactly_once: ExactlyOnce::default(),
-        linearizability: Linearizability::default(),
-        liveness: Liveness::default(),
-        bounded: BoundedResources::default(),
+    let honest = cluster.quorum().replicas().collect();
+    let mut run = Run {
+        cluster,
+        schedule: schedule::<A>(&profile),
+        honest,
+        checkers: Checkers {
+            agreement: Agreement::default(),
+            total_order: TotalOrder::default(),
+            validity: Validity::default(),
+            exactly_once: ExactlyOnce::default(),
+            linearizability: Linearizability::default(),
+            liveness: Liveness::default(),
+            bounded: BoundedResources::default(),
+        },
+        cursor: 0,
+        options,
+        trace: Vec::new(),
     };
-    let mut trace = Vec::new();
-    let mut cursor = 0;
     let issued = profile.clients * profile.requests_per_client;
 
     // Safety phase: faults on.
     let heal_at = Time(profile.safety_ms);
-    run_phase(
-        &mut cluster,
-        &mut schedule,
-        heal_at,
-        &honest,
-        &mut checkers,
-        &mut cursor,
-        options,
-        &mut trace,
-        |_| false,
-    );
+    run.phase(heal_at, |_| false);
 
     // Liveness phase: heal the network, restart every replica.
     let mut healed = FaultyNetwork::new(&profile);
     healed.heal();
-    cluster.set_network(healed);
-    schedule.retain(|(_, action)| matches!(action, Action::Submit(..)));
-    for id in cluster.quorum().replicas() {
-        cluster.restart(id);
+    run.cluster.set_network(healed);
+    run.schedule.retain(|(_, action)| matches!(action, Action::Submit(..)));
+    for id in run.cluster.quorum().replicas() {
+        run.cluster.restart(id);
     }
-    let last_arrival = schedule.last().map_or(heal_at, |(at, _)| (*at).max(heal_at));
+    let last_arrival = run.schedule.last().map_or(heal_at, |(at, _)| (*at).max(heal_at));
     let deadline = last_arrival + profile.liveness_bound_ms();
-    run_phase(
-        &mut cluster,
-        &mut schedule,
-        deadline,
-        &honest,
-        &mut checkers,
-        &mut cursor,
-        options,
-        &mut trace,
-        |c| c.all_complete(),
-    );
-    let completions: Vec<Completion> = cluster.all_completions().cloned().collect();
+    run.phase(deadline, |c| c.all_complete());
+    let completions: Vec<Completion> = run.cluster.all_completions().cloned().collect();
     let last_completion = completions.iter().map(|c| c.completed_at).max();
 
-    // Quiet window: with nothing left to do, views must stop changing.
-    let entered_before = count_new_views(&cluster, &honest);
-    let quiet_end = cluster.now() + 4 * profile.protocol.view_change_timeout_ms;
-    run_phase(
-        &mut cluster,
-        &mut schedule,
-        quiet_end,
-        &honest,
-        &mut checkers,
-        &mut cursor,
-        options,
-        &mut trace,
-        |_| false,
-    );
-    let entered_in_quiet = count_new_views(&cluster, &honest) - entered_before;
+    // Views must stop changing: a view change asked for during the faults may
+    // still complete while the cluster settles (one view-change timeout with
+    // the longest back-off), but in the quiet window after that no newer view
+    // may start. (A replica that lagged may still catch up into the current view.)
+    let p = &profile.protocol;
+    let settle = (p.view_change_timeout_ms << p.max_view_change_backoff) + p.view_change_timeout_ms;
+    let settle_end = run.cluster.now() + settle;
+    run.phase(settle_end, |_| false);
+    let view_before = run.highest_view_entered();
+    let events_before = run.cluster.events().len();
+    let quiet_end = run.cluster.now() + 4 * profile.protocol.view_change_timeout_ms;
+    run.phase(quiet_end, |_| false);
+    let newer_views = run.cluster.events()[events_before..]
+        .iter()
+        .filter(|(_, r, e)| {
+            run.honest.contains(r) && matches!(e, Event::NewViewEntered { view, .. } if *view > view_before)
+        })
+        .count();
 
-    checkers.liveness.judge(completions.len(), issued, last_completion, deadline, entered_in_quiet);
-    checkers.linearizability.finish::<A>(cluster.requests_sent(), &completions);
-
+    let checkers = &mut run.checkers;
+    checkers.liveness.judge(completions.len(), issued, last_completion, deadline, newer_views);
+    checkers.linearizability.finish::<A>(run.cluster.requests_sent(), &completions);
     let verdicts = vec![
         checkers.agreement.verdict(),
         checkers.total_order.verdict(),
@@ -153,21 +152,13 @@ pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<S
         conflicting_seq: checkers.agreement.conflicting_seq(),
         completed: completions.len(),
         issued,
-        max_view: cluster.replicas().iter().map(|r| r.view()).max().unwrap_or(0),
+        max_view: run.cluster.replicas().iter().map(|r| r.view()).max().unwrap_or(0),
         peak_buffers: checkers.bounded.peak(),
-        end_ms: cluster.now().as_millis(),
-        trace_hash: cluster.trace_hash(),
+        end_ms: run.cluster.now().as_millis(),
+        trace_hash: run.cluster.trace_hash(),
         liveness_summary: checkers.liveness.summary().to_string(),
     };
-    (report, trace)
-}
-
-fn count_new_views<A: SimApp>(cluster: &Cluster<A>, honest: &BTreeSet<ReplicaId>) -> usize {
-    cluster
-        .events()
-        .iter()
-        .filter(|(_, r, e)| honest.contains(r) && matches!(e, Event::NewViewEntered { .. }))
-        .count()
+    (report, run.trace)
 }
 
 /// The client arrivals and crash/restart episodes of a profile, by time.
@@ -199,91 +190,95 @@ fn schedule<A: SimApp>(profile: &FaultProfile) -> Vec<(Time, Action)> {
     schedule
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_phase<A: SimApp>(
-    cluster: &mut Cluster<A>,
-    schedule: &mut Vec<(Time, Action)>,
-    until: Time,
-    honest: &BTreeSet<ReplicaId>,
-    checkers: &mut Checkers,
-    cursor: &mut usize,
-    options: &SimOptions,
-    trace: &mut Vec<String>,
-    done: impl Fn(&Cluster<A>) -> bool,
-) {
-    loop {
-        if schedule.is_empty() && done(cluster) {
-            return;
-        }
-        let next_action = schedule.first().map(|(at, _)| *at);
-        let next_event = cluster.next_event_time();
-        let action_first = match (next_action, next_event) {
-            (Some(a), Some(e)) => a <= e,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        let next = if action_first { next_action } else { next_event };
-        if next.is_none_or(|at| at > until) {
-            cluster.run_until(until, |_| true);
-            return;
-        }
-        if action_first {
-            let (at, action) = schedule.remove(0);
-            cluster.run_until(at, |_| false);
-            if options.trace {
-                trace.push(format!("{:>8} ms  {action:?}", at.as_millis()));
+impl<A: SimApp> Run<'_, A> {
+    /// Runs until `done` holds with nothing left scheduled, or time passes `until`.
+    fn phase(&mut self, until: Time, done: impl Fn(&Cluster<A>) -> bool) {
+        loop {
+            if self.schedule.is_empty() && done(&self.cluster) {
+                return;
             }
-            match action {
-                Action::Submit(client, op) => cluster.submit(client, op),
-                Action::Crash(id) => cluster.crash(id),
-                Action::Restart(id) => cluster.restart(id),
+            let next_action = self.schedule.first().map(|(at, _)| *at);
+            let next_event = self.cluster.next_event_time();
+            let action_first = match (next_action, next_event) {
+                (Some(a), Some(e)) => a <= e,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            let next = if action_first { next_action } else { next_event };
+            if next.is_none_or(|at| at > until) {
+                self.cluster.run_until(until, |_| true);
+                return;
             }
-        } else {
-            cluster.step();
+            if action_first {
+                let (at, action) = self.schedule.remove(0);
+                self.cluster.run_until(at, |_| false);
+                if self.options.trace {
+                    self.trace.push(format!("{:>8} ms  {action:?}", at.as_millis()));
+                }
+                match action {
+                    Action::Submit(client, op) => self.cluster.submit(client, op),
+                    Action::Crash(id) => self.cluster.crash(id),
+                    Action::Restart(id) => self.cluster.restart(id),
+                }
+            } else {
+                self.cluster.step();
+            }
+            self.observe();
         }
-        observe(cluster, honest, checkers, cursor, options, trace);
     }
-}
 
-fn observe<A: SimApp>(
-    cluster: &Cluster<A>,
-    honest: &BTreeSet<ReplicaId>,
-    checkers: &mut Checkers,
-    cursor: &mut usize,
-    options: &SimOptions,
-    trace: &mut Vec<String>,
-) {
-    let events = cluster.events();
-    for (at, replica, event) in &events[*cursor..] {
-        if options.trace {
-            trace.push(format!("{:>8} ms  {replica}: {event:?}", at.as_millis()));
-        }
-        if !honest.contains(replica) {
-            continue;
-        }
-        match event {
-            Event::Executed { seq, digest, requests, .. } => {
-                checkers.agreement.on_executed(*at, *replica, *seq, *digest);
-                checkers.total_order.on_executed(*at, *replica, *seq);
-                checkers.validity.on_executed(*at, *replica, requests, cluster.requests_sent());
-                checkers.exactly_once.on_executed(*at, *replica, requests);
-                checkers.linearizability.on_executed(*replica, requests);
+    /// Feeds the events since the last call to the checkers.
+    fn observe(&mut self) {
+        let events = self.cluster.events();
+        let checkers = &mut self.checkers;
+        for (at, replica, event) in &events[self.cursor..] {
+            if self.options.trace {
+                self.trace.push(format!("{:>8} ms  {replica}: {event:?}", at.as_millis()));
             }
-            Event::CheckpointStable { seq, state_digest } => {
-                checkers.agreement.on_stable_checkpoint(*at, *replica, *seq, *state_digest);
+            if !self.honest.contains(replica) {
+                continue;
             }
-            _ => {}
+            match event {
+                Event::Executed { seq, digest, requests, .. } => {
+                    checkers.agreement.on_executed(*at, *replica, *seq, *digest);
+                    checkers.total_order.on_executed(*at, *replica, *seq);
+                    checkers.validity.on_executed(*at, *replica, requests, self.cluster.requests_sent());
+                    checkers.exactly_once.on_executed(*at, *replica, requests);
+                    checkers.linearizability.on_executed(*seq, requests);
+                }
+                Event::StateTransferred { seq, .. } => {
+                    checkers.total_order.on_state_transferred(*replica, *seq)
+                }
+                Event::CheckpointStable { seq, state_digest } => {
+                    checkers.agreement.on_stable_checkpoint(*at, *replica, *seq, *state_digest);
+                }
+                _ => {}
+            }
+        }
+        self.cursor = events.len();
+        for replica in self.cluster.replicas() {
+            if self.honest.contains(&replica.id()) {
+                checkers.bounded.observe(
+                    self.cluster.now(),
+                    replica.id(),
+                    replica.buffer_usage(),
+                    replica.buffer_limits(),
+                );
+            }
         }
     }
-    *cursor = events.len();
-    for replica in cluster.replicas() {
-        if honest.contains(&replica.id()) {
-            checkers.bounded.observe(
-                cluster.now(),
-                replica.id(),
-                replica.buffer_usage(),
-                replica.buffer_limits(),
-            );
-        }
+
+    /// The highest view any honest replica has entered so far.
+    fn highest_view_entered(&self) -> u64 {
+        self.cluster
+            .events()
+            .iter()
+            .filter(|(_, r, _)| self.honest.contains(r))
+            .filter_map(|(_, _, e)| match e {
+                Event::NewViewEntered { view, .. } => Some(*view),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
     }
 }

@@ -49,13 +49,15 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 }
             }
             None if self.last_executed < seq => {
-                let mut counts = std::collections::BTreeMap::new();
+                let mut by_digest: std::collections::BTreeMap<_, Vec<Signed<Checkpoint>>> =
+                    Default::default();
                 for vote in votes.values() {
-                    *counts.entry(vote.payload().state_digest).or_insert(0usize) += 1;
+                    by_digest.entry(vote.payload().state_digest).or_default().push(vote.clone());
                 }
-                if counts.values().any(|count| *count == quorum) {
-                    let last_executed = self.last_executed;
-                    self.emit(Event::FellBehind { seq, last_executed });
+                let proven = by_digest.into_iter().find(|(_, votes)| votes.len() >= quorum);
+                if let Some((state_digest, checkpoints)) = proven {
+                    let from = checkpoints[0].payload().replica;
+                    self.start_transfer(now, CheckpointProof { seq, state_digest, checkpoints }, from);
                 }
             }
             None => {}
@@ -76,6 +78,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.commit_proofs.retain(|s, _| *s > seq);
         self.checkpoint_votes.retain(|s, _| *s > seq);
         self.own_checkpoints.retain(|s, _| *s > seq);
+        self.checkpoint_states.retain(|s, _| *s >= seq);
         self.next_seq = self.next_seq.max(seq + 1);
         self.emit(Event::CheckpointStable { seq, state_digest });
         self.try_propose(now, false);

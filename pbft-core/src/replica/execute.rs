@@ -47,6 +47,9 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 self.take_checkpoint(now, seq);
             }
         }
+        if executed_any {
+            self.abandon_stale_transfer();
+        }
         if executed_any && self.status == Status::Normal && !self.is_primary() {
             // Progress was made: give the remaining requests a fresh timeout.
             if self.pending.is_empty() {
@@ -86,8 +89,10 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     }
 
     fn take_checkpoint(&mut self, now: Time, seq: SeqNum) {
-        let state_digest = state_digest(&self.app.snapshot(), &self.reply_cache);
+        let snapshot = self.app.snapshot();
+        let state_digest = state_digest(&snapshot, &self.reply_cache);
         self.own_checkpoints.insert(seq, state_digest);
+        self.checkpoint_states.insert(seq, super::state_transfer::encode_state(&snapshot, &self.reply_cache));
         let checkpoint = Signed::sign(Checkpoint { seq, state_digest, replica: self.id }, &self.secret);
         self.checkpoint_votes.entry(seq).or_default().insert(self.id, checkpoint.clone());
         self.broadcast(Message::Checkpoint(checkpoint));

@@ -10,6 +10,7 @@ mod execute;
 mod normal;
 mod pending;
 mod slot;
+mod state_transfer;
 mod status;
 mod timers;
 mod view_change;
@@ -83,6 +84,8 @@ pub struct BufferUsage {
     pub future_messages: usize,
     /// Requests waiting to execute.
     pub pending_requests: usize,
+    /// Bytes received for a state transfer in progress.
+    pub transfer_bytes: usize,
 }
 
 /// A PBFT replica running application `A`.
@@ -114,6 +117,10 @@ pub struct Replica<A> {
 
     stable_checkpoint: CheckpointProof,
     own_checkpoints: BTreeMap<SeqNum, Digest>,
+    /// The state bytes of this replica's checkpoints at and above the stable
+    /// one, served to peers that fetch them.
+    checkpoint_states: BTreeMap<SeqNum, Vec<u8>>,
+    transfer: Option<state_transfer::Transfer>,
     checkpoint_votes: BTreeMap<SeqNum, BTreeMap<ReplicaId, Signed<crate::message::Checkpoint>>>,
 
     pending: Pending,
@@ -186,6 +193,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             last_new_view: None,
             stable_checkpoint: CheckpointProof::genesis(),
             own_checkpoints: BTreeMap::new(),
+            checkpoint_states: BTreeMap::new(),
+            transfer: None,
             checkpoint_votes: BTreeMap::new(),
             reply_cache: BTreeMap::new(),
             view_changes: BTreeMap::new(),
@@ -229,6 +238,9 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             Message::NewView(m) => self.on_new_view(now, m),
             Message::Status(m) => self.on_status(now, m),
             Message::Committed(m) => self.on_committed(now, m),
+            Message::StableCheckpoint(m) => self.on_stable_checkpoint(now, m),
+            Message::FetchState(m) => self.on_fetch_state(now, m),
+            Message::StateChunk(m) => self.on_state_chunk(now, m),
         }
         self.check_invariants();
     }
@@ -247,6 +259,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 Timer::Request => self.on_request_timeout(now),
                 Timer::ViewChange => self.on_view_change_timeout(now),
                 Timer::Status => self.on_status_timeout(now),
+                Timer::Fetch => self.on_fetch_timeout(now),
             }
         }
         self.check_invariants();
@@ -350,6 +363,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             view_changes: self.view_changes.len(),
             future_messages: self.future.values().map(VecDeque::len).sum(),
             pending_requests: self.pending.len(),
+            transfer_bytes: self.transfer.as_ref().map_or(0, state_transfer::Transfer::held),
         }
     }
 
@@ -367,6 +381,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             view_changes: n,
             future_messages: n * self.config.max_future_messages_per_replica,
             pending_requests: self.keys.client_count() * self.config.max_pending_per_client,
+            transfer_bytes: usize::try_from(self.config.max_state_bytes).unwrap_or(usize::MAX),
         }
     }
 
@@ -413,6 +428,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             assert!(usage.future_messages <= limits.future_messages);
             assert!(usage.pending_requests <= limits.pending_requests);
             assert!(usage.view_changes <= limits.view_changes);
+            assert!(usage.transfer_bytes <= limits.transfer_bytes);
             if self.status == Status::Normal && self.is_primary() {
                 assert!(self.next_seq > h, "primary would assign a sequence number at or below h");
             }

@@ -3,7 +3,7 @@
 
 use super::{CommitProof, Replica, Status, Timer};
 use crate::app::ReplicatedStateMachine;
-use crate::message::{Committed, Message, StatusReport};
+use crate::message::{Committed, Message, StableCheckpoint, StatusReport};
 use crate::reject::Reject;
 use crate::signed::{Signable, Signed};
 use crate::time::Time;
@@ -35,6 +35,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// that have not executed. An idle replica reports less often.
     fn is_waiting(&self) -> bool {
         self.status == Status::ViewChanging
+            || self.transfer.is_some()
             || !self.pending.is_empty()
             || self.log.keys().next_back().is_some_and(|seq| *seq > self.last_executed)
     }
@@ -62,7 +63,10 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 }
             }
         }
-        if report.last_executed < self.last_executed && report.last_executed >= self.low_watermark() {
+        if report.last_executed < self.low_watermark() {
+            let stable = StableCheckpoint { proof: self.stable_checkpoint.clone(), replica: self.id };
+            self.send(to, Message::StableCheckpoint(Signed::sign(stable, &self.secret)));
+        } else if report.last_executed < self.last_executed {
             let last = self.last_executed.min(report.last_executed + MAX_PROOFS_PER_REPORT);
             for seq in report.last_executed + 1..=last {
                 let Some(proof) = self.commit_proofs.get(&seq).cloned() else { continue };

@@ -13,13 +13,15 @@ pub enum Timer {
     ViewChange,
     /// A replica reports its status to its peers when this fires.
     Status,
+    /// A state fetch that got no answer moves to another peer when this fires.
+    Fetch,
 }
 
-const ALL: [Timer; 4] = [Timer::Batch, Timer::Request, Timer::ViewChange, Timer::Status];
+const ALL: [Timer; 5] = [Timer::Batch, Timer::Request, Timer::ViewChange, Timer::Status, Timer::Fetch];
 
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    deadlines: [Option<Time>; 4],
+    deadlines: [Option<Time>; 5],
 }
 
 impl Timers {
@@ -35,6 +37,7 @@ impl Timers {
             Timer::Request => 1,
             Timer::ViewChange => 2,
             Timer::Status => 3,
+            Timer::Fetch => 4,
         }
     }
 

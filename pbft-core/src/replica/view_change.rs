@@ -273,8 +273,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             if self.own_checkpoints.get(&plan.checkpoint.seq) == Some(&plan.checkpoint.state_digest) {
                 self.make_stable(now, plan.checkpoint.clone());
             } else if self.last_executed < plan.checkpoint.seq {
-                let (seq, last_executed) = (plan.checkpoint.seq, self.last_executed);
-                self.emit(Event::FellBehind { seq, last_executed });
+                let from = self.quorum.primary(self.view);
+                self.start_transfer(now, plan.checkpoint.clone(), from);
             }
         }
         self.next_seq = plan.last_seq().max(self.low_watermark()) + 1;

@@ -115,6 +115,8 @@ fn assert_within(usage: BufferUsage, limits: BufferUsage) {
     assert!(usage.view_changes <= limits.view_changes, "{usage:?} > {limits:?}");
     assert!(usage.future_messages <= limits.future_messages, "{usage:?} > {limits:?}");
     assert!(usage.pending_requests <= limits.pending_requests, "{usage:?} > {limits:?}");
+    assert!(usage.commit_proofs <= limits.commit_proofs, "{usage:?} > {limits:?}");
+    assert!(usage.transfer_bytes <= limits.transfer_bytes, "{usage:?} > {limits:?}");
 }
 
 #[test]

@@ -55,6 +55,8 @@ impl Kit {
             max_view_change_backoff: 6,
             // Far away, so status reports stay out of single-replica tests.
             status_interval_ms: STATUS_INTERVAL_MS,
+            state_chunk_bytes: 64,
+            max_state_bytes: 4096,
             max_pending_per_client: 4,
             max_future_messages_per_replica: 16,
         }
