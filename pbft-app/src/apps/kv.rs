@@ -1,6 +1,8 @@
 //! A replicated key-value store: the smallest useful application.
 
-use pbft_core::{codec, AppError, ReplicatedStateMachine};
+use fault_injector::sim::SimApp;
+use fault_injector::Rng;
+use pbft_core::{codec, AppError, ClientId, ReplicatedStateMachine};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -92,6 +94,20 @@ impl ReplicatedStateMachine for KvStore {
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), AppError> {
         self.entries = codec::decode(snapshot).map_err(|e| AppError(e.to_string()))?;
         Ok(())
+    }
+}
+
+/// The simulator's workload for the store: puts, gets and deletes over a
+/// few keys, so operations conflict and order matters.
+impl SimApp for KvStore {
+    fn random_op(rng: &mut Rng, client: ClientId, index: usize) -> Vec<u8> {
+        let key = format!("k{}", rng.below(8));
+        let op = match rng.below(3) {
+            0 => KvOp::Get { key },
+            1 => KvOp::Delete { key },
+            _ => KvOp::Put { key, value: format!("c{}-{index}", client.0) },
+        };
+        op.encode()
     }
 }
 
