@@ -186,6 +186,23 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
         self.crashed.remove(&id);
     }
 
+    /// Restarts replica `id` with its keys but empty memory and the
+    /// application `app`, as after losing its disk: it must catch up from peers.
+    pub fn restart_empty(&mut self, id: ReplicaId, app: A) {
+        let old = &self.replicas[id.index()];
+        let fresh = Replica::new(
+            id,
+            old.config().clone(),
+            self.keys.book().clone(),
+            self.keys.replica(id).clone(),
+            app,
+        )
+        .unwrap_or_else(|e| panic!("the configuration was valid at start: {e}"));
+        self.replicas[id.index()] = fresh;
+        self.executed[id.index()].clear();
+        self.crashed.remove(&id);
+    }
+
     /// Whether replica `id` is crashed.
     pub fn is_crashed(&self, id: ReplicaId) -> bool {
         self.crashed.contains(&id)

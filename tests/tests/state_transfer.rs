@@ -1,0 +1,148 @@
+//! State transfer on the in-memory cluster (OSDI'99 §4.3, TOCS'02 §5.3).
+
+use fault_injector::{Cluster, NodeId};
+use pbft_core::{ClientId, Event, ProtocolConfig, ReplicaId, Time};
+use pbft_tests::{op, recording_cluster, RecordingApp};
+use std::cell::Cell;
+use std::rc::Rc;
+
+const K: u64 = 8;
+
+fn protocol() -> ProtocolConfig {
+    ProtocolConfig {
+        max_batch_size: 1,
+        batch_delay_ms: 0,
+        checkpoint_interval: K,
+        watermark_window: 2 * K,
+        view_change_timeout_ms: 400,
+        status_interval_ms: 100,
+        state_chunk_bytes: 64,
+        ..ProtocolConfig::default()
+    }
+}
+
+/// Cuts replicas off while `cut` holds their ids; returns the handle to change it.
+fn partitionable(cluster: &mut Cluster<RecordingApp>) -> Rc<Cell<[bool; 4]>> {
+    let cut = Rc::new(Cell::new([false; 4]));
+    let handle = cut.clone();
+    cluster.set_filter(move |e| {
+        let off = |node: NodeId| matches!(node, NodeId::Replica(r) if cut.get()[r.index()]);
+        !off(e.from) && !off(e.to)
+    });
+    handle
+}
+
+fn submit(cluster: &mut Cluster<RecordingApp>, from: usize, count: usize) {
+    for i in from..from + count {
+        cluster.submit(ClientId((i % 2) as u64), op((i % 2) as u64, i));
+    }
+}
+
+fn transferred(cluster: &Cluster<RecordingApp>, id: ReplicaId) -> usize {
+    cluster
+        .events()
+        .iter()
+        .filter(|(_, r, e)| *r == id && matches!(e, Event::StateTransferred { .. }))
+        .count()
+}
+
+/// Waits until `id` has executed as far as the others and holds the same state.
+fn caught_up(cluster: &mut Cluster<RecordingApp>, id: ReplicaId, until: Time) -> bool {
+    cluster.run_until(until, |c| {
+        let reference = c.replica(ReplicaId((id.0 + 1) % 4));
+        let r = c.replica(id);
+        r.last_executed() == reference.last_executed() && r.state_digest() == reference.state_digest()
+    })
+}
+
+/// Issue 5 test 1: replica 3 is cut off while 5 checkpoint intervals of
+/// requests commit; reconnected, it catches up to the same state digest and
+/// reply cache; then with replica 2 cut off the cluster, now needing replica
+/// 3 for its quorum, completes 500 more requests.
+#[test]
+fn cut_off_replica_catches_up_and_then_carries_the_quorum() {
+    let mut cluster = recording_cluster(4, 2, protocol());
+    let cut = partitionable(&mut cluster);
+    cut.set([false, false, false, true]);
+    submit(&mut cluster, 0, 5 * K as usize);
+    assert!(cluster.run_until_complete(Time(60_000)));
+    assert_eq!(cluster.replica(ReplicaId(3)).last_executed(), 0);
+    cut.set([false; 4]);
+    let deadline = cluster.now() + 10_000;
+    assert!(caught_up(&mut cluster, ReplicaId(3), deadline), "replica 3 did not catch up");
+    assert!(transferred(&cluster, ReplicaId(3)) >= 1, "caught up without state transfer");
+    assert_eq!(cluster.replica(ReplicaId(3)).reply_cache(), cluster.replica(ReplicaId(0)).reply_cache());
+
+    cut.set([false, false, true, false]);
+    submit(&mut cluster, 5 * K as usize, 500);
+    assert!(cluster.run_until_complete(Time(600_000)), "the cluster stalled without replica 2");
+    assert_eq!(cluster.all_completions().count(), 5 * K as usize + 500);
+    assert_eq!(cluster.replica(ReplicaId(3)).state_digest(), cluster.replica(ReplicaId(0)).state_digest());
+}
+
+/// Issue 5 test 2: replica 3 restarts with empty memory (same keys) and
+/// rejoins the same way.
+#[test]
+fn replica_restarted_with_empty_memory_rejoins() {
+    let mut cluster = recording_cluster(4, 2, protocol());
+    submit(&mut cluster, 0, 5 * K as usize);
+    assert!(cluster.run_until_complete(Time(60_000)));
+    cluster.restart_empty(ReplicaId(3), RecordingApp::default());
+    assert_eq!(cluster.replica(ReplicaId(3)).last_executed(), 0);
+    submit(&mut cluster, 5 * K as usize, 3);
+    assert!(cluster.run_until_complete(Time(120_000)));
+    let deadline = cluster.now() + 10_000;
+    assert!(caught_up(&mut cluster, ReplicaId(3), deadline), "the emptied replica did not catch up");
+    assert!(transferred(&cluster, ReplicaId(3)) >= 1);
+    assert_eq!(cluster.replica(ReplicaId(3)).reply_cache(), cluster.replica(ReplicaId(0)).reply_cache());
+}
+
+/// Issue 5 test 4: a replica catching up across a view change ends in the
+/// current view and is part of the next quorum.
+#[test]
+fn catching_up_across_a_view_change_ends_in_the_current_view() {
+    let mut cluster = recording_cluster(4, 2, protocol());
+    // Replica 3 is cut off throughout; from t = 0 no request reaches the
+    // primary, so replicas 0, 1 and 2 change to view 1 without replica 3.
+    let cut = Rc::new(Cell::new(true));
+    let handle = cut.clone();
+    cluster.set_filter(move |e| {
+        let involves_three = e.from == NodeId::Replica(ReplicaId(3)) || e.to == NodeId::Replica(ReplicaId(3));
+        let request_to_primary =
+            matches!(e.payload, fault_injector::Payload::Message(pbft_core::Message::Request(_)))
+                && e.to == NodeId::Replica(ReplicaId(0));
+        !(handle.get() && (involves_three || request_to_primary))
+    });
+    submit(&mut cluster, 0, 3 * K as usize);
+    assert!(cluster.run_until_complete(Time(120_000)));
+    let view = cluster.replica(ReplicaId(1)).view();
+    assert!(view >= 1, "no view change happened");
+    assert_eq!(cluster.replica(ReplicaId(3)).view(), 0);
+    cut.set(false);
+    let deadline = cluster.now() + 10_000;
+    assert!(caught_up(&mut cluster, ReplicaId(3), deadline));
+    assert!(cluster.run_until(cluster.now() + 10_000, |c| c.replica(ReplicaId(3)).view() == view));
+    assert!(transferred(&cluster, ReplicaId(3)) >= 1);
+    // With replica 2 crashed, every quorum needs replica 3.
+    cluster.crash(ReplicaId(2));
+    submit(&mut cluster, 3 * K as usize, 20);
+    assert!(cluster.run_until_complete(Time(240_000)), "replica 3 does not take part in the quorum");
+    assert_eq!(cluster.replica(ReplicaId(3)).view(), view, "completing needed no further view change");
+    assert_eq!(cluster.replica(ReplicaId(3)).state_digest(), cluster.replica(ReplicaId(0)).state_digest());
+}
+
+/// Issue 5 test 6: traffic stops entirely after replica 3 fell behind; it
+/// still catches up, from the periodic status reports alone.
+#[test]
+fn replica_catches_up_when_traffic_has_stopped() {
+    let mut cluster = recording_cluster(4, 2, protocol());
+    let cut = partitionable(&mut cluster);
+    cut.set([false, false, false, true]);
+    submit(&mut cluster, 0, 3 * K as usize + 3);
+    assert!(cluster.run_until_complete(Time(60_000)));
+    cut.set([false; 4]);
+    // No request is submitted from here on.
+    let deadline = cluster.now() + 20_000;
+    assert!(caught_up(&mut cluster, ReplicaId(3), deadline), "replica 3 waited for traffic that never came");
+    assert_eq!(cluster.replica(ReplicaId(3)).last_executed(), 3 * K + 3);
+}
