@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 /// The digest replicas agree on at a checkpoint: the application snapshot and
 /// the reply cache, so exactly-once survives anything rebuilt from a checkpoint.
-pub(super) fn state_digest(snapshot: &[u8], reply_cache: &BTreeMap<ClientId, CachedReply>) -> Digest {
+pub(crate) fn state_digest(snapshot: &[u8], reply_cache: &BTreeMap<ClientId, CachedReply>) -> Digest {
     Digest::of_parts(&[b"pbft-v1 state", snapshot, &codec::encode(reply_cache)])
 }
 

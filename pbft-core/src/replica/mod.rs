@@ -6,11 +6,11 @@
 //! then [`Replica::poll_timeout`] for the next deadline.
 
 mod checkpoint;
-mod execute;
+pub(crate) mod execute;
 mod normal;
 mod pending;
 mod slot;
-mod state_transfer;
+pub(crate) mod state_transfer;
 mod status;
 mod timers;
 mod view_change;

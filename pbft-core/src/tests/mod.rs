@@ -4,4 +4,5 @@ mod auth;
 mod fuzz;
 mod kit;
 mod normal;
+mod state_transfer;
 mod view_change;
