@@ -28,6 +28,11 @@ impl ExactlyOnce {
         }
     }
 
+    /// `replica` restarted with empty memory: what it executed before is forgotten.
+    pub fn forget(&mut self, replica: ReplicaId) {
+        self.seen.retain(|(r, _, _)| *r != replica);
+    }
+
     /// The verdict.
     pub fn verdict(&self) -> Verdict {
         self.first.verdict("exactly-once")

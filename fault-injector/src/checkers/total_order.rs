@@ -36,6 +36,11 @@ impl TotalOrder {
         *last = (*last).max(seq);
     }
 
+    /// `replica` restarted with empty memory: it starts again from sequence number 1.
+    pub fn forget(&mut self, replica: ReplicaId) {
+        self.last.remove(&replica);
+    }
+
     /// The verdict.
     pub fn verdict(&self) -> Verdict {
         self.first.verdict("total-order")

@@ -62,7 +62,8 @@ pub struct FaultProfile {
     pub partition: PartitionMode,
     /// When the partition starts and ends, in milliseconds of the safety phase.
     pub partition_window_ms: (u64, u64),
-    /// Crash-and-restart episodes of replicas (memory kept), one at a time.
+    /// Crash-and-restart episodes of replicas, one at a time; each restart
+    /// keeps the replica's memory or, with probability one half, loses it.
     pub crash_restarts: usize,
     /// Length of the safety phase (faults on), in milliseconds.
     pub safety_ms: u64,

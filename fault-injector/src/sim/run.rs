@@ -34,6 +34,8 @@ enum Action {
     Submit(ClientId, Vec<u8>),
     Crash(ReplicaId),
     Restart(ReplicaId),
+    /// Restart with empty memory (same keys), as after a lost disk.
+    RestartEmpty(ReplicaId),
 }
 
 struct Checkers {
@@ -166,6 +168,7 @@ fn schedule<A: SimApp>(profile: &FaultProfile) -> Vec<(Time, Action)> {
     let mut ops = Rng::stream(profile.seed, "workload/ops");
     let mut arrivals = Rng::stream(profile.seed, "workload/arrivals");
     let mut crashes = Rng::stream(profile.seed, "faults/crashes");
+    let mut amnesia = Rng::stream(profile.seed, "faults/amnesia");
     let mut schedule = Vec::new();
     for c in 0..profile.clients as u64 {
         let mut at = 0;
@@ -184,7 +187,9 @@ fn schedule<A: SimApp>(profile: &FaultProfile) -> Vec<(Time, Action)> {
         let end = start + 1 + crashes.below(slot / 2);
         let victim = ReplicaId(crashes.below(profile.n as u64) as u32);
         schedule.push((Time(start), Action::Crash(victim)));
-        schedule.push((Time(end), Action::Restart(victim)));
+        let restart =
+            if amnesia.chance(1, 2) { Action::RestartEmpty(victim) } else { Action::Restart(victim) };
+        schedule.push((Time(end), restart));
     }
     schedule.sort();
     schedule
@@ -219,6 +224,12 @@ impl<A: SimApp> Run<'_, A> {
                     Action::Submit(client, op) => self.cluster.submit(client, op),
                     Action::Crash(id) => self.cluster.crash(id),
                     Action::Restart(id) => self.cluster.restart(id),
+                    Action::RestartEmpty(id) => {
+                        self.cluster.restart_empty(id, A::default());
+                        // A new incarnation: its earlier executions are history.
+                        self.checkers.total_order.forget(id);
+                        self.checkers.exactly_once.forget(id);
+                    }
                 }
             } else {
                 self.cluster.step();
