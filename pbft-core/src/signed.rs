@@ -124,14 +124,18 @@ impl<T: Signable> Signed<T> {
 
     /// Checks that the payload's author is known and made this signature.
     pub(crate) fn check_signature(&self, keys: &KeyBook) -> Result<(), Reject> {
+        self.check_signature_over(keys, self.digest())
+    }
+
+    /// [`Signed::check_signature`] for a caller that already computed [`Signed::digest`].
+    pub(crate) fn check_signature_over(&self, keys: &KeyBook, digest: Digest) -> Result<(), Reject> {
         let key = match self.payload.author() {
             Author::Replica(id) => keys.replica_key(id),
             Author::Client(id) => keys.client_key(id),
         }
         .ok_or(Reject::UnknownSigner)?;
         let bytes: [u8; 64] = self.signature.as_slice().try_into().map_err(|_| Reject::BadSignature)?;
-        key.verify_strict(self.digest().as_bytes(), &Signature::from_bytes(&bytes))
-            .map_err(|_| Reject::BadSignature)
+        key.verify_strict(digest.as_bytes(), &Signature::from_bytes(&bytes)).map_err(|_| Reject::BadSignature)
     }
 }
 

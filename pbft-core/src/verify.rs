@@ -63,11 +63,12 @@ struct Verifier<'a> {
 impl Verifier<'_> {
     fn signature<T: Signable>(&mut self, signed: &Signed<T>) -> Result<(), Reject> {
         // The signed digest binds the author, so (digest, signature) names one check.
-        let key = Digest::of_parts(&[signed.digest().as_bytes(), signed.signature()]);
+        let digest = signed.digest();
+        let key = Digest::of_parts(&[digest.as_bytes(), signed.signature()]);
         if self.cache.known.contains(&key) {
             return Ok(());
         }
-        signed.check_signature(self.keys)?;
+        signed.check_signature_over(self.keys, digest)?;
         self.cache.insert(key);
         Ok(())
     }

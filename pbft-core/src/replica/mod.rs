@@ -216,7 +216,6 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             Ok(verified) => self.handle_message(now, verified),
             Err(reason) => self.reject(author, kind, reason),
         }
-        self.check_invariants();
     }
 
     /// Handles a message whose signatures were already verified.

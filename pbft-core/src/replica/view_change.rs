@@ -150,14 +150,22 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.timers.set(Timer::ViewChange, now + timeout);
     }
 
+    /// A view-change's certificates lie within one watermark window above its
+    /// checkpoint (they are sorted, so the last is the highest); more would
+    /// let a peer make the new view's plan, and this replica's memory, grow.
+    fn check_certificates_in_window(&self, vc: &ViewChange) -> Result<(), Reject> {
+        let window_end = vc.checkpoint.seq + self.config.watermark_window;
+        if vc.prepared.last().is_some_and(|cert| cert.seq() > window_end) {
+            return Err(Reject::InvalidCertificate);
+        }
+        Ok(())
+    }
+
     fn check_view_change(&self, body: &ViewChange) -> Result<(), Reject> {
         if body.new_view < self.view || (body.new_view == self.view && self.status == Status::Normal) {
             return Err(Reject::StaleView);
         }
-        let window_end = body.checkpoint.seq + self.config.watermark_window;
-        if body.prepared.last().is_some_and(|cert| cert.seq() > window_end) {
-            return Err(Reject::InvalidCertificate);
-        }
+        self.check_certificates_in_window(body)?;
         match self.view_changes.get(&body.replica) {
             Some(held) if held.payload().new_view >= body.new_view => Err(Reject::Duplicate),
             _ => Ok(()),
@@ -231,11 +239,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             return Err(Reject::StaleView);
         }
         for vc in &body.view_changes {
-            let vc = vc.payload();
-            let window_end = vc.checkpoint.seq + self.config.watermark_window;
-            if vc.prepared.last().is_some_and(|cert| cert.seq() > window_end) {
-                return Err(Reject::InvalidCertificate);
-            }
+            self.check_certificates_in_window(vc.payload())?;
         }
         let plan = new_view_plan(&body.view_changes);
         if !plan.matches(&body.pre_prepares) {
