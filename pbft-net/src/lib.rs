@@ -1,12 +1,26 @@
 //! # pbft-net
 //!
-//! The transport around the sans-IO core. This crate starts with the part
-//! every transport needs and that is independent of sockets: the wire
-//! envelope and length-delimited framing with a size limit checked before
-//! any allocation. The QUIC endpoint and the tokio driver build on it.
+//! The transport around the sans-IO core: QUIC (quinn) with mutual TLS in
+//! which every participant proves its ed25519 key and peers pin the keys of
+//! the cluster config; length-delimited frames with a size limit checked
+//! before any allocation; bounded per-peer queues; reconnect with back-off;
+//! and drivers that pump a sans-IO [`pbft_core::Replica`] or
+//! [`pbft_core::Client`] with real time.
 
+mod client;
+mod driver;
+mod endpoint;
 mod frame;
+mod identity;
+mod link;
 mod wire;
 
+pub use client::{query_status, ClientHandle, InvokeError};
+pub use driver::{run_replica, ReplicaRuntime};
+pub use endpoint::{ClientNet, NetError, NetLimits, ReplicaAddress, ReplicaNet};
 pub use frame::{encode_frame, FrameDecoder, FrameError, LENGTH_PREFIX_BYTES};
-pub use wire::{decode_wire, encode_wire, Wire};
+pub use identity::{
+    client_config, public_key_spki, server_config, spki_public_key, IdentityError, Peer, PinnedKeys, ALPN,
+};
+pub use link::{frame_of, Frame, Inbound, Outbox};
+pub use wire::{decode_wire, encode_wire, NetCounters, NodeStatus, Wire};

@@ -5,13 +5,62 @@ use pbft_core::{Message, Reply};
 use serde::{Deserialize, Serialize};
 
 /// A unit of traffic: a protocol message (client requests included, verified
-/// by the receiver) or a reply to a client.
+/// by the receiver), a reply to a client, or the small status exchange that
+/// operators' tools use.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Wire {
     /// A signed protocol message.
     Message(Message),
     /// A replica's reply to a client, authenticated by the channel.
     Reply(Reply),
+    /// A client asks to receive its replies on this connection. Backups learn
+    /// of a request from the primary, not from the client, so they need to be
+    /// told where the client listens.
+    Hello,
+    /// Asks the replica for its [`NodeStatus`].
+    StatusQuery,
+    /// The answer to a [`Wire::StatusQuery`].
+    Status(NodeStatus),
+}
+
+/// One replica's view of its own progress, as the status command shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The replica's id.
+    pub replica: u32,
+    /// Its current view (the target view while changing views).
+    pub view: u64,
+    /// Whether it is in normal operation (false while changing views).
+    pub normal: bool,
+    /// The highest sequence number it executed.
+    pub last_executed: u64,
+    /// The sequence number of its stable checkpoint (the low watermark).
+    pub stable_checkpoint: u64,
+    /// The state digest certified by that checkpoint, in hex.
+    pub stable_checkpoint_digest: String,
+    /// The digest of its current application state and reply cache, in hex.
+    pub state_digest: String,
+    /// Inputs the protocol dropped (bad signatures, stale views, …), all reasons together.
+    pub rejected_messages: u64,
+    /// Transport counters.
+    pub net: NetCounters,
+    /// The traitor behaviour this replica runs, if it is one (demonstrations only).
+    pub traitor: Option<String>,
+}
+
+/// What the transport dropped or refused, counted since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetCounters {
+    /// Frames received and decoded.
+    pub frames_in: u64,
+    /// Frames whose payload did not decode (dropped).
+    pub malformed_frames: u64,
+    /// Streams that announced a frame above the size limit (connection closed).
+    pub oversized_frames: u64,
+    /// Frames dropped because a peer's send queue was full.
+    pub send_queue_drops: u64,
+    /// Incoming connections whose TLS handshake failed (unknown key, garbage).
+    pub failed_handshakes: u64,
 }
 
 /// The bytes of `wire`, as the payload of one frame.

@@ -1,0 +1,161 @@
+//! The client driver: a sans-IO [`Client`] pumped by a tokio task over a
+//! [`ClientNet`], and a one-shot status probe.
+
+use crate::endpoint::{ClientNet, NetError, NetLimits, ReplicaAddress};
+use crate::identity::Peer;
+use crate::link::{frame_of, Inbound};
+use crate::wire::{NodeStatus, Wire};
+use pbft_core::{Client, ClientId, ClientOutput, Message, Quorum, ReplicaId, SecretKey, Time};
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Why an invocation returned no result.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvokeError {
+    /// No f+1 matching replies arrived in time. The operation may still
+    /// execute later; it was not reported as done.
+    #[error("no result within {0:?}: fewer than f+1 replicas answered alike")]
+    TimedOut(Duration),
+    /// The client task has stopped.
+    #[error("the client has shut down")]
+    Closed,
+}
+
+struct Invocation {
+    op: Vec<u8>,
+    done: oneshot::Sender<Vec<u8>>,
+}
+
+/// A connected PBFT client: hands operations to the cluster one at a time, in
+/// the order they were invoked, and returns each result that f+1 replicas
+/// agreed on. Clone-free; share it behind an `Arc` for concurrent callers.
+pub struct ClientHandle {
+    invocations: mpsc::Sender<Invocation>,
+}
+
+impl ClientHandle {
+    /// Connects client `id` to `replicas`; requests it has not completed are
+    /// re-sent to every replica every `retry_timeout_ms`. Must run inside a
+    /// tokio runtime.
+    pub fn connect(
+        id: ClientId,
+        secret: &SecretKey,
+        replicas: &[ReplicaAddress],
+        retry_timeout_ms: u64,
+    ) -> Result<ClientHandle, NetError> {
+        let quorum = Quorum::new(replicas.len()).ok_or(NetError::UnknownReplica(ReplicaId(0)))?;
+        let (net, inbox) = ClientNet::connect(secret, replicas, true, NetLimits::default())?;
+        let client = Client::new(id, secret.clone(), quorum, retry_timeout_ms, fresh_timestamp());
+        let (invocations, queue) = mpsc::channel(1024);
+        tokio::spawn(run_client(client, net, inbox, queue));
+        Ok(ClientHandle { invocations })
+    }
+
+    /// Runs `op` on the replicated service and returns its result.
+    pub async fn invoke(&self, op: Vec<u8>) -> Result<Vec<u8>, InvokeError> {
+        let (done, result) = oneshot::channel();
+        self.invocations.send(Invocation { op, done }).await.map_err(|_| InvokeError::Closed)?;
+        result.await.map_err(|_| InvokeError::Closed)
+    }
+
+    /// [`ClientHandle::invoke`], giving up after `timeout`.
+    pub async fn invoke_within(&self, op: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, InvokeError> {
+        tokio::time::timeout(timeout, self.invoke(op)).await.map_err(|_| InvokeError::TimedOut(timeout))?
+    }
+}
+
+/// A timestamp above any this client id used before: microseconds of wall
+/// time, so a restarted client process never reuses one.
+fn fresh_timestamp() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+async fn run_client(
+    mut client: Client,
+    net: ClientNet,
+    mut inbox: mpsc::Receiver<Inbound>,
+    mut queue: mpsc::Receiver<Invocation>,
+) {
+    let start = Instant::now();
+    let now = || Time(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
+    let mut waiting: VecDeque<oneshot::Sender<Vec<u8>>> = VecDeque::new();
+    let mut accepting = true;
+    loop {
+        if !client.is_busy() && !accepting && waiting.is_empty() {
+            break;
+        }
+        let deadline = client.poll_timeout().map(|Time(ms)| start + Duration::from_millis(ms));
+        tokio::select! {
+            invocation = queue.recv(), if accepting && !client.is_busy() => match invocation {
+                Some(invocation) => {
+                    if client.invoke(now(), invocation.op).is_ok() {
+                        waiting.push_back(invocation.done);
+                    }
+                }
+                None => accepting = false,
+            },
+            inbound = inbox.recv() => match inbound {
+                Some(Inbound { from: Peer::Replica(replica), wire: Wire::Reply(reply), .. }) => {
+                    client.handle_reply(now(), replica, reply);
+                }
+                Some(_) => {}
+                None => break,
+            },
+            _ = sleep_until(deadline) => client.handle_timeout(now()),
+        }
+        while let Some(output) = client.poll_output() {
+            match output {
+                ClientOutput::Send { to, request } => {
+                    net.send(to, frame_of(&Wire::Message(Message::Request(request))))
+                }
+                ClientOutput::Broadcast(request) => {
+                    net.broadcast(&frame_of(&Wire::Message(Message::Request(request))))
+                }
+                ClientOutput::Completed { result, .. } => {
+                    if let Some(done) = waiting.pop_front() {
+                        let _ = done.send(result);
+                    }
+                }
+            }
+        }
+    }
+    net.close().await;
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Asks every replica for its status as the client holding `secret`, waiting
+/// at most `timeout`. Entry `i` is replica `i`'s answer, `None` if it did not
+/// answer in time.
+pub async fn query_status(
+    secret: &SecretKey,
+    replicas: &[ReplicaAddress],
+    timeout: Duration,
+) -> Result<Vec<Option<NodeStatus>>, NetError> {
+    let (net, mut inbox) = ClientNet::connect(secret, replicas, false, NetLimits::default())?;
+    net.broadcast(&frame_of(&Wire::StatusQuery));
+    let mut answers: Vec<Option<NodeStatus>> = vec![None; replicas.len()];
+    let deadline = Instant::now() + timeout;
+    while answers.iter().any(Option::is_none) {
+        match tokio::time::timeout_at(deadline, inbox.recv()).await {
+            Ok(Some(Inbound { from: Peer::Replica(replica), wire: Wire::Status(status), .. })) => {
+                if let Some(slot) = answers.get_mut(replica.index()) {
+                    *slot = Some(status);
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    net.close().await;
+    Ok(answers)
+}

@@ -1,0 +1,157 @@
+//! The replica driver: pumps a sans-IO replica with real time and the QUIC
+//! endpoint, following the core's call contract (input, drain outputs, read
+//! the next deadline).
+
+use crate::endpoint::ReplicaNet;
+use crate::identity::Peer;
+use crate::link::{frame_of, Inbound, Outbox};
+use crate::wire::{NodeStatus, Wire};
+use pbft_core::{ClientId, Event, Message, Output, Replica, ReplicatedStateMachine, Time};
+use std::collections::BTreeMap;
+use std::future::Future;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What the driver needs of a replica: the sans-IO contract plus a status
+/// report. [`Replica`] implements it; a fault-injecting wrapper can too.
+pub trait ReplicaRuntime {
+    /// Verifies and handles a message off the wire.
+    fn receive(&mut self, now: Time, message: Message);
+    /// Fires the timers due at `now`.
+    fn handle_timeout(&mut self, now: Time);
+    /// The next thing to do.
+    fn poll_output(&mut self) -> Option<Output>;
+    /// When `handle_timeout` must next be called.
+    fn poll_timeout(&self) -> Option<Time>;
+    /// Progress as the status command shows it (the driver fills in `net`).
+    fn node_status(&self) -> NodeStatus;
+}
+
+impl<A: ReplicatedStateMachine> ReplicaRuntime for Replica<A> {
+    fn receive(&mut self, now: Time, message: Message) {
+        Replica::receive(self, now, message);
+    }
+
+    fn handle_timeout(&mut self, now: Time) {
+        Replica::handle_timeout(self, now);
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        Replica::poll_output(self)
+    }
+
+    fn poll_timeout(&self) -> Option<Time> {
+        Replica::poll_timeout(self)
+    }
+
+    fn node_status(&self) -> NodeStatus {
+        let stable = self.stable_checkpoint();
+        NodeStatus {
+            replica: self.id().0,
+            view: self.view(),
+            normal: self.status() == pbft_core::Status::Normal,
+            last_executed: self.last_executed(),
+            stable_checkpoint: stable.seq,
+            stable_checkpoint_digest: stable.state_digest.to_string(),
+            state_digest: self.state_digest().to_string(),
+            rejected_messages: self.rejections().values().sum(),
+            net: Default::default(),
+            traitor: None,
+        }
+    }
+}
+
+/// Runs `replica` on `net` until `shutdown` completes, then returns it.
+///
+/// Clients announce themselves with [`Wire::Hello`]; each client's replies
+/// go to the connection it said hello on most recently.
+pub async fn run_replica<R: ReplicaRuntime>(
+    mut replica: R,
+    net: ReplicaNet,
+    mut inbox: mpsc::Receiver<Inbound>,
+    shutdown: impl Future<Output = ()>,
+) -> R {
+    let start = Instant::now();
+    let now = || Time(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
+    let mut clients: BTreeMap<ClientId, Outbox> = BTreeMap::new();
+    tokio::pin!(shutdown);
+    loop {
+        let deadline = replica.poll_timeout().map(|Time(ms)| start + std::time::Duration::from_millis(ms));
+        tokio::select! {
+            _ = &mut shutdown => break,
+            inbound = inbox.recv() => {
+                let Some(inbound) = inbound else { break };
+                handle_inbound(&mut replica, &net, &mut clients, now(), inbound);
+            }
+            _ = sleep_until(deadline) => replica.handle_timeout(now()),
+        }
+        drain(&mut replica, &net, &mut clients);
+    }
+    net.close().await;
+    replica
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn handle_inbound<R: ReplicaRuntime>(
+    replica: &mut R,
+    net: &ReplicaNet,
+    clients: &mut BTreeMap<ClientId, Outbox>,
+    now: Time,
+    inbound: Inbound,
+) {
+    match (inbound.wire, inbound.from, inbound.reply_to) {
+        (Wire::Message(message), _, _) => replica.receive(now, message),
+        (Wire::Hello, Peer::Client(client), Some(link)) => {
+            clients.insert(client, link);
+        }
+        (Wire::StatusQuery, _, Some(link)) => {
+            let mut status = replica.node_status();
+            status.net = net.counters();
+            link.push(frame_of(&Wire::Status(status)));
+        }
+        (wire, from, _) => {
+            tracing::debug!(%from, ?wire, "ignored a frame that makes no sense from this peer")
+        }
+    }
+}
+
+fn drain<R: ReplicaRuntime>(replica: &mut R, net: &ReplicaNet, clients: &mut BTreeMap<ClientId, Outbox>) {
+    while let Some(output) = replica.poll_output() {
+        match output {
+            Output::Send { to, message } => net.send(to, frame_of(&Wire::Message(message))),
+            Output::Broadcast(message) => net.broadcast(&frame_of(&Wire::Message(message))),
+            Output::Reply(reply) => {
+                let client = reply.client;
+                if let Some(link) = clients.get(&client) {
+                    if link.is_closed() {
+                        clients.remove(&client);
+                    } else {
+                        link.push(frame_of(&Wire::Reply(reply)));
+                    }
+                }
+            }
+            Output::Event(event) => log_event(&event),
+        }
+    }
+}
+
+fn log_event(event: &Event) {
+    match event {
+        Event::Executed { view, seq, requests, .. } => {
+            tracing::trace!(view, seq, requests = requests.len(), "executed");
+        }
+        Event::CheckpointStable { seq, state_digest } => {
+            tracing::debug!(seq, %state_digest, "checkpoint stable");
+        }
+        Event::ViewChangeStarted { view } => tracing::info!(view, "view change started"),
+        Event::NewViewEntered { view, primary } => tracing::info!(view, %primary, "entered new view"),
+        Event::Rejected { .. } => tracing::debug!(?event, "rejected"),
+        other => tracing::info!(event = ?other),
+    }
+}

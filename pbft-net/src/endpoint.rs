@@ -1,0 +1,394 @@
+//! QUIC endpoints: a replica's (accepts everyone in the config, dials every
+//! other replica) and a client's (dials every replica).
+//!
+//! Every connection carries one stream. A replica dials each other replica
+//! once and sends on a unidirectional stream; the receiving side only reads.
+//! A client dials each replica and uses one bidirectional stream: requests
+//! go out, replies and status answers come back. Dialling retries forever
+//! with exponential back-off, and every outgoing queue is bounded.
+
+use crate::identity::{client_config, peer_public_key, server_config, IdentityError, Peer, PinnedKeys};
+use crate::link::{frame_of, read_frames, Delivery, Frame, Inbound, Outbox, Stats};
+use crate::wire::{NetCounters, Wire};
+use pbft_core::{codec, ClientId, PublicKey, ReplicaId, SecretKey};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// First wait before re-dialling a peer that could not be reached.
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// The longest wait between two dial attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Concurrent connections one peer key may hold to a replica.
+const MAX_CONNECTIONS_PER_PEER: usize = 4;
+/// The QUIC application error code for a refused connection.
+const REFUSED: u32 = 2;
+/// The TLS server name clients present; identity comes from the pinned key, not the name.
+const SERVER_NAME: &str = "pbft";
+
+/// Where a replica listens and the key it proves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaAddress {
+    /// Its ed25519 public key.
+    pub key: PublicKey,
+    /// Its UDP address.
+    pub address: SocketAddr,
+}
+
+/// Sizes of the transport's buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetLimits {
+    /// The largest frame accepted; a peer announcing more is disconnected.
+    pub max_frame_bytes: usize,
+    /// Frames queued per peer before new ones are dropped.
+    pub send_queue_frames: usize,
+    /// Decoded frames waiting for the protocol task before readers wait.
+    pub inbox_frames: usize,
+}
+
+impl Default for NetLimits {
+    fn default() -> Self {
+        NetLimits { max_frame_bytes: codec::MAX_MESSAGE_BYTES, send_queue_frames: 1024, inbox_frames: 4096 }
+    }
+}
+
+/// Why an endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The UDP socket could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address asked for.
+        address: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// TLS settings could not be made from the key.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The replica id is not in the replica list.
+    #[error("replica {0} is not in the list of replicas")]
+    UnknownReplica(ReplicaId),
+}
+
+/// A replica's endpoint: accepts connections from every replica and client in
+/// the config, and keeps one outgoing connection to every other replica.
+pub struct ReplicaNet {
+    endpoint: quinn::Endpoint,
+    peers: Vec<Option<Outbox>>,
+    stats: Arc<Stats>,
+}
+
+impl ReplicaNet {
+    /// Binds `replicas[me]`'s address and starts accepting and dialling.
+    /// Decoded frames arrive on the returned receiver. Must run inside a tokio runtime.
+    pub fn start(
+        me: ReplicaId,
+        secret: &SecretKey,
+        replicas: &[ReplicaAddress],
+        clients: &[(ClientId, PublicKey)],
+        limits: NetLimits,
+    ) -> Result<(ReplicaNet, mpsc::Receiver<Inbound>), NetError> {
+        let own = replicas.get(me.index()).ok_or(NetError::UnknownReplica(me))?;
+        let keys: Vec<PublicKey> = replicas.iter().map(|r| r.key).collect();
+        let pinned = Arc::new(PinnedKeys::new(&keys, clients.iter().copied()));
+        let endpoint = quinn::Endpoint::server(server_config(secret, &pinned)?, own.address)
+            .map_err(|source| NetError::Bind { address: own.address, source })?;
+        let stats = Arc::new(Stats::default());
+        let (inbox, receiver) = mpsc::channel(limits.inbox_frames.max(1));
+        let acceptor = Acceptor {
+            pinned,
+            inbox,
+            limits,
+            stats: stats.clone(),
+            connections: Arc::new(Mutex::new(BTreeMap::new())),
+        };
+        tokio::spawn(acceptor.clone().run(endpoint.clone()));
+        let mut peers = Vec::with_capacity(replicas.len());
+        for (index, replica) in replicas.iter().enumerate() {
+            if index == me.index() {
+                peers.push(None);
+                continue;
+            }
+            let (outbox, queue) = Outbox::bounded(limits.send_queue_frames, stats.clone());
+            let dialer = Dialer {
+                endpoint: endpoint.clone(),
+                config: client_config(secret, replica.key)?,
+                address: replica.address,
+                stats: stats.clone(),
+                limits,
+                client: None,
+            };
+            tokio::spawn(dialer.run(queue));
+            peers.push(Some(outbox));
+        }
+        Ok((ReplicaNet { endpoint, peers, stats }, receiver))
+    }
+
+    /// Queues `frame` for replica `to` (dropped and counted if its queue is full).
+    pub fn send(&self, to: ReplicaId, frame: Frame) {
+        if let Some(Some(outbox)) = self.peers.get(to.index()) {
+            outbox.push(frame);
+        }
+    }
+
+    /// Queues `frame` for every other replica.
+    pub fn broadcast(&self, frame: &Frame) {
+        for outbox in self.peers.iter().flatten() {
+            outbox.push(frame.clone());
+        }
+    }
+
+    /// The transport's counters.
+    pub fn counters(&self) -> NetCounters {
+        self.stats.snapshot()
+    }
+
+    /// The address the endpoint is bound to.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.endpoint.local_addr().ok()
+    }
+
+    /// Closes every connection and waits briefly for peers to be told.
+    pub async fn close(self) {
+        self.endpoint.close(0u32.into(), b"shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+    }
+}
+
+/// A client's endpoint: one connection to every replica.
+pub struct ClientNet {
+    endpoint: quinn::Endpoint,
+    links: Vec<Outbox>,
+    stats: Arc<Stats>,
+}
+
+impl ClientNet {
+    /// Dials every replica as the client holding `secret`. With `hello`, each
+    /// connection asks its replica to send this client's replies on it (what a
+    /// client that issues requests needs; a status probe does not).
+    /// Must run inside a tokio runtime.
+    pub fn connect(
+        secret: &SecretKey,
+        replicas: &[ReplicaAddress],
+        hello: bool,
+        limits: NetLimits,
+    ) -> Result<(ClientNet, mpsc::Receiver<Inbound>), NetError> {
+        let bind: SocketAddr = match replicas.first().map(|r| r.address) {
+            Some(SocketAddr::V6(_)) => SocketAddr::from(([0u16; 8], 0)),
+            _ => SocketAddr::from(([0u8; 4], 0)),
+        };
+        let endpoint =
+            quinn::Endpoint::client(bind).map_err(|source| NetError::Bind { address: bind, source })?;
+        let stats = Arc::new(Stats::default());
+        let (inbox, receiver) = mpsc::channel(limits.inbox_frames.max(1));
+        let mut links = Vec::with_capacity(replicas.len());
+        for (index, replica) in replicas.iter().enumerate() {
+            let (outbox, queue) = Outbox::bounded(limits.send_queue_frames, stats.clone());
+            let dialer = Dialer {
+                endpoint: endpoint.clone(),
+                config: client_config(secret, replica.key)?,
+                address: replica.address,
+                stats: stats.clone(),
+                limits,
+                client: Some(ClientLink { inbox: inbox.clone(), replica: ReplicaId(index as u32), hello }),
+            };
+            tokio::spawn(dialer.run(queue));
+            links.push(outbox);
+        }
+        Ok((ClientNet { endpoint, links, stats }, receiver))
+    }
+
+    /// Queues `frame` for replica `to`.
+    pub fn send(&self, to: ReplicaId, frame: Frame) {
+        if let Some(outbox) = self.links.get(to.index()) {
+            outbox.push(frame);
+        }
+    }
+
+    /// Queues `frame` for every replica.
+    pub fn broadcast(&self, frame: &Frame) {
+        for outbox in &self.links {
+            outbox.push(frame.clone());
+        }
+    }
+
+    /// The transport's counters.
+    pub fn counters(&self) -> NetCounters {
+        self.stats.snapshot()
+    }
+
+    /// Closes every connection.
+    pub async fn close(self) {
+        self.endpoint.close(0u32.into(), b"done");
+        let _ = tokio::time::timeout(Duration::from_millis(500), self.endpoint.wait_idle()).await;
+    }
+}
+
+/// Accepts connections for a replica and reads what they send.
+#[derive(Clone)]
+struct Acceptor {
+    pinned: Arc<PinnedKeys>,
+    inbox: mpsc::Sender<Inbound>,
+    limits: NetLimits,
+    stats: Arc<Stats>,
+    connections: Arc<Mutex<BTreeMap<Peer, usize>>>,
+}
+
+impl Acceptor {
+    async fn run(self, endpoint: quinn::Endpoint) {
+        while let Some(incoming) = endpoint.accept().await {
+            tokio::spawn(self.clone().serve(incoming));
+        }
+    }
+
+    async fn serve(self, incoming: quinn::Incoming) {
+        let remote = incoming.remote_address();
+        let connection = match incoming.await {
+            Ok(connection) => connection,
+            Err(error) => {
+                self.stats.failed_handshake();
+                tracing::debug!(%remote, %error, "refused connection");
+                return;
+            }
+        };
+        let Some(peer) = peer_public_key(&connection).and_then(|key| self.pinned.owner(&key)) else {
+            self.stats.failed_handshake();
+            connection.close(REFUSED.into(), b"unknown key");
+            return;
+        };
+        let Some(_slot) = ConnectionSlot::take(&self.connections, peer) else {
+            tracing::debug!(%remote, %peer, "refused connection: too many from this peer");
+            connection.close(REFUSED.into(), b"too many connections");
+            return;
+        };
+        tracing::debug!(%remote, %peer, "accepted connection");
+        match peer {
+            Peer::Replica(_) => {
+                while let Ok(recv) = connection.accept_uni().await {
+                    let delivery = Delivery { inbox: self.inbox.clone(), from: peer, reply_to: None };
+                    read_frames(recv, &connection, self.limits.max_frame_bytes, &self.stats, delivery).await;
+                }
+            }
+            Peer::Client(_) => {
+                while let Ok((mut send, recv)) = connection.accept_bi().await {
+                    let (outbox, mut queue) =
+                        Outbox::bounded(self.limits.send_queue_frames, self.stats.clone());
+                    let writer_connection = connection.clone();
+                    tokio::spawn(async move {
+                        crate::link::write_frames(&mut send, &mut queue, &writer_connection, None).await;
+                    });
+                    let delivery = Delivery { inbox: self.inbox.clone(), from: peer, reply_to: Some(outbox) };
+                    read_frames(recv, &connection, self.limits.max_frame_bytes, &self.stats, delivery).await;
+                }
+            }
+        }
+    }
+}
+
+/// Counts a peer's open connections; the count drops with the slot.
+struct ConnectionSlot {
+    connections: Arc<Mutex<BTreeMap<Peer, usize>>>,
+    peer: Peer,
+}
+
+impl ConnectionSlot {
+    fn take(connections: &Arc<Mutex<BTreeMap<Peer, usize>>>, peer: Peer) -> Option<ConnectionSlot> {
+        let mut open = connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = open.entry(peer).or_insert(0);
+        if *count >= MAX_CONNECTIONS_PER_PEER {
+            return None;
+        }
+        *count += 1;
+        Some(ConnectionSlot { connections: connections.clone(), peer })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = open.get_mut(&self.peer) {
+            *count = count.saturating_sub(1);
+        }
+    }
+}
+
+/// A client's side of a link: where replies go and whether to say hello.
+struct ClientLink {
+    inbox: mpsc::Sender<Inbound>,
+    replica: ReplicaId,
+    hello: bool,
+}
+
+/// Keeps one outgoing connection to one replica alive and drains its queue into it.
+struct Dialer {
+    endpoint: quinn::Endpoint,
+    config: quinn::ClientConfig,
+    address: SocketAddr,
+    stats: Arc<Stats>,
+    limits: NetLimits,
+    client: Option<ClientLink>,
+}
+
+impl Dialer {
+    async fn run(self, mut queue: mpsc::Receiver<Frame>) {
+        let mut backoff = MIN_BACKOFF;
+        let mut unsent = None;
+        loop {
+            if let Some(connection) = self.dial().await {
+                backoff = MIN_BACKOFF;
+                if let Some(mut send) = self.open_stream(&connection).await {
+                    match crate::link::write_frames(&mut send, &mut queue, &connection, unsent.take()).await {
+                        crate::link::WriteEnd::QueueClosed => {
+                            connection.close(0u32.into(), b"done");
+                            return;
+                        }
+                        crate::link::WriteEnd::Broken(frame) => unsent = frame,
+                    }
+                }
+            }
+            if queue.is_closed() {
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn dial(&self) -> Option<quinn::Connection> {
+        let connecting = match self.endpoint.connect_with(self.config.clone(), self.address, SERVER_NAME) {
+            Ok(connecting) => connecting,
+            Err(error) => {
+                tracing::debug!(address = %self.address, %error, "cannot dial");
+                return None;
+            }
+        };
+        match connecting.await {
+            Ok(connection) => Some(connection),
+            Err(error) => {
+                tracing::debug!(address = %self.address, %error, "dial failed");
+                None
+            }
+        }
+    }
+
+    async fn open_stream(&self, connection: &quinn::Connection) -> Option<quinn::SendStream> {
+        let Some(client) = &self.client else {
+            return connection.open_uni().await.ok();
+        };
+        let (mut send, recv) = connection.open_bi().await.ok()?;
+        if client.hello {
+            send.write_all(&frame_of(&Wire::Hello)).await.ok()?;
+        }
+        let delivery =
+            Delivery { inbox: client.inbox.clone(), from: Peer::Replica(client.replica), reply_to: None };
+        let (reader_connection, stats, limit) =
+            (connection.clone(), self.stats.clone(), self.limits.max_frame_bytes);
+        tokio::spawn(async move {
+            read_frames(recv, &reader_connection, limit, &stats, delivery).await;
+        });
+        Some(send)
+    }
+}

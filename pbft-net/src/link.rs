@@ -1,0 +1,184 @@
+//! The pieces every connection is made of: counters, a bounded outgoing
+//! queue, a frame reader and a frame writer.
+
+use crate::frame::{encode_frame, FrameDecoder};
+use crate::identity::Peer;
+use crate::wire::{decode_wire, encode_wire, NetCounters, Wire};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// One encoded, length-prefixed frame, shared between the queues of a broadcast.
+pub type Frame = Arc<[u8]>;
+
+/// Frames a reader asks quinn for at once.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// The QUIC application error code for a stream that broke the framing rules.
+const FRAMING_VIOLATION: u32 = 1;
+
+/// `wire` as a frame ready for any number of queues.
+pub fn frame_of(wire: &Wire) -> Frame {
+    Arc::from(encode_frame(&encode_wire(wire)))
+}
+
+/// Transport counters shared by every task of one endpoint.
+#[derive(Debug, Default)]
+pub struct Stats {
+    frames_in: AtomicU64,
+    malformed_frames: AtomicU64,
+    oversized_frames: AtomicU64,
+    send_queue_drops: AtomicU64,
+    failed_handshakes: AtomicU64,
+}
+
+impl Stats {
+    /// The counters now.
+    pub fn snapshot(&self) -> NetCounters {
+        NetCounters {
+            frames_in: self.frames_in.load(Ordering::Relaxed),
+            malformed_frames: self.malformed_frames.load(Ordering::Relaxed),
+            oversized_frames: self.oversized_frames.load(Ordering::Relaxed),
+            send_queue_drops: self.send_queue_drops.load(Ordering::Relaxed),
+            failed_handshakes: self.failed_handshakes.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn failed_handshake(&self) {
+        self.failed_handshakes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The sending end of one peer's bounded queue. When the queue is full (the
+/// peer is slow, dead or reconnecting) the frame is dropped and counted rather
+/// than held: PBFT recovers lost messages through retransmission and state
+/// transfer, while an unbounded queue would let one dead peer exhaust memory.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    queue: mpsc::Sender<Frame>,
+    stats: Arc<Stats>,
+}
+
+impl Outbox {
+    /// A queue of `capacity` frames and the receiving end its writer drains.
+    pub(crate) fn bounded(capacity: usize, stats: Arc<Stats>) -> (Outbox, mpsc::Receiver<Frame>) {
+        let (queue, receiver) = mpsc::channel(capacity.max(1));
+        (Outbox { queue, stats }, receiver)
+    }
+
+    /// Queues `frame`; returns false if it was dropped (queue full) or the
+    /// writer is gone.
+    pub fn push(&self, frame: Frame) -> bool {
+        match self.queue.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.stats.send_queue_drops.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Whether the writer behind this queue has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+}
+
+/// A decoded frame and who sent it, with the way back to the sender when it
+/// is a client connection.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The authenticated sender.
+    pub from: Peer,
+    /// What it sent.
+    pub wire: Wire,
+    /// The connection's own outgoing queue, for answering on it (clients only).
+    pub reply_to: Option<Outbox>,
+}
+
+/// Where a reader delivers: the endpoint's inbox, with who the frames come
+/// from and how to answer them.
+pub(crate) struct Delivery {
+    pub(crate) inbox: mpsc::Sender<Inbound>,
+    pub(crate) from: Peer,
+    pub(crate) reply_to: Option<Outbox>,
+}
+
+/// Reads frames from `recv` until the stream ends and delivers each decoded
+/// one, waiting while the inbox is full (so QUIC flow control slows the
+/// sender down instead of memory growing). Undecodable payloads are counted
+/// and skipped; a frame announced above `limit` closes the connection, since
+/// the stream cannot be resynchronised.
+pub(crate) async fn read_frames(
+    mut recv: quinn::RecvStream,
+    connection: &quinn::Connection,
+    limit: usize,
+    stats: &Stats,
+    delivery: Delivery,
+) {
+    let mut decoder = FrameDecoder::new(limit);
+    loop {
+        let chunk = match recv.read_chunk(READ_CHUNK_BYTES, true).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) | Err(_) => return,
+        };
+        let frames = match decoder.push(&chunk.bytes) {
+            Ok(frames) => frames,
+            Err(error) => {
+                stats.oversized_frames.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(peer = %connection.remote_address(), %error, "closing connection");
+                connection.close(FRAMING_VIOLATION.into(), b"frame too large");
+                return;
+            }
+        };
+        for payload in frames {
+            match decode_wire(&payload) {
+                Ok(wire) => {
+                    stats.frames_in.fetch_add(1, Ordering::Relaxed);
+                    let inbound = Inbound { from: delivery.from, wire, reply_to: delivery.reply_to.clone() };
+                    if delivery.inbox.send(inbound).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    stats.malformed_frames.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(peer = %connection.remote_address(), %error, "dropped malformed frame");
+                }
+            }
+        }
+    }
+}
+
+/// How a writer stopped.
+pub(crate) enum WriteEnd {
+    /// Everyone holding the queue let go of it: the endpoint is shutting down.
+    QueueClosed,
+    /// The connection broke; carries the frame that was being written, if any.
+    Broken(Option<Frame>),
+}
+
+/// Writes queued frames (`first` before them) to `send` until the queue
+/// closes or the connection breaks.
+pub(crate) async fn write_frames(
+    send: &mut quinn::SendStream,
+    queue: &mut mpsc::Receiver<Frame>,
+    connection: &quinn::Connection,
+    mut first: Option<Frame>,
+) -> WriteEnd {
+    loop {
+        let frame = match first.take() {
+            Some(frame) => frame,
+            None => tokio::select! {
+                frame = queue.recv() => match frame {
+                    Some(frame) => frame,
+                    None => return WriteEnd::QueueClosed,
+                },
+                _ = connection.closed() => return WriteEnd::Broken(None),
+            },
+        };
+        if send.write_all(&frame).await.is_err() {
+            return WriteEnd::Broken(Some(frame));
+        }
+    }
+}
