@@ -13,6 +13,7 @@ mod network;
 mod rng;
 pub mod sim;
 mod trace;
+pub mod traitor;
 
 pub use cluster::{Cluster, ClusterConfig, Completion, FixedLatency, NetworkModel};
 pub use keys::ClusterKeys;

@@ -5,5 +5,8 @@
 //! example applications. The `pbft` binary in this crate runs them.
 
 pub mod apps;
+pub mod cluster_config;
+pub mod keyfile;
+pub mod node;
 
 pub use pbft_core::{AppError, ReplicatedStateMachine};

@@ -1,0 +1,142 @@
+//! The node runtime: a replica process and the client-side helpers the CLI
+//! and tests share (connecting a client, reading every replica's status, and
+//! judging whether the replicas agree).
+
+use crate::apps::kv::KvStore;
+use crate::cluster_config::ClusterConfig;
+use anyhow::Context;
+use pbft_core::{ClientId, Replica, ReplicaId};
+use pbft_net::{query_status, run_replica, ClientHandle, NetLimits, NodeStatus, ReplicaNet};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+/// Runs replica `id` of `config` with the key-value store until `shutdown`
+/// completes. Returns the replica's last status.
+pub async fn run_replica_node(
+    config: &ClusterConfig,
+    id: ReplicaId,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<NodeStatus> {
+    let secret = config.replica_secret(id)?;
+    if let Some(behavior) = config.traitor(id) {
+        anyhow::bail!(
+            "{}: traitor[replica = {}].behavior = \"{behavior}\": traitor behaviours run only in the simulator so far; \
+             real processes run honest replicas",
+            config.path.display(),
+            id.0
+        );
+    }
+    let replica =
+        Replica::new(id, config.protocol.clone(), config.key_book()?, secret.clone(), KvStore::default())
+            .with_context(|| format!("cannot start replica {}", id.0))?;
+    let (net, inbox) = ReplicaNet::start(
+        id,
+        &secret,
+        &config.replica_addresses(),
+        &config.client_keys(),
+        NetLimits::default(),
+    )
+    .with_context(|| format!("cannot start replica {}'s transport", id.0))?;
+    tracing::info!(
+        replica = id.0,
+        address = %config.replicas[id.index()].address,
+        n = config.n(),
+        f = config.f,
+        "replica started"
+    );
+    let replica = run_replica(replica, net, inbox, shutdown).await;
+    let status = pbft_net::ReplicaRuntime::node_status(&replica);
+    tracing::info!(
+        replica = id.0,
+        view = status.view,
+        last_executed = status.last_executed,
+        "replica stopped"
+    );
+    Ok(status)
+}
+
+/// Connects client `id` of `config`. Must run inside a tokio runtime.
+pub fn connect_client(config: &ClusterConfig, id: ClientId) -> anyhow::Result<ClientHandle> {
+    let secret = config.client_secret(id)?;
+    Ok(ClientHandle::connect(id, &secret, &config.replica_addresses(), config.client_retry_ms)?)
+}
+
+/// Every replica's status (`None` for those that did not answer within
+/// `timeout`), asked as client `id`.
+pub async fn cluster_status(
+    config: &ClusterConfig,
+    id: ClientId,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Option<NodeStatus>>> {
+    let secret = config.client_secret(id)?;
+    Ok(query_status(&secret, &config.replica_addresses(), timeout).await?)
+}
+
+/// Whether the replicas that answered have the same state where they can be compared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Agreement {
+    /// No two replicas disagree about the state at any sequence number both report.
+    Agree,
+    /// Two or more replicas report different state digests for one sequence number.
+    Diverged {
+        /// The sequence number.
+        seq: u64,
+        /// Which replicas hold which digest at it.
+        digests: BTreeMap<String, Vec<u32>>,
+    },
+}
+
+/// Compares the state digests replicas report for the same sequence number:
+/// the current state of replicas that executed equally far, and their stable
+/// checkpoints.
+pub fn agreement(statuses: &[Option<NodeStatus>]) -> Agreement {
+    let mut at_seq: BTreeMap<u64, BTreeMap<String, Vec<u32>>> = BTreeMap::new();
+    for status in statuses.iter().flatten() {
+        let mut note = |seq: u64, digest: &str| {
+            let replicas = at_seq.entry(seq).or_default().entry(digest.to_string()).or_default();
+            if !replicas.contains(&status.replica) {
+                replicas.push(status.replica);
+            }
+        };
+        note(status.last_executed, &status.state_digest);
+        if status.stable_checkpoint > 0 {
+            note(status.stable_checkpoint, &status.stable_checkpoint_digest);
+        }
+    }
+    match at_seq.into_iter().find(|(_, digests)| digests.len() > 1) {
+        Some((seq, digests)) => Agreement::Diverged { seq, digests },
+        None => Agreement::Agree,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(replica: u32, last_executed: u64, state_digest: &str) -> Option<NodeStatus> {
+        Some(NodeStatus {
+            replica,
+            view: 0,
+            normal: true,
+            last_executed,
+            stable_checkpoint: 0,
+            stable_checkpoint_digest: String::new(),
+            state_digest: state_digest.into(),
+            rejected_messages: 0,
+            net: Default::default(),
+            traitor: None,
+        })
+    }
+
+    #[test]
+    fn replicas_at_different_points_agree_and_a_different_digest_at_one_point_diverges() {
+        assert_eq!(agreement(&[status(0, 5, "aa"), status(1, 7, "bb"), None]), Agreement::Agree);
+        let diverged = agreement(&[status(0, 5, "aa"), status(1, 5, "bb"), status(2, 5, "aa")]);
+        let expected: BTreeMap<String, Vec<u32>> =
+            [("aa".to_string(), vec![0, 2]), ("bb".to_string(), vec![1])].into();
+        assert_eq!(diverged, Agreement::Diverged { seq: 5, digests: expected });
+    }
+}
