@@ -44,10 +44,10 @@ impl FrameDecoder {
         FrameDecoder { limit, buffer: Vec::new() }
     }
 
-    /// Appends bytes that arrived and returns every frame now complete. After
-    /// an error the stream is unusable and should be closed.
-    pub fn push(&mut self, mut bytes: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
-        let mut frames = Vec::new();
+    /// Appends bytes that arrived and adds every frame now complete to
+    /// `frames`, including those completed before an error. After an error
+    /// the stream is unusable and should be closed.
+    pub fn push(&mut self, mut bytes: &[u8], frames: &mut Vec<Vec<u8>>) -> Result<(), FrameError> {
         while !bytes.is_empty() {
             let wanted = self.wanted()?;
             let take = wanted.min(bytes.len());
@@ -57,7 +57,7 @@ impl FrameDecoder {
                 frames.push(frame);
             }
         }
-        Ok(frames)
+        Ok(())
     }
 
     /// Bytes held for a frame not yet complete.
@@ -109,7 +109,7 @@ mod tests {
             let mut decoder = FrameDecoder::new(1_000);
             let mut got = Vec::new();
             for piece in stream.chunks(chunk) {
-                got.extend(decoder.push(piece).unwrap());
+                decoder.push(piece, &mut got).unwrap();
             }
             assert_eq!(got, payloads, "chunk size {chunk}");
             assert_eq!(decoder.buffered(), 0);
@@ -120,7 +120,11 @@ mod tests {
     fn oversized_frame_is_refused_from_its_prefix() {
         let mut decoder = FrameDecoder::new(100);
         let prefix = 101u32.to_be_bytes();
-        assert_eq!(decoder.push(&prefix), Err(FrameError::TooLarge { announced: 101, limit: 100 }));
+        let mut frames = Vec::new();
+        assert_eq!(
+            decoder.push(&prefix, &mut frames),
+            Err(FrameError::TooLarge { announced: 101, limit: 100 })
+        );
         assert!(decoder.buffered() <= LENGTH_PREFIX_BYTES, "nothing reserved for the body");
     }
 
@@ -129,8 +133,19 @@ mod tests {
         let mut decoder = FrameDecoder::new(10);
         let mut stream = encode_frame(&[9; 10]);
         stream.extend_from_slice(&encode_frame(&[8; 3])[..5]);
-        let frames = decoder.push(&stream).unwrap();
+        let mut frames = Vec::new();
+        decoder.push(&stream, &mut frames).unwrap();
         assert_eq!(frames, vec![vec![9; 10]]);
         assert_eq!(decoder.buffered(), 5);
+    }
+
+    #[test]
+    fn frames_before_an_oversized_one_are_still_delivered() {
+        let mut decoder = FrameDecoder::new(10);
+        let mut stream = encode_frame(&[1, 2, 3]);
+        stream.extend_from_slice(&1_000u32.to_be_bytes());
+        let mut frames = Vec::new();
+        assert!(decoder.push(&stream, &mut frames).is_err());
+        assert_eq!(frames, vec![vec![1, 2, 3]]);
     }
 }

@@ -123,15 +123,8 @@ pub(crate) async fn read_frames(
             Ok(Some(chunk)) => chunk,
             Ok(None) | Err(_) => return,
         };
-        let frames = match decoder.push(&chunk.bytes) {
-            Ok(frames) => frames,
-            Err(error) => {
-                stats.oversized_frames.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(peer = %connection.remote_address(), %error, "closing connection");
-                connection.close(FRAMING_VIOLATION.into(), b"frame too large");
-                return;
-            }
-        };
+        let mut frames = Vec::new();
+        let framing = decoder.push(&chunk.bytes, &mut frames);
         for payload in frames {
             match decode_wire(&payload) {
                 Ok(wire) => {
@@ -146,6 +139,12 @@ pub(crate) async fn read_frames(
                     tracing::debug!(peer = %connection.remote_address(), %error, "dropped malformed frame");
                 }
             }
+        }
+        if let Err(error) = framing {
+            stats.oversized_frames.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(peer = %connection.remote_address(), %error, "closing connection");
+            connection.close(FRAMING_VIOLATION.into(), b"frame too large");
+            return;
         }
     }
 }

@@ -11,7 +11,8 @@ fn signed_messages_round_trip_through_frames() {
         &key,
     )));
     let mut decoder = FrameDecoder::new(1 << 20);
-    let frames = decoder.push(&encode_frame(&encode_wire(&wire))).unwrap();
+    let mut frames = Vec::new();
+    decoder.push(&encode_frame(&encode_wire(&wire)), &mut frames).unwrap();
     assert_eq!(frames.len(), 1);
     assert_eq!(decode_wire(&frames[0]).unwrap(), wire);
 }

@@ -1,0 +1,84 @@
+//! Issue 6, test 5: every wrong config is refused by the binary with a
+//! non-zero exit code and a message that names the field at fault.
+
+mod support;
+
+use pbft_app::keyfile::public_key_hex;
+use pbft_core::SecretKey;
+use support::{pbft, scratch};
+
+fn key(seed: u8) -> String {
+    public_key_hex(&SecretKey::from_seed([seed; 32]).public())
+}
+
+fn replica(id: u32, port: u32, seed: u8) -> String {
+    format!("[[replica]]\nid = {id}\naddress = \"127.0.0.1:{port}\"\npublic_key = \"{}\"\n\n", key(seed))
+}
+
+fn client(id: u32, seed: u8) -> String {
+    format!("[[client]]\nid = {id}\npublic_key = \"{}\"\n\n", key(seed))
+}
+
+/// A valid four-replica config with one client, public keys only.
+fn valid() -> String {
+    let mut text = String::from("[cluster]\nname = \"t\"\nf = 1\n\n");
+    for id in 0..4 {
+        text.push_str(&replica(id, 9000 + id, id as u8 + 1));
+    }
+    text + &client(0, 50)
+}
+
+#[test]
+fn the_valid_base_config_is_accepted() {
+    let dir = scratch("good-config");
+    let path = dir.join("good.toml");
+    std::fs::write(&path, valid()).unwrap();
+    let output = pbft().args(["check", "--config"]).arg(&path).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn bad_configs_are_refused_naming_the_field() {
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("n < 3f+1", valid().replace("f = 1", "f = 2"), "cluster.f"),
+        ("duplicate id", valid().replace("id = 3\n", "id = 1\n"), "replica[3].id"),
+        ("id out of range", valid().replace("id = 3\n", "id = 7\n"), "replica[3].id"),
+        ("duplicate address", valid().replace(":9003", ":9001"), "replica[3].address"),
+        ("port out of range", valid().replace(":9002", ":70000"), "replica[2].address"),
+        ("port zero", valid().replace(":9002", ":0"), "replica[2].address"),
+        ("host name instead of ip", valid().replace("127.0.0.1:9001", "localhost:9001"), "replica[1].address"),
+        (
+            "unreadable key file",
+            valid().replace(&format!("public_key = \"{}\"", key(1)), "key_file = \"no-such.key\""),
+            "replica[0].key_file",
+        ),
+        ("malformed public key", valid().replace(&key(2), "abc"), "replica[1].public_key"),
+        ("duplicate key", valid().replace(&key(3), &key(1)), "replica[2].public_key"),
+        ("client reuses a replica key", valid().replace(&key(50), &key(4)), "client[0].public_key"),
+        (
+            "unknown traitor behaviour",
+            valid() + "[[traitor]]\nreplica = 3\nbehavior = \"equivocat\"\n",
+            "traitor[0].behavior",
+        ),
+        ("traitor replica out of range", valid() + "[[traitor]]\nreplica = 9\nbehavior = \"silent\"\n", "traitor[0].replica"),
+        ("missing [cluster] section", valid().replace("[cluster]\nname = \"t\"\nf = 1\n", ""), "cluster"),
+        ("missing [[replica]] section", "[cluster]\nf = 0\n\n".to_string() + &client(0, 50), "[[replica]]"),
+        ("missing [[client]] section", valid().replace(&client(0, 50), ""), "[[client]]"),
+        ("misspelt field", valid().replace("address = \"127.0.0.1:9000\"", "adress = \"127.0.0.1:9000\""), "adress"),
+        ("bad protocol parameter", valid() + "[protocol]\ncheckpoint_interval = 0\n", "protocol.checkpoint_interval"),
+        ("unknown protocol parameter", valid() + "[protocol]\nbatch_size = 10\n", "batch_size"),
+    ];
+    assert!(cases.len() >= 10);
+    let dir = scratch("bad-configs");
+    let mut failures = Vec::new();
+    for (index, (what, text, field)) in cases.iter().enumerate() {
+        let path = dir.join(format!("case-{index}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let output = pbft().args(["check", "--config"]).arg(&path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if output.status.success() || !stderr.contains(field) {
+            failures.push(format!("{what}: exit {:?}, expected `{field}` in: {stderr}", output.status.code()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1,0 +1,137 @@
+//! Real `pbft` processes on 127.0.0.1 for the cluster tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)] // test helpers: a panic is a failed test
+
+use pbft_app::cluster_config::ClusterConfig;
+use pbft_app::node::cluster_status;
+use pbft_core::ClientId;
+use pbft_net::NodeStatus;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `pbft` binary under test.
+pub fn pbft() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pbft"))
+}
+
+/// A fresh folder under cargo's test scratch space.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `n` consecutive UDP ports on 127.0.0.1 that are free right now.
+fn free_port_run(n: usize, salt: u64) -> u16 {
+    let mut candidate = 20_000 + ((u64::from(std::process::id()) * 97 + salt * 7_919) % 30_000) as u16;
+    loop {
+        let sockets: Vec<_> = (0..n as u16).map(|i| UdpSocket::bind(("127.0.0.1", candidate + i))).collect();
+        if sockets.iter().all(Result::is_ok) {
+            return candidate;
+        }
+        candidate = 20_000 + (candidate - 20_000 + 101) % 30_000;
+    }
+}
+
+/// `pbft init` into a scratch folder, with `protocol` lines added to the
+/// `[protocol]` section. Returns the config path.
+pub fn init_cluster(name: &str, n: usize, protocol: &str) -> PathBuf {
+    let dir = scratch(name);
+    let salt = name.bytes().map(u64::from).sum();
+    let base = free_port_run(n, salt);
+    let status = pbft()
+        .args(["init", "--replicas", &n.to_string(), "--base-port", &base.to_string(), "--dir"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "pbft init failed");
+    let path = dir.join("cluster.toml");
+    let text =
+        std::fs::read_to_string(&path).unwrap().replace("[protocol]\n", &format!("[protocol]\n{protocol}\n"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Replica processes started one by one, killed when dropped.
+pub struct Replicas {
+    config: PathBuf,
+    children: Vec<Option<Child>>,
+}
+
+impl Replicas {
+    /// Starts every replica of `config` as its own `pbft replica` process.
+    pub fn start_all(config: &Path, n: usize) -> Replicas {
+        let mut replicas =
+            Replicas { config: config.to_path_buf(), children: (0..n).map(|_| None).collect() };
+        for id in 0..n {
+            replicas.start(id);
+        }
+        replicas
+    }
+
+    /// Starts replica `id` (with empty memory).
+    pub fn start(&mut self, id: usize) {
+        assert!(self.children[id].is_none(), "replica {id} is already running");
+        let log = self.config.with_file_name(format!("replica-{id}.log"));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let child = pbft()
+            .args(["replica", "--config"])
+            .arg(&self.config)
+            .args(["--id", &id.to_string()])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children[id] = Some(child);
+    }
+
+    /// SIGKILLs replica `id`.
+    pub fn kill(&mut self, id: usize) {
+        let mut child = self.children[id].take().expect("replica is running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+impl Drop for Replicas {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls every replica's status until `done` holds of the answers, or fails
+/// the test after `limit` with the last answers.
+pub async fn wait_for_status(
+    config: &ClusterConfig,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&[Option<NodeStatus>]) -> bool,
+) -> Vec<Option<NodeStatus>> {
+    let start = Instant::now();
+    loop {
+        let statuses = cluster_status(config, ClientId(3), Duration::from_millis(500)).await.unwrap();
+        if done(&statuses) {
+            return statuses;
+        }
+        assert!(start.elapsed() < limit, "after {limit:?}, still not {what}: {statuses:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether the replicas in `which` all answered with the same last executed
+/// sequence number and state digest.
+pub fn same_state(statuses: &[Option<NodeStatus>], which: &[usize]) -> bool {
+    let picked: Vec<_> = which.iter().map(|&i| statuses[i].as_ref()).collect();
+    let Some(Some(first)) = picked.first() else { return false };
+    picked.iter().all(|s| {
+        s.is_some_and(|s| s.last_executed == first.last_executed && s.state_digest == first.state_digest)
+    })
+}
