@@ -1,6 +1,8 @@
 //! Issue 6, test 5: every wrong config is refused by the binary with a
 //! non-zero exit code and a message that names the field at fault.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns; a panic is a failed test
+
 mod support;
 
 use pbft_app::keyfile::public_key_hex;
@@ -46,7 +48,11 @@ fn bad_configs_are_refused_naming_the_field() {
         ("duplicate address", valid().replace(":9003", ":9001"), "replica[3].address"),
         ("port out of range", valid().replace(":9002", ":70000"), "replica[2].address"),
         ("port zero", valid().replace(":9002", ":0"), "replica[2].address"),
-        ("host name instead of ip", valid().replace("127.0.0.1:9001", "localhost:9001"), "replica[1].address"),
+        (
+            "host name instead of ip",
+            valid().replace("127.0.0.1:9001", "localhost:9001"),
+            "replica[1].address",
+        ),
         (
             "unreadable key file",
             valid().replace(&format!("public_key = \"{}\"", key(1)), "key_file = \"no-such.key\""),
@@ -60,12 +66,24 @@ fn bad_configs_are_refused_naming_the_field() {
             valid() + "[[traitor]]\nreplica = 3\nbehavior = \"equivocat\"\n",
             "traitor[0].behavior",
         ),
-        ("traitor replica out of range", valid() + "[[traitor]]\nreplica = 9\nbehavior = \"silent\"\n", "traitor[0].replica"),
+        (
+            "traitor replica out of range",
+            valid() + "[[traitor]]\nreplica = 9\nbehavior = \"silent\"\n",
+            "traitor[0].replica",
+        ),
         ("missing [cluster] section", valid().replace("[cluster]\nname = \"t\"\nf = 1\n", ""), "cluster"),
         ("missing [[replica]] section", "[cluster]\nf = 0\n\n".to_string() + &client(0, 50), "[[replica]]"),
         ("missing [[client]] section", valid().replace(&client(0, 50), ""), "[[client]]"),
-        ("misspelt field", valid().replace("address = \"127.0.0.1:9000\"", "adress = \"127.0.0.1:9000\""), "adress"),
-        ("bad protocol parameter", valid() + "[protocol]\ncheckpoint_interval = 0\n", "protocol.checkpoint_interval"),
+        (
+            "misspelt field",
+            valid().replace("address = \"127.0.0.1:9000\"", "adress = \"127.0.0.1:9000\""),
+            "adress",
+        ),
+        (
+            "bad protocol parameter",
+            valid() + "[protocol]\ncheckpoint_interval = 0\n",
+            "protocol.checkpoint_interval",
+        ),
         ("unknown protocol parameter", valid() + "[protocol]\nbatch_size = 10\n", "batch_size"),
     ];
     assert!(cases.len() >= 10);
@@ -77,7 +95,8 @@ fn bad_configs_are_refused_naming_the_field() {
         let output = pbft().args(["check", "--config"]).arg(&path).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         if output.status.success() || !stderr.contains(field) {
-            failures.push(format!("{what}: exit {:?}, expected `{field}` in: {stderr}", output.status.code()));
+            failures
+                .push(format!("{what}: exit {:?}, expected `{field}` in: {stderr}", output.status.code()));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

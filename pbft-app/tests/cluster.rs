@@ -1,6 +1,8 @@
 //! Real clusters: `pbft` processes talking QUIC on 127.0.0.1, driven through
 //! the client library and checked through the status command's data.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns; a panic is a failed test
+
 mod support;
 
 use pbft_app::apps::kv::{KvOp, KvResult};
@@ -36,7 +38,7 @@ fn all_up(statuses: &[Option<pbft_net::NodeStatus>]) -> bool {
 async fn pbft_up_serves_a_thousand_operations_from_four_clients() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/local-4.toml");
     let config = ClusterConfig::load(&path).unwrap();
-    let mut up = pbft()
+    let up = pbft()
         .args(["up", "--config"])
         .arg(&path)
         .args(["--status-every", "0"])
