@@ -4,6 +4,7 @@
 use crate::keys::ClusterKeys;
 use crate::network::{Envelope, NodeId, Payload};
 use crate::trace::TraceHash;
+use crate::traitor::{Behavior, Traitor, TraitorAction, TraitorPlan, Traitors};
 use pbft_core::{
     codec, Client, ClientId, ClientOutput, Event, Message, Output, ProtocolConfig, Quorum, Replica,
     ReplicaId, ReplicatedStateMachine, Request, SeqNum, Time,
@@ -99,6 +100,7 @@ pub struct Cluster<A> {
     executed: Vec<Vec<(SeqNum, pbft_core::Digest)>>,
     requests_sent: BTreeMap<pbft_core::Digest, Request>,
     trace: TraceHash,
+    traitors: Traitors,
 }
 
 impl<A: ReplicatedStateMachine> Cluster<A> {
@@ -150,6 +152,7 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
             executed: vec![Vec::new(); config.n],
             requests_sent: BTreeMap::new(),
             trace: TraceHash::default(),
+            traitors: Traitors::new(),
         }
     }
 
@@ -158,6 +161,22 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
         let index = client.0 as usize;
         self.clients[index].workload.push_back(op);
         self.start_next(index);
+    }
+
+    /// Turns replica `id` into a traitor with `behavior`; `colluders` is the
+    /// whole conspiracy (it matters to `collude`). The replica keeps running
+    /// the real protocol; what it sends is rewritten from now on.
+    pub fn make_traitor(&mut self, id: ReplicaId, behavior: Behavior, colluders: BTreeSet<ReplicaId>) {
+        let quorum = self.quorum();
+        let timeout = self.replicas[id.index()].config().view_change_timeout_ms;
+        let plan = TraitorPlan::new(id, colluders, quorum, timeout);
+        let traitor = Traitor::new(id, behavior, self.keys.replica(id).clone(), quorum, plan);
+        self.traitors.insert(id, traitor);
+    }
+
+    /// The traitors and their behaviours.
+    pub fn traitors(&self) -> impl Iterator<Item = (ReplicaId, Behavior)> + '_ {
+        self.traitors.iter().map(|(id, t)| (*id, t.behavior()))
     }
 
     /// Installs a filter that decides which envelopes are delivered.
@@ -384,6 +403,10 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
                     return;
                 }
                 self.trace.record(&codec::encode(&(now, to, &message)));
+                if let Some(traitor) = self.traitors.get_mut(&to) {
+                    let actions = traitor.incoming(&message);
+                    self.post_traitor_actions(to, actions);
+                }
                 self.replicas[to.index()].receive(now, message);
                 self.drain_replica(to);
             }
@@ -401,21 +424,45 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
     }
 
     fn post(&mut self, from: NodeId, to: NodeId, payload: Payload) {
+        self.post_after(from, to, payload, 0);
+    }
+
+    /// Posts a message that leaves its sender `hold_ms` from now.
+    fn post_after(&mut self, from: NodeId, to: NodeId, payload: Payload, hold_ms: u64) {
         let envelope = Envelope { from, to, sent_at: self.now, payload };
         let delays = self.network.route(&envelope);
         let Some((last, copies)) = delays.split_last() else { return };
         for delay in copies {
-            self.queue.insert((self.now + (*delay).max(1), self.sent), envelope.clone());
+            self.queue.insert((self.now + hold_ms + (*delay).max(1), self.sent), envelope.clone());
             self.sent += 1;
         }
-        self.queue.insert((self.now + (*last).max(1), self.sent), envelope);
+        self.queue.insert((self.now + hold_ms + (*last).max(1), self.sent), envelope);
         self.sent += 1;
+    }
+
+    fn post_traitor_actions(&mut self, id: ReplicaId, actions: Vec<TraitorAction>) {
+        let from = NodeId::Replica(id);
+        for action in actions {
+            match action {
+                TraitorAction::Send { to, message, delay_ms } => {
+                    self.post_after(from, NodeId::Replica(to), Payload::Message(message), delay_ms)
+                }
+                TraitorAction::Reply(reply) => {
+                    self.post(from, NodeId::Client(reply.client), Payload::Reply(reply))
+                }
+            }
+        }
     }
 
     fn drain_replica(&mut self, id: ReplicaId) {
         let from = NodeId::Replica(id);
         while let Some(output) = self.replicas[id.index()].poll_output() {
             if self.crashed.contains(&id) {
+                continue;
+            }
+            if let (Some(traitor), false) = (self.traitors.get_mut(&id), matches!(output, Output::Event(_))) {
+                let actions = traitor.outgoing(output);
+                self.post_traitor_actions(id, actions);
                 continue;
             }
             match output {

@@ -2,7 +2,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use fault_injector::sim::{simulate, SimOptions, SimReport};
+use fault_injector::sim::{simulate, SimOptions, SimReport, TraitorSelection};
+use fault_injector::traitor::Behavior;
 use pbft_app::apps::KvStore;
 use std::io::Write;
 use std::process::ExitCode;
@@ -23,6 +24,19 @@ pub struct SimArgs {
     /// Print machine-readable JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Make f replicas traitors: a behaviour name (silent, equivocate,
+    /// double-vote, forge, replay, view-change-liar, slow-primary, flood,
+    /// selective, collude) for all of them, or `mixed` for one drawn per traitor.
+    #[arg(long, value_name = "BEHAVIOUR|mixed")]
+    traitors: Option<String>,
+}
+
+fn parse_traitors(text: Option<&str>) -> Result<TraitorSelection> {
+    Ok(match text {
+        None => TraitorSelection::None,
+        Some("mixed") => TraitorSelection::Mixed,
+        Some(name) => TraitorSelection::Uniform(name.parse::<Behavior>().context("--traitors")?),
+    })
 }
 
 fn parse_range(text: &str) -> Result<std::ops::Range<u64>> {
@@ -35,7 +49,12 @@ fn parse_range(text: &str) -> Result<std::ops::Range<u64>> {
     Ok(a..b)
 }
 
-fn report_json(report: &SimReport) -> serde_json::Value {
+/// The command that replays `report`'s run, traitor flag included.
+fn replay_command(report: &SimReport, flag: &str) -> String {
+    format!("{}{flag}", report.replay_command())
+}
+
+fn report_json(report: &SimReport, flag: &str) -> serde_json::Value {
     serde_json::json!({
         "seed": report.profile.seed,
         "profile": report.profile.to_string(),
@@ -52,41 +71,53 @@ fn report_json(report: &SimReport) -> serde_json::Value {
         "max_view": report.max_view,
         "end_ms": report.end_ms,
         "trace_hash": report.trace_hash.to_string(),
-        "replay": report.replay_command(),
+        "traitors": report.traitors.iter().map(|(id, b)| serde_json::json!({"replica": id.0, "behavior": b.name()})).collect::<Vec<_>>(),
+        "replay": replay_command(report, flag),
     })
 }
 
 /// Runs `pbft sim`.
 pub fn run(args: SimArgs) -> Result<ExitCode> {
+    let traitors = parse_traitors(args.traitors.as_deref())?;
+    let flag = args.traitors.as_deref().map(|t| format!(" --traitors {t}")).unwrap_or_default();
+    let options = SimOptions { trace: args.trace.is_some(), traitors, ..SimOptions::default() };
     match (args.seed, &args.seeds) {
-        (Some(seed), _) => run_one(seed, args.trace.as_deref(), args.json),
-        (None, Some(range)) => sweep(parse_range(range)?, args.json),
+        (Some(seed), _) => run_one(seed, args.trace.as_deref(), args.json, &options, &flag),
+        (None, Some(range)) => sweep(parse_range(range)?, args.json, &options, &flag),
         (None, None) => bail!("give --seed S to replay one run or --seeds A..B to sweep"),
     }
 }
 
-fn run_one(seed: u64, trace_file: Option<&std::path::Path>, json: bool) -> Result<ExitCode> {
-    let options = SimOptions { trace: trace_file.is_some(), ..SimOptions::default() };
-    let (report, trace) = simulate::<KvStore>(seed, &options);
+fn run_one(
+    seed: u64,
+    trace_file: Option<&std::path::Path>,
+    json: bool,
+    options: &SimOptions,
+    flag: &str,
+) -> Result<ExitCode> {
+    let (report, trace) = simulate::<KvStore>(seed, options);
     if let Some(path) = trace_file {
         std::fs::write(path, trace.join("\n") + "\n")
             .with_context(|| format!("--trace: cannot write {}", path.display()))?;
     }
     if json {
-        println!("{}", report_json(&report));
+        println!("{}", report_json(&report, flag));
     } else {
         print!("{report}");
+        if !report.passed() && !flag.is_empty() {
+            println!("  (with traitors: {})", replay_command(&report, flag));
+        }
     }
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn sweep(seeds: std::ops::Range<u64>, json: bool) -> Result<ExitCode> {
+fn sweep(seeds: std::ops::Range<u64>, json: bool, options: &SimOptions, flag: &str) -> Result<ExitCode> {
     let total = seeds.end - seeds.start;
     let started = Instant::now();
     let mut failures = Vec::new();
     let mut sizes = [0u64; 2];
     for (done, seed) in seeds.clone().enumerate() {
-        let (report, _) = simulate::<KvStore>(seed, &SimOptions::default());
+        let (report, _) = simulate::<KvStore>(seed, options);
         sizes[usize::from(report.profile.n == 7)] += 1;
         if !report.passed() {
             if !json {
@@ -106,7 +137,7 @@ fn sweep(seeds: std::ops::Range<u64>, json: bool) -> Result<ExitCode> {
             "runs": total,
             "n4_runs": sizes[0],
             "n7_runs": sizes[1],
-            "failed": failures.iter().map(report_json).collect::<Vec<_>>(),
+            "failed": failures.iter().map(|r| report_json(r, flag)).collect::<Vec<_>>(),
             "seconds": seconds,
             "seeds_per_minute": per_minute,
         });
@@ -123,7 +154,7 @@ fn sweep(seeds: std::ops::Range<u64>, json: bool) -> Result<ExitCode> {
             per_minute
         );
         for failure in &failures {
-            println!("  replay: {}", failure.replay_command());
+            println!("  replay: {}", replay_command(failure, flag));
         }
     }
     Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })

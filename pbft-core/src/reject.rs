@@ -41,6 +41,9 @@ pub enum Reject {
     FromSelf,
     /// The message duplicates one already held.
     Duplicate,
+    /// A peer asked again before its previous request was due (status
+    /// reports): answering every one would let a peer amplify its traffic.
+    TooFrequent,
 }
 
 impl fmt::Display for Reject {

@@ -2,7 +2,8 @@
 
 use super::profile::FaultProfile;
 use crate::checkers::Verdict;
-use pbft_core::{BufferUsage, Digest, SeqNum};
+use crate::traitor::Behavior;
+use pbft_core::{BufferUsage, Digest, ReplicaId, SeqNum};
 use std::fmt;
 
 /// The outcome of one run: its profile, every checker's verdict, and measurements.
@@ -28,6 +29,8 @@ pub struct SimReport {
     pub trace_hash: Digest,
     /// What the liveness checker measured.
     pub liveness_summary: String,
+    /// The traitor replicas and their behaviours (the checkers judge the others).
+    pub traitors: Vec<(ReplicaId, Behavior)>,
 }
 
 impl SimReport {
@@ -45,6 +48,10 @@ impl SimReport {
 impl fmt::Display for SimReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "seed {}: {}", self.profile.seed, self.profile)?;
+        if !self.traitors.is_empty() {
+            let list: Vec<String> = self.traitors.iter().map(|(id, b)| format!("{id} {b}")).collect();
+            writeln!(f, "  traitors: {}", list.join(", "))?;
+        }
         for verdict in &self.verdicts {
             match &verdict.violation {
                 None if verdict.name == "liveness" => {

@@ -9,6 +9,7 @@ use crate::checkers::{
 };
 use crate::cluster::{Cluster, ClusterConfig, Completion};
 use crate::rng::Rng;
+use crate::traitor::Behavior;
 use pbft_core::{ClientId, Event, ReplicaId, ReplicatedStateMachine, Time};
 use std::collections::BTreeSet;
 
@@ -18,11 +19,69 @@ pub trait SimApp: ReplicatedStateMachine + Default {
     fn random_op(rng: &mut Rng, client: ClientId, index: usize) -> Vec<u8>;
 }
 
+/// Which replicas of a run are traitors, and how they misbehave.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TraitorSelection {
+    /// Every replica is honest.
+    #[default]
+    None,
+    /// f traitors (as many as the cluster tolerates), all with this
+    /// behaviour, chosen by the seed. Behaviours that act as primary
+    /// (`equivocate`, `slow-primary`, `collude`) always include replica 0,
+    /// the first primary.
+    Uniform(Behavior),
+    /// f traitors with behaviours drawn by the seed.
+    Mixed,
+    /// Exactly these replicas with these behaviours (they collude together).
+    Exactly(Vec<(ReplicaId, Behavior)>),
+}
+
+impl TraitorSelection {
+    /// The traitors of a run of `profile`.
+    pub fn choose(&self, profile: &FaultProfile) -> Vec<(ReplicaId, Behavior)> {
+        let f = profile.quorum().f();
+        let mut rng = Rng::stream(profile.seed, "traitors/choice");
+        let mut pick = |count: usize, include_primary: bool| {
+            let mut ids: Vec<u32> = (0..profile.n as u32).collect();
+            let mut chosen = Vec::new();
+            if include_primary {
+                chosen.push(ids.remove(0));
+            }
+            while chosen.len() < count && !ids.is_empty() {
+                chosen.push(ids.remove(rng.below(ids.len() as u64) as usize));
+            }
+            chosen.sort_unstable();
+            chosen
+        };
+        match self {
+            TraitorSelection::None => Vec::new(),
+            TraitorSelection::Uniform(behavior) => {
+                let acts_as_primary =
+                    matches!(behavior, Behavior::Equivocate | Behavior::SlowPrimary | Behavior::Collude);
+                pick(f, acts_as_primary).into_iter().map(|id| (ReplicaId(id), *behavior)).collect()
+            }
+            TraitorSelection::Mixed => {
+                let ids = pick(f, false);
+                let mut kinds = Rng::stream(profile.seed, "traitors/behaviours");
+                ids.into_iter()
+                    .map(|id| {
+                        let behavior = Behavior::ALL[kinds.below(Behavior::ALL.len() as u64) as usize];
+                        (ReplicaId(id), behavior)
+                    })
+                    .collect()
+            }
+            TraitorSelection::Exactly(traitors) => traitors.clone(),
+        }
+    }
+}
+
 /// Knobs of a run that are not part of the seed's profile.
 #[derive(Clone, Debug, Default)]
 pub struct SimOptions {
     /// Collect a readable log of every event (for `--trace`).
     pub trace: bool,
+    /// Traitor replicas.
+    pub traitors: TraitorSelection,
     /// A deliberate protocol bug to prove the checkers can fail (test builds only).
     #[cfg(feature = "mutations")]
     pub mutation: Option<pbft_core::Mutation>,
@@ -79,10 +138,15 @@ pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<S
         }
     }
     cluster.set_network(FaultyNetwork::new(&profile));
-    let honest = cluster.quorum().replicas().collect();
+    let traitors = options.traitors.choose(&profile);
+    let colluders: BTreeSet<ReplicaId> = traitors.iter().map(|(id, _)| *id).collect();
+    for (id, behavior) in &traitors {
+        cluster.make_traitor(*id, *behavior, colluders.clone());
+    }
+    let honest = cluster.quorum().replicas().filter(|id| !colluders.contains(id)).collect();
     let mut run = Run {
         cluster,
-        schedule: schedule::<A>(&profile),
+        schedule: schedule::<A>(&profile, colluders.is_empty()),
         honest,
         checkers: Checkers {
             agreement: Agreement::default(),
@@ -154,7 +218,15 @@ pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<S
         conflicting_seq: checkers.agreement.conflicting_seq(),
         completed: completions.len(),
         issued,
-        max_view: run.cluster.replicas().iter().map(|r| r.view()).max().unwrap_or(0),
+        max_view: run
+            .cluster
+            .replicas()
+            .iter()
+            .filter(|r| run.honest.contains(&r.id()))
+            .map(|r| r.view())
+            .max()
+            .unwrap_or(0),
+        traitors,
         peak_buffers: checkers.bounded.peak(),
         end_ms: run.cluster.now().as_millis(),
         trace_hash: run.cluster.trace_hash(),
@@ -164,11 +236,17 @@ pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<S
 }
 
 /// The client arrivals and crash/restart episodes of a profile, by time.
-fn schedule<A: SimApp>(profile: &FaultProfile) -> Vec<(Time, Action)> {
+///
+/// Without `amnesia`, every restart keeps the replica's memory. Runs with f
+/// traitors need that: a replica that lost its memory is faulty until it has
+/// caught up (it may have forgotten prepared certificates a view change
+/// relies on), so f traitors plus an amnesiac would exceed the fault bound.
+/// A crash that keeps memory is only slowness, which PBFT tolerates on top of f.
+fn schedule<A: SimApp>(profile: &FaultProfile, amnesia: bool) -> Vec<(Time, Action)> {
     let mut ops = Rng::stream(profile.seed, "workload/ops");
     let mut arrivals = Rng::stream(profile.seed, "workload/arrivals");
     let mut crashes = Rng::stream(profile.seed, "faults/crashes");
-    let mut amnesia = Rng::stream(profile.seed, "faults/amnesia");
+    let mut amnesia_draws = Rng::stream(profile.seed, "faults/amnesia");
     let mut schedule = Vec::new();
     for c in 0..profile.clients as u64 {
         let mut at = 0;
@@ -187,8 +265,8 @@ fn schedule<A: SimApp>(profile: &FaultProfile) -> Vec<(Time, Action)> {
         let end = start + 1 + crashes.below(slot / 2);
         let victim = ReplicaId(crashes.below(profile.n as u64) as u32);
         schedule.push((Time(start), Action::Crash(victim)));
-        let restart =
-            if amnesia.chance(1, 2) { Action::RestartEmpty(victim) } else { Action::Restart(victim) };
+        let forgets = amnesia_draws.chance(1, 2) && amnesia;
+        let restart = if forgets { Action::RestartEmpty(victim) } else { Action::Restart(victim) };
         schedule.push((Time(end), restart));
     }
     schedule.sort();

@@ -127,6 +127,8 @@ pub struct Replica<A> {
     reply_cache: BTreeMap<ClientId, CachedReply>,
 
     view_changes: BTreeMap<ReplicaId, Signed<ViewChange>>,
+    /// When each peer's status report was last answered (one entry per replica).
+    status_answered: BTreeMap<ReplicaId, Time>,
     future: BTreeMap<ReplicaId, VecDeque<Verified<Message>>>,
 
     signatures: crate::verify::SignatureCache,
@@ -198,6 +200,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             checkpoint_votes: BTreeMap::new(),
             reply_cache: BTreeMap::new(),
             view_changes: BTreeMap::new(),
+            status_answered: BTreeMap::new(),
             future: BTreeMap::new(),
             signatures: crate::verify::SignatureCache::new(SIGNATURE_CACHE_ENTRIES),
             timers: Timers::starting_with(Timer::Status, Time(config_status_interval)),

@@ -43,9 +43,18 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// Resends to the reporting replica what it lacks and this replica has:
     /// the NEW-VIEW of a view it has not entered, this replica's VIEW-CHANGE
     /// for a view it has not asked for, and proofs of batches it has not executed.
-    pub(super) fn on_status(&mut self, _now: Time, report: Signed<StatusReport>) {
+    /// A peer is answered at most once per half status interval: an honest
+    /// peer reports once per interval, and answering more often would let a
+    /// traitor turn each cheap report into many signed proofs.
+    pub(super) fn on_status(&mut self, now: Time, report: Signed<StatusReport>) {
         let report = report.into_payload();
         let to = report.replica;
+        let spacing = self.config.status_interval_ms / 2;
+        if self.status_answered.get(&to).is_some_and(|last| now < *last + spacing) {
+            self.reject(report.author(), StatusReport::KIND, Reject::TooFrequent);
+            return;
+        }
+        self.status_answered.insert(to, now);
         match self.status {
             Status::Normal => {
                 let behind = report.view < self.view || (report.view == self.view && report.view_changing);

@@ -134,13 +134,16 @@ impl<A: ReplicatedStateMachine> Replica<A> {
 
     /// The view-change timer runs once a quorum asks for the target view
     /// (OSDI'99 §4.5.2): a replica that alone suspects the primary waits
-    /// rather than racing through views by itself. Each consecutive failed
-    /// view doubles the wait, up to the configured limit.
+    /// rather than racing through views by itself. A replica asking for a
+    /// later view counts too: it has given up on this one, so this view may
+    /// never gather 2f+1 requests and waiting for them would deadlock (seen
+    /// with f silent traitors, where every honest replica is needed). Each
+    /// consecutive failed view doubles the wait, up to the configured limit.
     fn maybe_start_view_change_timer(&mut self, now: Time) {
         if self.status != Status::ViewChanging || self.timers.is_set(Timer::ViewChange) {
             return;
         }
-        let asking = self.view_changes.values().filter(|vc| vc.payload().new_view == self.view).count();
+        let asking = self.view_changes.values().filter(|vc| vc.payload().new_view >= self.view).count();
         if asking < self.quorum.quorum() {
             return;
         }
