@@ -6,6 +6,7 @@
 //! a run is reproducible from its inputs alone. Keys are real ed25519 keys
 //! derived from a seed ([`ClusterKeys`]); nothing in the crypto path is faked.
 
+pub mod bound;
 pub mod checkers;
 mod cluster;
 mod keys;

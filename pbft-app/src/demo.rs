@@ -13,6 +13,9 @@ pub enum Demo {
     /// Runs n replicas of the key-value store and some clients on a simulated
     /// network in virtual time, then prints what every replica ended with.
     Cluster(ClusterArgs),
+    /// Shows why consensus needs n ≥ 3f+1: the same fork attack with f colluding
+    /// traitors (every checker passes) and with f+1 (honest replicas diverge).
+    Bound(crate::demo_bound::BoundArgs),
 }
 
 /// Options of `pbft demo cluster`.
@@ -40,6 +43,7 @@ impl Demo {
     pub fn run(self) -> Result<ExitCode> {
         match self {
             Demo::Cluster(args) => run_cluster(args),
+            Demo::Bound(args) => crate::demo_bound::run(args),
         }
     }
 }

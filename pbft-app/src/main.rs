@@ -2,6 +2,7 @@
 
 mod cluster_cli;
 mod demo;
+mod demo_bound;
 mod sim;
 
 use clap::{Parser, Subcommand};

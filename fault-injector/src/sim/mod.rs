@@ -8,5 +8,5 @@ mod run;
 
 pub use faulty_network::FaultyNetwork;
 pub use profile::{FaultProfile, PartitionMode};
-pub use report::SimReport;
+pub use report::{Execution, SimReport};
 pub use run::{simulate, SimApp, SimOptions, TraitorSelection};

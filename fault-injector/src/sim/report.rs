@@ -31,6 +31,22 @@ pub struct SimReport {
     pub liveness_summary: String,
     /// The traitor replicas and their behaviours (the checkers judge the others).
     pub traitors: Vec<(ReplicaId, Behavior)>,
+    /// What each honest replica executed at the conflicting sequence number
+    /// (at sequence number 1 when there is none).
+    pub executions: Vec<Execution>,
+}
+
+/// One honest replica's execution of one sequence number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Execution {
+    /// The replica.
+    pub replica: ReplicaId,
+    /// The sequence number.
+    pub seq: SeqNum,
+    /// The batch digest.
+    pub digest: Digest,
+    /// The requests of the batch, as (client, timestamp).
+    pub requests: Vec<(pbft_core::ClientId, u64)>,
 }
 
 impl SimReport {

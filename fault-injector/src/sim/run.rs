@@ -3,7 +3,7 @@
 
 use super::faulty_network::FaultyNetwork;
 use super::profile::FaultProfile;
-use super::report::SimReport;
+use super::report::{Execution, SimReport};
 use crate::checkers::{
     Agreement, BoundedResources, ExactlyOnce, Linearizability, Liveness, TotalOrder, Validity,
 };
@@ -82,6 +82,10 @@ pub struct SimOptions {
     pub trace: bool,
     /// Traitor replicas.
     pub traitors: TraitorSelection,
+    /// Run this many replicas instead of the seed's choice (4 or 7).
+    pub replicas: Option<usize>,
+    /// Run this profile instead of the seed's (its `seed` still seeds keys and workload).
+    pub profile: Option<FaultProfile>,
     /// A deliberate protocol bug to prove the checkers can fail (test builds only).
     #[cfg(feature = "mutations")]
     pub mutation: Option<pbft_core::Mutation>,
@@ -121,7 +125,10 @@ struct Run<'o, A> {
 /// Runs the simulation of `seed` with application `A`; returns the report
 /// and, if `options.trace`, the event log.
 pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<String>) {
-    let profile = FaultProfile::from_seed(seed);
+    let mut profile = options.profile.clone().unwrap_or_else(|| FaultProfile::from_seed(seed));
+    if let Some(n) = options.replicas {
+        profile.n = n;
+    }
     let config = ClusterConfig {
         n: profile.n,
         clients: profile.clients,
@@ -227,12 +234,39 @@ pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<S
             .max()
             .unwrap_or(0),
         traitors,
+        executions: executions_at(
+            &run.cluster,
+            &run.honest,
+            checkers.agreement.conflicting_seq().unwrap_or(1),
+        ),
         peak_buffers: checkers.bounded.peak(),
         end_ms: run.cluster.now().as_millis(),
         trace_hash: run.cluster.trace_hash(),
         liveness_summary: checkers.liveness.summary().to_string(),
     };
     (report, run.trace)
+}
+
+/// What each honest replica executed at `seq`: the batch digest and its requests.
+fn executions_at<A: ReplicatedStateMachine>(
+    cluster: &Cluster<A>,
+    honest: &BTreeSet<ReplicaId>,
+    seq: u64,
+) -> Vec<Execution> {
+    cluster
+        .events()
+        .iter()
+        .filter(|(_, replica, _)| honest.contains(replica))
+        .filter_map(|(_, replica, event)| match event {
+            Event::Executed { seq: at, digest, requests, .. } if at == &seq => Some(Execution {
+                replica: *replica,
+                seq,
+                digest: *digest,
+                requests: requests.iter().map(|r| (r.client, r.timestamp)).collect(),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The client arrivals and crash/restart episodes of a profile, by time.

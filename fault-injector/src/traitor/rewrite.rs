@@ -19,6 +19,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 const REPLAY_HISTORY: usize = 64;
 /// Junk messages a `flood` traitor adds to each message it sends.
 const FLOOD_FACTOR: u64 = 8;
+/// Slots a colluder remembers the primary's two pre-prepares for.
+const FORK_SLOTS: usize = 1_024;
 /// How far ahead a `view-change-liar` asks the view to jump.
 const VIEW_STORM_JUMP: u64 = 1_000;
 
@@ -75,8 +77,8 @@ pub struct Traitor {
     plan: TraitorPlan,
     sent: u64,
     history: VecDeque<Message>,
-    /// `collude`: the (view, seq) pre-prepares already acted on, by digest.
-    conspired: BTreeSet<(View, SeqNum, Digest)>,
+    /// `collude`: the colluding primary's pre-prepares per slot (at most two each).
+    forks: BTreeMap<(View, SeqNum), Vec<Signed<PrePrepare>>>,
 }
 
 impl Traitor {
@@ -96,7 +98,7 @@ impl Traitor {
             plan,
             sent: 0,
             history: VecDeque::new(),
-            conspired: BTreeSet::new(),
+            forks: BTreeMap::new(),
         }
     }
 
@@ -394,42 +396,56 @@ impl Traitor {
         }
     }
 
-    /// The two batches of the fork: the requests in ascending digest order go
-    /// to the first honest half, descending (or none, for a single request)
-    /// to the second. Every colluder can tell which is which from the batch alone.
+    /// The two batches of the fork: the requests sorted by digest, the first
+    /// half for the first honest half of the replicas and the rest (nothing,
+    /// for a single request) for the second. So the two halves execute
+    /// different requests at one sequence number.
     fn fork_pair(&self, genuine: &PrePrepare) -> (Message, Message) {
-        let mut ascending = genuine.batch.clone();
-        ascending.sort_by_key(|r| *r.digest().as_bytes());
-        let mut descending = ascending.clone();
-        if descending.len() >= 2 {
-            descending.reverse();
-        } else {
-            descending.clear();
-        }
-        (self.signed_pre_prepare(genuine, ascending), self.signed_pre_prepare(genuine, descending))
+        let mut sorted = genuine.batch.clone();
+        sorted.sort_by_key(|r| *r.digest().as_bytes());
+        let second = sorted.split_off(sorted.len().div_ceil(2));
+        (self.signed_pre_prepare(genuine, sorted), self.signed_pre_prepare(genuine, second))
     }
 
-    /// A colluding backup's part: on each pre-prepare from a colluding primary,
-    /// prepare and commit it towards the honest half it was meant for.
+    /// A colluding backup's part: once the colluding primary's two
+    /// pre-prepares for a slot have arrived, prepare and commit each towards
+    /// the honest half it was meant for. The two are told apart as the
+    /// primary split them: the batch whose first request sorts first (a
+    /// non-empty one before an empty one) is the first half's.
     fn conspire(&mut self, pre_prepare: &Signed<PrePrepare>) -> Vec<TraitorAction> {
         let body = pre_prepare.payload();
         if !self.plan.colluders.contains(&body.primary) || body.primary == self.id {
             return Vec::new();
         }
-        if !self.conspired.insert((body.view, body.seq, body.digest)) {
+        let slot = self.forks.entry((body.view, body.seq)).or_default();
+        if slot.iter().any(|p| p.payload().digest == body.digest) || slot.len() >= 2 {
             return Vec::new();
         }
-        let ascending = body.batch.windows(2).all(|w| w[0].digest().as_bytes() <= w[1].digest().as_bytes());
+        slot.push(pre_prepare.clone());
+        if slot.len() < 2 {
+            return Vec::new();
+        }
+        let order = |p: &Signed<PrePrepare>| {
+            let first = p.payload().batch.first().map(|r| *r.digest().as_bytes());
+            (first.is_none(), first)
+        };
+        let mut pair = slot.clone();
+        pair.sort_by_key(order);
+        while self.forks.len() > FORK_SLOTS {
+            self.forks.pop_first();
+        }
         let (first, second) = self.honest_halves();
-        let audience = if !body.batch.is_empty() && ascending { first } else { second };
-        let prepare = Prepare { view: body.view, seq: body.seq, digest: body.digest, replica: self.id };
-        let commit = Commit { view: body.view, seq: body.seq, digest: body.digest, replica: self.id };
-        let prepare = Message::Prepare(Signed::sign(prepare, &self.secret));
-        let commit = Message::Commit(Signed::sign(commit, &self.secret));
         let mut actions = Vec::new();
-        for to in audience {
-            Self::send(&mut actions, to, prepare.clone());
-            Self::send(&mut actions, to, commit.clone());
+        for (pre_prepare, audience) in pair.iter().zip([first, second]) {
+            let body = pre_prepare.payload();
+            let prepare = Prepare { view: body.view, seq: body.seq, digest: body.digest, replica: self.id };
+            let commit = Commit { view: body.view, seq: body.seq, digest: body.digest, replica: self.id };
+            let prepare = Message::Prepare(Signed::sign(prepare, &self.secret));
+            let commit = Message::Commit(Signed::sign(commit, &self.secret));
+            for to in audience {
+                Self::send(&mut actions, to, prepare.clone());
+                Self::send(&mut actions, to, commit.clone());
+            }
         }
         actions
     }
