@@ -13,6 +13,7 @@ mod keys;
 mod network;
 mod rng;
 pub mod sim;
+pub mod throughput;
 mod trace;
 pub mod traitor;
 

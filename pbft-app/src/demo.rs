@@ -16,6 +16,9 @@ pub enum Demo {
     /// Shows why consensus needs n ≥ 3f+1: the same fork attack with f colluding
     /// traitors (every checker passes) and with f+1 (honest replicas diverge).
     Bound(crate::demo_bound::BoundArgs),
+    /// Measures throughput under a slow primary and a flooding replica as a
+    /// fraction of fault-free throughput (simulator, virtual time).
+    Throughput(crate::demo_throughput::ThroughputArgs),
 }
 
 /// Options of `pbft demo cluster`.
@@ -44,6 +47,7 @@ impl Demo {
         match self {
             Demo::Cluster(args) => run_cluster(args),
             Demo::Bound(args) => crate::demo_bound::run(args),
+            Demo::Throughput(args) => crate::demo_throughput::run(args),
         }
     }
 }

@@ -3,6 +3,7 @@
 mod cluster_cli;
 mod demo;
 mod demo_bound;
+mod demo_throughput;
 mod sim;
 
 use clap::{Parser, Subcommand};

@@ -20,7 +20,8 @@ fn assert_honest_replicas_survive(traitors: TraitorSelection) {
     let mut failures: Vec<SimReport> = Vec::new();
     for n in [4, 7] {
         for seed in 0..seeds() {
-            let options = SimOptions { traitors: traitors.clone(), replicas: Some(n), ..SimOptions::default() };
+            let options =
+                SimOptions { traitors: traitors.clone(), replicas: Some(n), ..SimOptions::default() };
             let (report, _) = simulate::<RecordingApp>(seed, &options);
             let f = (n - 1) / 3;
             assert_eq!(report.traitors.len(), f, "seed {seed}: the run has f traitors");
@@ -63,7 +64,11 @@ fn traitors_of_mixed_behaviours_leave_every_checker_passing() {
 }
 
 /// How often honest replicas (all but `traitor`) rejected something for `reason`.
-fn honest_rejections(cluster: &fault_injector::Cluster<RecordingApp>, traitor: ReplicaId, reason: Reject) -> u64 {
+fn honest_rejections(
+    cluster: &fault_injector::Cluster<RecordingApp>,
+    traitor: ReplicaId,
+    reason: Reject,
+) -> u64 {
     cluster
         .replicas()
         .iter()
@@ -101,7 +106,10 @@ fn honest_replicas_report_replayed_messages() {
 #[test]
 fn honest_replicas_report_an_equivocating_primary_and_double_votes() {
     let cluster = run_with_traitor(ReplicaId(0), Behavior::Equivocate);
-    assert!(honest_rejections(&cluster, ReplicaId(0), Reject::Equivocation) > 0, "the conflicting pre-prepare");
+    assert!(
+        honest_rejections(&cluster, ReplicaId(0), Reject::Equivocation) > 0,
+        "the conflicting pre-prepare"
+    );
     let cluster = run_with_traitor(ReplicaId(1), Behavior::DoubleVote);
     assert!(honest_rejections(&cluster, ReplicaId(1), Reject::Equivocation) > 0, "the second vote");
 }
@@ -129,7 +137,12 @@ fn f_plus_one_colluders_fork_the_honest_replicas_for_f_one_and_two() {
         assert!(demo.safe.report.passed(), "f = {f}, {} colluders:\n{}", f, demo.safe.report);
         assert_eq!(demo.safe.report.completed, demo.safe.report.issued);
         let fork = &demo.fork.report;
-        assert_eq!(fork.conflicting_seq, Some(1), "f = {f}, {} colluders fork at the first slot:\n{fork}", f + 1);
+        assert_eq!(
+            fork.conflicting_seq,
+            Some(1),
+            "f = {f}, {} colluders fork at the first slot:\n{fork}",
+            f + 1
+        );
         let agreement = fork.verdicts.iter().find(|v| v.name == "agreement").expect("agreement checker ran");
         assert!(!agreement.passed(), "the agreement checker reports the fork");
         let digests: BTreeSet<_> = fork.executions.iter().map(|e| e.digest).collect();
