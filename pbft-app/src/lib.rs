@@ -8,5 +8,6 @@ pub mod apps;
 pub mod cluster_config;
 pub mod keyfile;
 pub mod node;
+pub mod traitor_node;
 
 pub use pbft_core::{AppError, ReplicatedStateMachine};

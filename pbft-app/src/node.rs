@@ -4,11 +4,14 @@
 
 use crate::apps::kv::KvStore;
 use crate::cluster_config::ClusterConfig;
+use crate::traitor_node::TraitorNode;
 use anyhow::Context;
+use fault_injector::traitor::{Traitor, TraitorPlan};
 use pbft_core::{ClientId, Replica, ReplicaId};
-use pbft_net::{query_status, run_replica, ClientHandle, NetLimits, NodeStatus, ReplicaNet};
+use pbft_net::{query_status, run_replica, ClientHandle, NetLimits, NodeStatus, ReplicaNet, ReplicaRuntime};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
@@ -20,14 +23,6 @@ pub async fn run_replica_node(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<NodeStatus> {
     let secret = config.replica_secret(id)?;
-    if let Some(behavior) = config.traitor(id) {
-        anyhow::bail!(
-            "{}: traitor[replica = {}].behavior = \"{behavior}\": traitor behaviours run only in the simulator so far; \
-             real processes run honest replicas",
-            config.path.display(),
-            id.0
-        );
-    }
     let replica =
         Replica::new(id, config.protocol.clone(), config.key_book()?, secret.clone(), KvStore::default())
             .with_context(|| format!("cannot start replica {}", id.0))?;
@@ -44,10 +39,21 @@ pub async fn run_replica_node(
         address = %config.replicas[id.index()].address,
         n = config.n(),
         f = config.f,
+        traitor = config.traitor(id).map(|b| b.name()),
         "replica started"
     );
-    let replica = run_replica(replica, net, inbox, shutdown).await;
-    let status = pbft_net::ReplicaRuntime::node_status(&replica);
+    let status = match config.traitor(id) {
+        None => ReplicaRuntime::node_status(&run_replica(replica, net, inbox, shutdown).await),
+        Some(behavior) => {
+            tracing::warn!(replica = id.0, %behavior, "this replica is a TRAITOR (demonstration)");
+            let colluders: BTreeSet<ReplicaId> = config.traitors.iter().map(|t| t.replica).collect();
+            let plan =
+                TraitorPlan::new(id, colluders, replica.quorum(), config.protocol.view_change_timeout_ms);
+            let traitor = Traitor::new(id, behavior, secret, replica.quorum(), plan);
+            let node = TraitorNode::new(replica, traitor);
+            ReplicaRuntime::node_status(&run_replica(node, net, inbox, shutdown).await)
+        }
+    };
     tracing::info!(
         replica = id.0,
         view = status.view,

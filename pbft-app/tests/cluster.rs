@@ -7,7 +7,7 @@ mod support;
 
 use pbft_app::apps::kv::{KvOp, KvResult};
 use pbft_app::cluster_config::ClusterConfig;
-use pbft_app::node::connect_client;
+use pbft_app::node::{agreement, connect_client, Agreement};
 use pbft_core::{ClientId, SecretKey};
 use pbft_net::{ClientHandle, ClientNet, InvokeError, NetLimits};
 use std::sync::Arc;
@@ -203,4 +203,49 @@ async fn strangers_garbage_and_oversized_frames_are_refused_and_counted() {
     let client = connect_client(&config, ClientId(0)).unwrap();
     assert_eq!(put(&client, "after", "attack").await, KvResult::Previous(None));
     assert_eq!(get(&client, "stranger").await, KvResult::Value(None), "the stranger's put never executed");
+}
+
+/// Issue 6, test 6 (the bound with real processes): configs/bound-f1-safe.toml
+/// has one colluding traitor and the honest replicas agree; in
+/// configs/bound-f1-fork.toml two colluding traitors (f+1) make the honest
+/// replicas 2 and 3 diverge, and the status data shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bound_with_real_processes_one_traitor_agrees_two_fork() {
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+
+    let safe_path = configs.join("bound-f1-safe.toml");
+    let safe = ClusterConfig::load(&safe_path).unwrap();
+    let replicas = Replicas::start_all(&safe_path, 4);
+    wait_for_status(&safe, Duration::from_secs(20), "all replicas up", all_up).await;
+    let client = connect_client(&safe, ClientId(0)).unwrap();
+    let run = std::process::id().to_string();
+    assert_eq!(
+        put(&client, &run, "safe").await,
+        KvResult::Previous(None),
+        "requests complete despite the traitor"
+    );
+    let statuses = wait_for_status(&safe, Duration::from_secs(15), "honest replicas at one state", |s| {
+        same_state(s, &[1, 2, 3])
+    })
+    .await;
+    assert_eq!(agreement(&statuses[1..]), Agreement::Agree);
+    assert_eq!(statuses[0].as_ref().unwrap().traitor.as_deref(), Some("collude"));
+    drop(client);
+    drop(replicas);
+
+    let fork_path = configs.join("bound-f1-fork.toml");
+    let fork = ClusterConfig::load(&fork_path).unwrap();
+    let _replicas = Replicas::start_all(&fork_path, 4);
+    wait_for_status(&fork, Duration::from_secs(20), "all replicas up", all_up).await;
+    let client = connect_client(&fork, ClientId(0)).unwrap();
+    let op = KvOp::Put { key: run, value: "fork".into() }.encode();
+    let _ = client.invoke_within(op, Duration::from_secs(10)).await;
+    let statuses = wait_for_status(&fork, Duration::from_secs(15), "honest replicas diverged", |s| {
+        matches!(agreement(&[s[2].clone(), s[3].clone()]), Agreement::Diverged { .. })
+    })
+    .await;
+    let Agreement::Diverged { digests, .. } = agreement(&[statuses[2].clone(), statuses[3].clone()]) else {
+        unreachable!("waited for divergence")
+    };
+    assert_eq!(digests.len(), 2, "replicas 2 and 3 hold different states at one sequence number");
 }

@@ -75,7 +75,11 @@ impl Replicas {
     /// Starts replica `id` (with empty memory).
     pub fn start(&mut self, id: usize) {
         assert!(self.children[id].is_none(), "replica {id} is already running");
-        let log = self.config.with_file_name(format!("replica-{id}.log"));
+        let stem = self.config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let parent = self.config.parent().and_then(Path::file_name).map(|s| s.to_string_lossy().into_owned());
+        let logs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("replica-logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let log = logs.join(format!("{}-{stem}-replica-{id}.log", parent.unwrap_or_default()));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let child = pbft()
             .args(["replica", "--config"])
