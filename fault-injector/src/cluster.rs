@@ -101,6 +101,7 @@ pub struct Cluster<A> {
     requests_sent: BTreeMap<pbft_core::Digest, Request>,
     trace: TraceHash,
     traitors: Traitors,
+    twins: BTreeMap<ReplicaId, Replica<A>>,
 }
 
 impl<A: ReplicatedStateMachine> Cluster<A> {
@@ -153,6 +154,7 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
             requests_sent: BTreeMap::new(),
             trace: TraceHash::default(),
             traitors: Traitors::new(),
+            twins: BTreeMap::new(),
         }
     }
 
@@ -172,6 +174,23 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
         let plan = TraitorPlan::new(id, colluders, quorum, timeout);
         let traitor = Traitor::new(id, behavior, self.keys.replica(id).clone(), quorum, plan);
         self.traitors.insert(id, traitor);
+    }
+
+    /// Starts a second instance of replica `id` with the same key and a fresh
+    /// `app` (Twins): it receives a copy of everything sent to `id` and sends
+    /// as `id`, so together the two equivocate naturally. Its envelopes come
+    /// from and go to [`NodeId::Twin`], so filters can partition the twins apart.
+    pub fn make_twin(&mut self, id: ReplicaId, app: A) {
+        let original = &self.replicas[id.index()];
+        let twin = Replica::new(
+            id,
+            original.config().clone(),
+            self.keys.book().clone(),
+            self.keys.replica(id).clone(),
+            app,
+        )
+        .unwrap_or_else(|e| panic!("the configuration was valid at start: {e}"));
+        self.twins.insert(id, twin);
     }
 
     /// The traitors and their behaviours.
@@ -366,7 +385,8 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
         let replicas =
             self.replicas.iter().filter(|r| !self.crashed.contains(&r.id())).filter_map(|r| r.poll_timeout());
         let clients = self.clients.iter().filter_map(|c| c.client.poll_timeout());
-        replicas.chain(clients).min()
+        let twins = self.twins.values().filter_map(|t| t.poll_timeout());
+        replicas.chain(clients).chain(twins).min()
     }
 
     fn fire_timers(&mut self) {
@@ -381,6 +401,18 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
                 self.replicas[index].handle_timeout(now);
                 self.drain_replica(id);
             }
+        }
+        let due: Vec<ReplicaId> = self
+            .twins
+            .iter()
+            .filter(|(_, t)| t.poll_timeout().is_some_and(|at| at <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(twin) = self.twins.get_mut(&id) {
+                twin.handle_timeout(now);
+            }
+            self.drain_twin(id);
         }
         for index in 0..self.clients.len() {
             if self.clients[index].client.poll_timeout().is_some_and(|at| at <= now) {
@@ -410,8 +442,15 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
                 self.replicas[to.index()].receive(now, message);
                 self.drain_replica(to);
             }
+            (NodeId::Twin(to), Payload::Message(message)) => {
+                self.trace.record(&codec::encode(&(now, "twin", to, &message)));
+                if let Some(twin) = self.twins.get_mut(&to) {
+                    twin.receive(now, message);
+                    self.drain_twin(to);
+                }
+            }
             (NodeId::Client(to), Payload::Reply(reply)) => {
-                let NodeId::Replica(from) = envelope.from else { return };
+                let (NodeId::Replica(from) | NodeId::Twin(from)) = envelope.from else { return };
                 let index = to.0 as usize;
                 if index < self.clients.len() {
                     self.trace.record(&codec::encode(&(now, to, &reply)));
@@ -424,6 +463,11 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
     }
 
     fn post(&mut self, from: NodeId, to: NodeId, payload: Payload) {
+        if let NodeId::Replica(id) = to {
+            if self.twins.contains_key(&id) {
+                self.post_after(from, NodeId::Twin(id), payload.clone(), 0);
+            }
+        }
         self.post_after(from, to, payload, 0);
     }
 
@@ -482,6 +526,28 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
                     }
                     self.events.push((self.now, id, event));
                 }
+            }
+        }
+    }
+
+    /// Routes a twin's outputs as its replica's, from [`NodeId::Twin`]. Its
+    /// events are recorded under the replica's id (checkers ignore both: the
+    /// twinned replica is the Byzantine one).
+    fn drain_twin(&mut self, id: ReplicaId) {
+        let from = NodeId::Twin(id);
+        loop {
+            let Some(output) = self.twins.get_mut(&id).and_then(Replica::poll_output) else { return };
+            match output {
+                Output::Send { to, message } => {
+                    self.post(from, NodeId::Replica(to), Payload::Message(message))
+                }
+                Output::Broadcast(message) => {
+                    for to in self.quorum().replicas().filter(|r| *r != id) {
+                        self.post(from, NodeId::Replica(to), Payload::Message(message.clone()));
+                    }
+                }
+                Output::Reply(reply) => self.post(from, NodeId::Client(reply.client), Payload::Reply(reply)),
+                Output::Event(event) => self.events.push((self.now, id, event)),
             }
         }
     }

@@ -16,6 +16,7 @@ pub mod sim;
 pub mod throughput;
 mod trace;
 pub mod traitor;
+pub mod twins;
 
 pub use cluster::{Cluster, ClusterConfig, Completion, FixedLatency, NetworkModel};
 pub use keys::ClusterKeys;

@@ -9,6 +9,9 @@ pub enum NodeId {
     Replica(ReplicaId),
     /// A client.
     Client(ClientId),
+    /// The second instance of a replica that runs twice with the same key
+    /// (a Twins-style Byzantine replica).
+    Twin(ReplicaId),
 }
 
 /// The contents of an envelope.
