@@ -15,7 +15,12 @@ static LOG_JSON: AtomicBool = AtomicBool::new(false);
 
 /// Byzantine fault-tolerant state-machine replication (PBFT).
 #[derive(Parser)]
-#[command(name = "pbft", version, about, long_about = None)]
+#[command(
+    name = "pbft",
+    version,
+    about = "Byzantine fault-tolerant state-machine replication (PBFT): run clusters over QUIC, simulate, demonstrate",
+    long_about = None
+)]
 struct Cli {
     /// Log as JSON lines instead of concise text (level from RUST_LOG; default info).
     #[arg(long, global = true)]
@@ -26,25 +31,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Demonstrations on the deterministic in-memory simulator.
-    #[command(subcommand)]
-    Demo(demo::Demo),
-    /// Runs the deterministic simulator: one seed (`--seed S`) or a sweep
-    /// (`--seeds A..B`), with faults, then checks safety and liveness.
-    Sim(sim::SimArgs),
     /// Writes a new cluster config (DIR/cluster.toml) and fresh keys (DIR/keys/).
     Init(cluster_cli::InitArgs),
     /// Checks a cluster config and summarises it; errors name the field at fault.
     Check(cluster_cli::ConfigArgs),
-    /// Runs one replica of a config in the foreground (Ctrl-C or SIGTERM stops it).
-    Replica(cluster_cli::ReplicaArgs),
     /// Runs every replica of a config on this machine as child processes and
     /// shows their status; Ctrl-C or SIGTERM stops them all.
     Up(cluster_cli::UpArgs),
+    /// Runs one replica of a config in the foreground (Ctrl-C or SIGTERM stops it).
+    Replica(cluster_cli::ReplicaArgs),
     /// Puts, gets or deletes a key in the replicated key-value store.
     Kv(cluster_cli::KvArgs),
     /// Shows every replica's view, progress and state digest, and whether they agree.
     Status(cluster_cli::StatusArgs),
+    /// Runs the deterministic simulator: one seed (`--seed S`) or a sweep
+    /// (`--seeds A..B`), with faults, then checks safety and liveness.
+    Sim(sim::SimArgs),
+    /// Demonstrations on the deterministic in-memory simulator.
+    #[command(subcommand)]
+    Demo(demo::Demo),
 }
 
 fn main() -> ExitCode {
