@@ -5,6 +5,13 @@
 //! network with virtual time, driven one event at a time in a fixed order, so
 //! a run is reproducible from its inputs alone. Keys are real ed25519 keys
 //! derived from a seed ([`ClusterKeys`]); nothing in the crypto path is faked.
+//!
+//! On top of it: [`traitor`] (ten Byzantine behaviours that rewrite a real
+//! replica's traffic, also used by real processes), [`sim`] (a seed expands
+//! into network faults, crashes and traitors; checkers judge the honest
+//! replicas), [`twins`] (a replica run twice with one key under changing
+//! partitions), [`bound`] (the fork attack with f and f+1 colluders) and
+//! [`throughput`] (requests per virtual second under attack).
 
 pub mod bound;
 pub mod checkers;

@@ -242,8 +242,14 @@ impl ClientCertVerifier for PinnedVerifier {
     }
 }
 
+/// Streams a peer may have open on one connection. Ours open one; the limit
+/// caps what a hostile peer can make us buffer (one partial frame per stream).
+const MAX_STREAMS_PER_CONNECTION: u32 = 2;
+
 fn transport_config() -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_bidi_streams(MAX_STREAMS_PER_CONNECTION.into());
+    transport.max_concurrent_uni_streams(MAX_STREAMS_PER_CONNECTION.into());
     transport.keep_alive_interval(Some(std::time::Duration::from_secs(1)));
     if let Ok(idle) = quinn::IdleTimeout::try_from(std::time::Duration::from_secs(10)) {
         transport.max_idle_timeout(Some(idle));
