@@ -2,6 +2,7 @@
 //! and at the end of a run. Each keeps the first violation it saw.
 
 mod agreement;
+mod app_invariant;
 mod bounded;
 mod exactly_once;
 mod linearizability;
@@ -10,6 +11,7 @@ mod total_order;
 mod validity;
 
 pub use agreement::Agreement;
+pub use app_invariant::AppInvariant;
 pub use bounded::BoundedResources;
 pub use exactly_once::ExactlyOnce;
 pub use linearizability::Linearizability;

@@ -31,6 +31,8 @@ pub struct SimReport {
     pub liveness_summary: String,
     /// The traitor replicas and their behaviours (the checkers judge the others).
     pub traitors: Vec<(ReplicaId, Behavior)>,
+    /// How many (replica, stable checkpoint) pairs the app invariant was checked at.
+    pub invariant_checks: u64,
     /// What each honest replica executed at the conflicting sequence number
     /// (at sequence number 1 when there is none).
     pub executions: Vec<Execution>,

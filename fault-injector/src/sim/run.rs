@@ -5,7 +5,7 @@ use super::faulty_network::FaultyNetwork;
 use super::profile::FaultProfile;
 use super::report::{Execution, SimReport};
 use crate::checkers::{
-    Agreement, BoundedResources, ExactlyOnce, Linearizability, Liveness, TotalOrder, Validity,
+    Agreement, AppInvariant, BoundedResources, ExactlyOnce, Linearizability, Liveness, TotalOrder, Validity,
 };
 use crate::cluster::{Cluster, ClusterConfig, Completion};
 use crate::rng::Rng;
@@ -17,6 +17,12 @@ use std::collections::BTreeSet;
 pub trait SimApp: ReplicatedStateMachine + Default {
     /// Operation number `index` of `client`, drawn from `rng`.
     fn random_op(rng: &mut Rng, client: ClientId, index: usize) -> Vec<u8>;
+
+    /// The application's own consistency rule, checked on every honest
+    /// replica at every stable checkpoint (for a bank: no money made or lost).
+    fn invariant(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Which replicas of a run are traitors, and how they misbehave.
@@ -103,6 +109,7 @@ enum Action {
 
 struct Checkers {
     agreement: Agreement,
+    app_invariant: AppInvariant,
     total_order: TotalOrder,
     validity: Validity,
     exactly_once: ExactlyOnce,
@@ -157,6 +164,7 @@ pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<S
         honest,
         checkers: Checkers {
             agreement: Agreement::default(),
+            app_invariant: AppInvariant::default(),
             total_order: TotalOrder::default(),
             validity: Validity::default(),
             exactly_once: ExactlyOnce::default(),
@@ -218,6 +226,7 @@ pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<S
         checkers.linearizability.verdict(),
         checkers.liveness.verdict(),
         checkers.bounded.verdict(),
+        checkers.app_invariant.verdict(),
     ];
     let report = SimReport {
         profile,
@@ -234,6 +243,7 @@ pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<S
             .max()
             .unwrap_or(0),
         traitors,
+        invariant_checks: checkers.app_invariant.checked(),
         executions: executions_at(
             &run.cluster,
             &run.honest,
@@ -374,6 +384,8 @@ impl<A: SimApp> Run<'_, A> {
                 }
                 Event::CheckpointStable { seq, state_digest } => {
                     checkers.agreement.on_stable_checkpoint(*at, *replica, *seq, *state_digest);
+                    let invariant = self.cluster.replica(*replica).app().invariant();
+                    checkers.app_invariant.on_checkpoint(*at, *replica, *seq, invariant);
                 }
                 _ => {}
             }
