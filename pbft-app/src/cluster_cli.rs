@@ -3,8 +3,9 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use pbft_app::apps::bank::{BankOp, BankResult};
 use pbft_app::apps::kv::{KvOp, KvResult};
-use pbft_app::cluster_config::ClusterConfig;
+use pbft_app::cluster_config::{AppKind, ClusterConfig};
 use pbft_app::keyfile;
 use pbft_app::node::{agreement, cluster_status, connect_client, run_replica_node, Agreement};
 use pbft_core::{ClientId, ReplicaId};
@@ -31,6 +32,9 @@ pub struct InitArgs {
     /// Folder to write cluster.toml and keys/ into (created if missing).
     #[arg(long)]
     dir: PathBuf,
+    /// The application the replicas run.
+    #[arg(long, value_enum, default_value_t = AppKind::Kv)]
+    app: AppKind,
 }
 
 /// `pbft check`, `pbft up`: a config file.
@@ -105,6 +109,48 @@ pub enum KvCommand {
     },
 }
 
+/// `pbft bank`: one operation on the replicated bank ledger.
+#[derive(Args)]
+pub struct BankArgs {
+    /// The cluster config (TOML) with `app = "bank"`.
+    #[arg(long)]
+    config: PathBuf,
+    /// The client identity to use (one process per identity at a time).
+    #[arg(long, default_value_t = 0)]
+    client: u64,
+    /// Give up after this many seconds without f+1 matching replies.
+    #[arg(long, default_value_t = 10)]
+    timeout_secs: u64,
+    #[command(subcommand)]
+    op: BankCommand,
+}
+
+/// A bank operation.
+#[derive(Subcommand)]
+pub enum BankCommand {
+    /// Opens ACCOUNT with DEPOSIT taken from the bank's reserve.
+    Open {
+        /// The account.
+        account: String,
+        /// The opening balance.
+        deposit: u64,
+    },
+    /// Moves AMOUNT from FROM to TO (refused, changing nothing, if FROM holds less).
+    Transfer {
+        /// The paying account.
+        from: String,
+        /// The receiving account.
+        to: String,
+        /// How much.
+        amount: u64,
+    },
+    /// Prints ACCOUNT's balance.
+    Balance {
+        /// The account.
+        account: String,
+    },
+}
+
 /// `pbft status`: every replica's progress, and whether they agree.
 #[derive(Args)]
 pub struct StatusArgs {
@@ -146,8 +192,9 @@ pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let mut toml = format!(
         "# Written by `pbft init`. n = {n} replicas tolerate f = {f} traitors.\n\
          # Secret keys are in keys/; share only this file's public keys.\n\n\
-         [cluster]\nf = {f}\nkeys_dir = \"keys\"\n\n[protocol]\n\n",
-        n = args.replicas
+         [cluster]\nf = {f}\nkeys_dir = \"keys\"\napp = \"{app}\"\n\n[protocol]\n\n",
+        n = args.replicas,
+        app = args.app.name()
     );
     for id in 0..args.replicas {
         let path = keys.join(format!("replica-{id}.key"));
@@ -184,9 +231,10 @@ fn fresh_key(path: &Path) -> anyhow::Result<String> {
 pub fn check(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args.config)?;
     println!(
-        "{}: cluster `{}`: n = {} replicas, f = {}, {} clients, {} traitors: ok",
+        "{}: cluster `{}` running {}: n = {} replicas, f = {}, {} clients, {} traitors: ok",
         args.config.display(),
         config.name,
+        config.app.name(),
         config.n(),
         config.f,
         config.clients.len(),
@@ -349,19 +397,60 @@ async fn futures_select_all<F: std::future::Future + Unpin>(
     .await
 }
 
+/// Loads `path` and checks that its replicas run `app`.
+fn load_for(path: &Path, app: AppKind) -> anyhow::Result<ClusterConfig> {
+    let config = load(path)?;
+    anyhow::ensure!(
+        config.app == app,
+        "{}: cluster.app is \"{}\"; this command talks to \"{}\" clusters",
+        path.display(),
+        config.app.name(),
+        app.name()
+    );
+    Ok(config)
+}
+
+/// Invokes `op` as client `client` of `config` and returns the agreed result.
+fn invoke(config: &ClusterConfig, client: u64, op: Vec<u8>, timeout_secs: u64) -> anyhow::Result<Vec<u8>> {
+    let timeout = Duration::from_secs(timeout_secs);
+    runtime()?.block_on(async {
+        let client = connect_client(config, ClientId(client))?;
+        anyhow::Ok(client.invoke_within(op, timeout).await?)
+    })
+}
+
+/// Runs one bank operation.
+pub fn bank(args: BankArgs) -> anyhow::Result<ExitCode> {
+    let config = load_for(&args.config, AppKind::Bank)?;
+    let op = match args.op {
+        BankCommand::Open { account, deposit } => BankOp::Open { account, deposit },
+        BankCommand::Transfer { from, to, amount } => BankOp::Transfer { from, to, amount },
+        BankCommand::Balance { account } => BankOp::Balance { account },
+    };
+    let result = invoke(&config, args.client, op.encode(), args.timeout_secs)?;
+    match BankResult::decode(&result)
+        .context("a quorum of replicas sent a result that is not a BankResult")?
+    {
+        BankResult::Opened => println!("opened"),
+        BankResult::Transferred => println!("transferred"),
+        BankResult::Balance(balance) => println!("{balance}"),
+        refused => {
+            eprintln!("refused: {refused:?}");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs one key-value operation.
 pub fn kv(args: KvArgs) -> anyhow::Result<ExitCode> {
-    let config = load(&args.config)?;
+    let config = load_for(&args.config, AppKind::Kv)?;
     let op = match &args.op {
         KvCommand::Put { key, value } => KvOp::Put { key: key.clone(), value: value.clone() },
         KvCommand::Get { key } => KvOp::Get { key: key.clone() },
         KvCommand::Delete { key } => KvOp::Delete { key: key.clone() },
     };
-    let timeout = Duration::from_secs(args.timeout_secs);
-    let result = runtime()?.block_on(async {
-        let client = connect_client(&config, ClientId(args.client))?;
-        anyhow::Ok(client.invoke_within(op.encode(), timeout).await?)
-    })?;
+    let result = invoke(&config, args.client, op.encode(), args.timeout_secs)?;
     match KvResult::decode(&result).context("a quorum of replicas sent a result that is not a KvResult")? {
         KvResult::Value(Some(value)) => println!("{value}"),
         KvResult::Value(None) => {

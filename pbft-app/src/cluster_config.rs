@@ -8,6 +8,7 @@
 //! f = 1                      # optional: defaults to the most n tolerates
 //! keys_dir = "keys"          # where key files without an explicit path live
 //! dev_keys = true            # create missing key files on first use (development only)
+//! app = "kv"                 # the replicated application: kv (default), bank or counter
 //!
 //! [protocol]                 # optional: every field has a default
 //! checkpoint_interval = 64
@@ -72,6 +73,32 @@ struct RawCluster {
     #[serde(default)]
     dev_keys: bool,
     client_retry_ms: Option<u64>,
+    #[serde(default)]
+    app: AppKind,
+}
+
+/// Which example application the replicas run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AppKind {
+    /// The key-value store (`pbft kv`).
+    #[default]
+    Kv,
+    /// The bank ledger (`pbft bank`).
+    Bank,
+    /// The counter.
+    Counter,
+}
+
+impl AppKind {
+    /// The name configs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            AppKind::Kv => "kv",
+            AppKind::Bank => "bank",
+            AppKind::Counter => "counter",
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -142,6 +169,8 @@ pub struct ClusterConfig {
     pub traitors: Vec<TraitorEntry>,
     /// How long a client waits before re-sending a request to every replica.
     pub client_retry_ms: u64,
+    /// The application the replicas run.
+    pub app: AppKind,
 }
 
 struct Checker<'a> {
@@ -278,6 +307,7 @@ impl ClusterConfig {
             clients: clients.into_values().collect(),
             traitors,
             client_retry_ms,
+            app: raw.cluster.app,
         })
     }
 

@@ -42,6 +42,9 @@ enum Command {
     Replica(cluster_cli::ReplicaArgs),
     /// Puts, gets or deletes a key in the replicated key-value store.
     Kv(cluster_cli::KvArgs),
+    /// Opens accounts, transfers and reads balances in the replicated bank
+    /// ledger (configs with `app = "bank"`).
+    Bank(cluster_cli::BankArgs),
     /// Shows every replica's view, progress and state digest, and whether they agree.
     Status(cluster_cli::StatusArgs),
     /// Runs the deterministic simulator: one seed (`--seed S`) or a sweep
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Replica(args) => cluster_cli::replica(args),
         Command::Up(args) => cluster_cli::up(args),
         Command::Kv(args) => cluster_cli::kv(args),
+        Command::Bank(args) => cluster_cli::bank(args),
         Command::Status(args) => cluster_cli::status(args),
     };
     match result {

@@ -2,12 +2,13 @@
 //! and tests share (connecting a client, reading every replica's status, and
 //! judging whether the replicas agree).
 
-use crate::apps::kv::KvStore;
+use crate::apps::{Bank, Counter, KvStore};
+use crate::cluster_config::AppKind;
 use crate::cluster_config::ClusterConfig;
 use crate::traitor_node::TraitorNode;
 use anyhow::Context;
 use fault_injector::traitor::{Traitor, TraitorPlan};
-use pbft_core::{ClientId, Replica, ReplicaId};
+use pbft_core::{ClientId, Replica, ReplicaId, ReplicatedStateMachine};
 use pbft_net::{query_status, run_replica, ClientHandle, NetLimits, NodeStatus, ReplicaNet, ReplicaRuntime};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -15,17 +16,28 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
-/// Runs replica `id` of `config` with the key-value store until `shutdown`
-/// completes. Returns the replica's last status.
+/// Runs replica `id` of `config` with the config's application until
+/// `shutdown` completes. Returns the replica's last status.
 pub async fn run_replica_node(
     config: &ClusterConfig,
     id: ReplicaId,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<NodeStatus> {
+    match config.app {
+        AppKind::Kv => run_app_replica::<KvStore>(config, id, shutdown).await,
+        AppKind::Bank => run_app_replica::<Bank>(config, id, shutdown).await,
+        AppKind::Counter => run_app_replica::<Counter>(config, id, shutdown).await,
+    }
+}
+
+async fn run_app_replica<A: ReplicatedStateMachine + Default>(
+    config: &ClusterConfig,
+    id: ReplicaId,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<NodeStatus> {
     let secret = config.replica_secret(id)?;
-    let replica =
-        Replica::new(id, config.protocol.clone(), config.key_book()?, secret.clone(), KvStore::default())
-            .with_context(|| format!("cannot start replica {}", id.0))?;
+    let replica = Replica::new(id, config.protocol.clone(), config.key_book()?, secret.clone(), A::default())
+        .with_context(|| format!("cannot start replica {}", id.0))?;
     let (net, inbox) = ReplicaNet::start(
         id,
         &secret,
@@ -37,6 +49,7 @@ pub async fn run_replica_node(
     tracing::info!(
         replica = id.0,
         address = %config.replicas[id.index()].address,
+        app = config.app.name(),
         n = config.n(),
         f = config.f,
         traitor = config.traitor(id).map(|b| b.name()),

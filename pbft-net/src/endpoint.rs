@@ -11,7 +11,7 @@ use crate::identity::{client_config, peer_public_key, server_config, IdentityErr
 use crate::link::{frame_of, read_frames, Delivery, Frame, Inbound, Outbox, Stats};
 use crate::wire::{NetCounters, Wire};
 use pbft_core::{codec, ClientId, PublicKey, ReplicaId, SecretKey};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,7 +21,8 @@ use tokio::sync::mpsc;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 /// The longest wait between two dial attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
-/// Concurrent connections one peer key may hold to a replica.
+/// Concurrent connections one peer key may hold to a replica; a newer one
+/// replaces the oldest.
 const MAX_CONNECTIONS_PER_PEER: usize = 4;
 /// The QUIC application error code for a refused connection.
 const REFUSED: u32 = 2;
@@ -234,7 +235,7 @@ struct Acceptor {
     inbox: mpsc::Sender<Inbound>,
     limits: NetLimits,
     stats: Arc<Stats>,
-    connections: Arc<Mutex<BTreeMap<Peer, usize>>>,
+    connections: OpenConnections,
 }
 
 impl Acceptor {
@@ -259,11 +260,7 @@ impl Acceptor {
             connection.close(REFUSED.into(), b"unknown key");
             return;
         };
-        let Some(_slot) = ConnectionSlot::take(&self.connections, peer) else {
-            tracing::debug!(%remote, %peer, "refused connection: too many from this peer");
-            connection.close(REFUSED.into(), b"too many connections");
-            return;
-        };
+        let _slot = ConnectionSlot::take(&self.connections, peer, &connection);
         tracing::debug!(%remote, %peer, "accepted connection");
         match peer {
             Peer::Replica(_) => {
@@ -288,29 +285,41 @@ impl Acceptor {
     }
 }
 
-/// Counts a peer's open connections; the count drops with the slot.
+/// The open connections of each peer key, oldest first.
+type OpenConnections = Arc<Mutex<BTreeMap<Peer, VecDeque<quinn::Connection>>>>;
+
+/// Registers a peer's connection; forgets it when dropped. A peer over its
+/// limit loses its *oldest* connection: an honest client that restarted (or
+/// whose process exited without closing) reconnects with a new one, and the
+/// old one may be dead but not yet timed out.
 struct ConnectionSlot {
-    connections: Arc<Mutex<BTreeMap<Peer, usize>>>,
+    connections: OpenConnections,
     peer: Peer,
+    stable_id: usize,
 }
 
 impl ConnectionSlot {
-    fn take(connections: &Arc<Mutex<BTreeMap<Peer, usize>>>, peer: Peer) -> Option<ConnectionSlot> {
+    fn take(connections: &OpenConnections, peer: Peer, connection: &quinn::Connection) -> ConnectionSlot {
         let mut open = connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = open.entry(peer).or_insert(0);
-        if *count >= MAX_CONNECTIONS_PER_PEER {
-            return None;
+        let list = open.entry(peer).or_default();
+        list.push_back(connection.clone());
+        while list.len() > MAX_CONNECTIONS_PER_PEER {
+            if let Some(oldest) = list.pop_front() {
+                oldest.close(REFUSED.into(), b"replaced by a newer connection");
+            }
         }
-        *count += 1;
-        Some(ConnectionSlot { connections: connections.clone(), peer })
+        ConnectionSlot { connections: connections.clone(), peer, stable_id: connection.stable_id() }
     }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let mut open = self.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(count) = open.get_mut(&self.peer) {
-            *count = count.saturating_sub(1);
+        if let Some(list) = open.get_mut(&self.peer) {
+            list.retain(|c| c.stable_id() != self.stable_id);
+            if list.is_empty() {
+                open.remove(&self.peer);
+            }
         }
     }
 }

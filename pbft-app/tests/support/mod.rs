@@ -38,11 +38,16 @@ fn free_port_run(n: usize, salt: u64) -> u16 {
 /// `pbft init` into a scratch folder, with `protocol` lines added to the
 /// `[protocol]` section. Returns the config path.
 pub fn init_cluster(name: &str, n: usize, protocol: &str) -> PathBuf {
+    init_app_cluster(name, n, protocol, "kv")
+}
+
+/// [`init_cluster`] for the application `app` (`kv`, `bank`, `counter`).
+pub fn init_app_cluster(name: &str, n: usize, protocol: &str, app: &str) -> PathBuf {
     let dir = scratch(name);
     let salt = name.bytes().map(u64::from).sum();
     let base = free_port_run(n, salt);
     let status = pbft()
-        .args(["init", "--replicas", &n.to_string(), "--base-port", &base.to_string(), "--dir"])
+        .args(["init", "--app", app, "--replicas", &n.to_string(), "--base-port", &base.to_string(), "--dir"])
         .arg(&dir)
         .stdout(Stdio::null())
         .status()
