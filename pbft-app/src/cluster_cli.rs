@@ -503,7 +503,7 @@ fn print_table(statuses: &[Option<NodeStatus>], config: &ClusterConfig) {
                 if s.normal { "normal" } else { "view-change" },
                 s.last_executed,
                 s.stable_checkpoint,
-                &s.state_digest[..s.state_digest.len().min(16)],
+                short(&s.state_digest),
                 s.traitor.as_deref().map(|t| format!("  (traitor: {t})")).unwrap_or_default()
             ),
             None => println!("{:<8} {:<23} unreachable", replica.id.0, replica.address),
@@ -516,8 +516,15 @@ fn print_table(statuses: &[Option<NodeStatus>], config: &ClusterConfig) {
         Agreement::Diverged { seq, digests } => {
             println!("DIVERGED at sequence number {seq}:");
             for (digest, replicas) in digests {
-                println!("  replicas {replicas:?} hold state {}", &digest[..digest.len().min(16)]);
+                println!("  replicas {replicas:?} hold state {}", short(&digest));
             }
         }
     }
+}
+
+/// The first 16 characters of a digest a replica reported. A replica's
+/// answer is peer input: cut by characters, never by bytes, so odd text
+/// cannot make the status command panic.
+fn short(digest: &str) -> String {
+    digest.chars().take(16).collect()
 }
