@@ -383,7 +383,7 @@ fn toml_field(error: &toml::de::Error, text: &str) -> String {
         return rest.split('`').next().unwrap_or("(file)").to_string();
     }
     match error.span() {
-        Some(span) => format!("line {}", text[..span.start.min(text.len())].lines().count().max(1)),
+        Some(span) => format!("line {}", text.get(..span.start).unwrap_or(text).lines().count().max(1)),
         None => "(file)".to_string(),
     }
 }
