@@ -181,15 +181,7 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
     /// as `id`, so together the two equivocate naturally. Its envelopes come
     /// from and go to [`NodeId::Twin`], so filters can partition the twins apart.
     pub fn make_twin(&mut self, id: ReplicaId, app: A) {
-        let original = &self.replicas[id.index()];
-        let twin = Replica::new(
-            id,
-            original.config().clone(),
-            self.keys.book().clone(),
-            self.keys.replica(id).clone(),
-            app,
-        )
-        .unwrap_or_else(|e| panic!("the configuration was valid at start: {e}"));
+        let twin = self.fresh_replica(id, app);
         self.twins.insert(id, twin);
     }
 
@@ -224,19 +216,18 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
         self.crashed.remove(&id);
     }
 
+    /// A new replica `id` with the cluster's keys and protocol parameters and
+    /// empty memory, running `app`.
+    fn fresh_replica(&self, id: ReplicaId, app: A) -> Replica<A> {
+        let config = self.replicas[id.index()].config().clone();
+        Replica::new(id, config, self.keys.book().clone(), self.keys.replica(id).clone(), app)
+            .unwrap_or_else(|e| panic!("the configuration was valid at start: {e}"))
+    }
+
     /// Restarts replica `id` with its keys but empty memory and the
     /// application `app`, as after losing its disk: it must catch up from peers.
     pub fn restart_empty(&mut self, id: ReplicaId, app: A) {
-        let old = &self.replicas[id.index()];
-        let fresh = Replica::new(
-            id,
-            old.config().clone(),
-            self.keys.book().clone(),
-            self.keys.replica(id).clone(),
-            app,
-        )
-        .unwrap_or_else(|e| panic!("the configuration was valid at start: {e}"));
-        self.replicas[id.index()] = fresh;
+        self.replicas[id.index()] = self.fresh_replica(id, app);
         self.executed[id.index()].clear();
         self.crashed.remove(&id);
     }

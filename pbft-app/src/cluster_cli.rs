@@ -2,7 +2,7 @@
 //! kv and status.
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::Args;
 use pbft_app::apps::bank::{BankOp, BankResult};
 use pbft_app::apps::kv::{KvOp, KvResult};
 use pbft_app::cluster_config::{AppKind, ClusterConfig};
@@ -71,9 +71,9 @@ pub struct UpArgs {
     status_every: u64,
 }
 
-/// `pbft kv`: one operation on the replicated key-value store.
+/// What every client command needs: the cluster, who to be, how long to wait.
 #[derive(Args)]
-pub struct KvArgs {
+pub struct ClientArgs {
     /// The cluster config (TOML).
     #[arg(long)]
     config: PathBuf,
@@ -83,72 +83,26 @@ pub struct KvArgs {
     /// Give up after this many seconds without f+1 matching replies.
     #[arg(long, default_value_t = 10)]
     timeout_secs: u64,
+}
+
+/// `pbft kv`: one operation on the replicated key-value store (`get` exits
+/// with code 1 when the key has no value).
+#[derive(Args)]
+pub struct KvArgs {
+    #[command(flatten)]
+    client: ClientArgs,
     #[command(subcommand)]
-    op: KvCommand,
+    op: KvOp,
 }
 
-/// A key-value operation.
-#[derive(Subcommand)]
-pub enum KvCommand {
-    /// Sets KEY to VALUE; prints the previous value.
-    Put {
-        /// The key.
-        key: String,
-        /// The value.
-        value: String,
-    },
-    /// Prints the value of KEY (exit code 1 if it has none).
-    Get {
-        /// The key.
-        key: String,
-    },
-    /// Removes KEY; prints the value it had.
-    Delete {
-        /// The key.
-        key: String,
-    },
-}
-
-/// `pbft bank`: one operation on the replicated bank ledger.
+/// `pbft bank`: one operation on the replicated bank ledger (refusals, such
+/// as an overdraft, exit with code 1 and change nothing).
 #[derive(Args)]
 pub struct BankArgs {
-    /// The cluster config (TOML) with `app = "bank"`.
-    #[arg(long)]
-    config: PathBuf,
-    /// The client identity to use (one process per identity at a time).
-    #[arg(long, default_value_t = 0)]
-    client: u64,
-    /// Give up after this many seconds without f+1 matching replies.
-    #[arg(long, default_value_t = 10)]
-    timeout_secs: u64,
+    #[command(flatten)]
+    client: ClientArgs,
     #[command(subcommand)]
-    op: BankCommand,
-}
-
-/// A bank operation.
-#[derive(Subcommand)]
-pub enum BankCommand {
-    /// Opens ACCOUNT with DEPOSIT taken from the bank's reserve.
-    Open {
-        /// The account.
-        account: String,
-        /// The opening balance.
-        deposit: u64,
-    },
-    /// Moves AMOUNT from FROM to TO (refused, changing nothing, if FROM holds less).
-    Transfer {
-        /// The paying account.
-        from: String,
-        /// The receiving account.
-        to: String,
-        /// How much.
-        amount: u64,
-    },
-    /// Prints ACCOUNT's balance.
-    Balance {
-        /// The account.
-        account: String,
-    },
+    op: BankOp,
 }
 
 /// `pbft status`: every replica's progress, and whether they agree.
@@ -410,24 +364,19 @@ fn load_for(path: &Path, app: AppKind) -> anyhow::Result<ClusterConfig> {
     Ok(config)
 }
 
-/// Invokes `op` as client `client` of `config` and returns the agreed result.
-fn invoke(config: &ClusterConfig, client: u64, op: Vec<u8>, timeout_secs: u64) -> anyhow::Result<Vec<u8>> {
-    let timeout = Duration::from_secs(timeout_secs);
+/// Invokes `op` on the `app` cluster `args` names and returns the agreed result.
+fn invoke(args: &ClientArgs, app: AppKind, op: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+    let config = load_for(&args.config, app)?;
+    let timeout = Duration::from_secs(args.timeout_secs);
     runtime()?.block_on(async {
-        let client = connect_client(config, ClientId(client))?;
+        let client = connect_client(&config, ClientId(args.client))?;
         anyhow::Ok(client.invoke_within(op, timeout).await?)
     })
 }
 
 /// Runs one bank operation.
 pub fn bank(args: BankArgs) -> anyhow::Result<ExitCode> {
-    let config = load_for(&args.config, AppKind::Bank)?;
-    let op = match args.op {
-        BankCommand::Open { account, deposit } => BankOp::Open { account, deposit },
-        BankCommand::Transfer { from, to, amount } => BankOp::Transfer { from, to, amount },
-        BankCommand::Balance { account } => BankOp::Balance { account },
-    };
-    let result = invoke(&config, args.client, op.encode(), args.timeout_secs)?;
+    let result = invoke(&args.client, AppKind::Bank, args.op.encode())?;
     match BankResult::decode(&result)
         .context("a quorum of replicas sent a result that is not a BankResult")?
     {
@@ -444,13 +393,7 @@ pub fn bank(args: BankArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs one key-value operation.
 pub fn kv(args: KvArgs) -> anyhow::Result<ExitCode> {
-    let config = load_for(&args.config, AppKind::Kv)?;
-    let op = match &args.op {
-        KvCommand::Put { key, value } => KvOp::Put { key: key.clone(), value: value.clone() },
-        KvCommand::Get { key } => KvOp::Get { key: key.clone() },
-        KvCommand::Delete { key } => KvOp::Delete { key: key.clone() },
-    };
-    let result = invoke(&config, args.client, op.encode(), args.timeout_secs)?;
+    let result = invoke(&args.client, AppKind::Kv, args.op.encode())?;
     match KvResult::decode(&result).context("a quorum of replicas sent a result that is not a KvResult")? {
         KvResult::Value(Some(value)) => println!("{value}"),
         KvResult::Value(None) => {

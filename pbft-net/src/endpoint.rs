@@ -114,14 +114,7 @@ impl ReplicaNet {
                 continue;
             }
             let (outbox, queue) = Outbox::bounded(limits.send_queue_frames, stats.clone());
-            let dialer = Dialer {
-                endpoint: endpoint.clone(),
-                config: client_config(secret, replica.key)?,
-                address: replica.address,
-                stats: stats.clone(),
-                limits,
-                client: None,
-            };
+            let dialer = Dialer::new(&endpoint, secret, replica, &stats, limits, None)?;
             tokio::spawn(dialer.run(queue));
             peers.push(Some(outbox));
         }
@@ -188,14 +181,8 @@ impl ClientNet {
         let mut links = Vec::with_capacity(replicas.len());
         for (index, replica) in replicas.iter().enumerate() {
             let (outbox, queue) = Outbox::bounded(limits.send_queue_frames, stats.clone());
-            let dialer = Dialer {
-                endpoint: endpoint.clone(),
-                config: client_config(secret, replica.key)?,
-                address: replica.address,
-                stats: stats.clone(),
-                limits,
-                client: Some(ClientLink { inbox: inbox.clone(), replica: ReplicaId(index as u32), hello }),
-            };
+            let link = ClientLink { inbox: inbox.clone(), replica: ReplicaId(index as u32), hello };
+            let dialer = Dialer::new(&endpoint, secret, replica, &stats, limits, Some(link))?;
             tokio::spawn(dialer.run(queue));
             links.push(outbox);
         }
@@ -342,6 +329,25 @@ struct Dialer {
 }
 
 impl Dialer {
+    /// A dialler of `replica` from `endpoint`, proving `secret`'s key.
+    fn new(
+        endpoint: &quinn::Endpoint,
+        secret: &SecretKey,
+        replica: &ReplicaAddress,
+        stats: &Arc<Stats>,
+        limits: NetLimits,
+        client: Option<ClientLink>,
+    ) -> Result<Dialer, NetError> {
+        Ok(Dialer {
+            endpoint: endpoint.clone(),
+            config: client_config(secret, replica.key)?,
+            address: replica.address,
+            stats: stats.clone(),
+            limits,
+            client,
+        })
+    }
+
     async fn run(self, mut queue: mpsc::Receiver<Frame>) {
         let mut backoff = MIN_BACKOFF;
         let mut unsent = None;

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 pub const TOTAL_SUPPLY: u64 = 1_000_000_000;
 
 /// An operation on the ledger.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// It is also the command line of `pbft bank`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
 pub enum BankOp {
     /// Opens `account` with `deposit` taken from the reserve.
     Open {

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// An operation on the store.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// It is also the command line of `pbft kv`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
 pub enum KvOp {
     /// Sets `key` to `value`.
     Put {
