@@ -126,6 +126,10 @@ async fn two_dead_replicas_stall_the_cluster_until_one_returns() {
     let mut replicas = Replicas::start_all(&path, 4);
     let client = connect_client(&config, ClientId(0)).unwrap();
     assert_eq!(put(&client, "k", "1").await, KvResult::Previous(None));
+    // A reply from f+1 replicas does not mean all four have executed: wait
+    // until they have, so any later progress would need a quorum.
+    wait_for_status(&config, Duration::from_secs(10), "all at one state", |s| same_state(s, &[0, 1, 2, 3]))
+        .await;
     replicas.kill(2);
     replicas.kill(3);
     let before =
