@@ -51,8 +51,11 @@ pub struct Completion {
     pub timestamp: u64,
     /// The operation.
     pub op: Vec<u8>,
-    /// The result f+1 replicas agreed on.
+    /// The result f+1 replicas agreed on (2f+1 for an unordered read).
     pub result: Vec<u8>,
+    /// Whether it was a read-only query (answered by the application's
+    /// `query`, possibly without being ordered).
+    pub read_only: bool,
     /// When the client invoked it.
     pub invoked_at: Time,
     /// When the client accepted the result.
@@ -61,8 +64,8 @@ pub struct Completion {
 
 struct SimClient {
     client: Client,
-    workload: VecDeque<Vec<u8>>,
-    current: Option<(Vec<u8>, Time)>,
+    workload: VecDeque<(Vec<u8>, bool)>,
+    current: Option<(Vec<u8>, bool, Time)>,
     completed: Vec<Completion>,
 }
 
@@ -161,7 +164,15 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
     /// Queues `op` for `client`; it is invoked once the client's earlier operations complete.
     pub fn submit(&mut self, client: ClientId, op: Vec<u8>) {
         let index = client.0 as usize;
-        self.clients[index].workload.push_back(op);
+        self.clients[index].workload.push_back((op, false));
+        self.start_next(index);
+    }
+
+    /// Queues the read-only `query` for `client` (see [`pbft_core::Client::query`]);
+    /// it is invoked once the client's earlier operations complete.
+    pub fn submit_query(&mut self, client: ClientId, query: Vec<u8>) {
+        let index = client.0 as usize;
+        self.clients[index].workload.push_back((query, true));
         self.start_next(index);
     }
 
@@ -563,12 +574,13 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
                 }
                 ClientOutput::Completed { timestamp, result } => {
                     let sim = &mut self.clients[index];
-                    if let Some((op, invoked_at)) = sim.current.take() {
+                    if let Some((op, read_only, invoked_at)) = sim.current.take() {
                         sim.completed.push(Completion {
                             client: ClientId(index as u64),
                             timestamp,
                             op,
                             result,
+                            read_only,
                             invoked_at,
                             completed_at: self.now,
                         });
@@ -585,9 +597,11 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
         if sim.current.is_some() {
             return;
         }
-        let Some(op) = sim.workload.pop_front() else { return };
-        if sim.client.invoke(now, op.clone()).is_ok() {
-            sim.current = Some((op, now));
+        let Some((op, read_only)) = sim.workload.pop_front() else { return };
+        let started =
+            if read_only { sim.client.query(now, op.clone()) } else { sim.client.invoke(now, op.clone()) };
+        if started.is_ok() {
+            sim.current = Some((op, read_only, now));
         }
         self.drain_client(index);
     }

@@ -2,12 +2,13 @@
 //! kv and status.
 
 use anyhow::Context;
-use clap::Args;
-use pbft_app::apps::bank::{BankOp, BankResult};
-use pbft_app::apps::kv::{KvOp, KvResult};
+use clap::{Args, Subcommand};
+use pbft_app::apps::bank::{Bank, BankOp, BankQuery, BankResult};
+use pbft_app::apps::kv::{KvOp, KvQuery, KvResult, KvStore};
 use pbft_app::cluster_config::{AppKind, ClusterConfig};
 use pbft_app::keyfile;
-use pbft_app::node::{agreement, cluster_status, connect_client, run_replica_node, Agreement};
+use pbft_app::node::{agreement, cluster_status, run_replica_node, Agreement};
+use pbft_app::{BlockingClient, StateMachine};
 use pbft_core::{ClientId, ReplicaId};
 use pbft_net::NodeStatus;
 use std::path::{Path, PathBuf};
@@ -92,7 +93,42 @@ pub struct KvArgs {
     #[command(flatten)]
     client: ClientArgs,
     #[command(subcommand)]
-    op: KvOp,
+    op: KvCommand,
+}
+
+/// One key-value operation, as typed on the command line.
+#[derive(Subcommand)]
+pub enum KvCommand {
+    /// Sets KEY to VALUE; prints the value it replaced.
+    Put {
+        /// The key.
+        key: String,
+        /// The new value.
+        value: String,
+    },
+    /// Prints KEY's value (a read-only query: answered without ordering
+    /// when 2f+1 replicas agree).
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// Removes KEY; prints the value it held.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Sets KEY to --new only if it holds --expected (omit --expected for
+    /// "absent", omit --new to delete); exit code 1 when it did not hold it.
+    Cas {
+        /// The key.
+        key: String,
+        /// The value KEY must hold; absent if omitted.
+        #[arg(long)]
+        expected: Option<String>,
+        /// The value KEY gets; deleted if omitted.
+        #[arg(long)]
+        new: Option<String>,
+    },
 }
 
 /// `pbft bank`: one operation on the replicated bank ledger (refusals, such
@@ -102,7 +138,33 @@ pub struct BankArgs {
     #[command(flatten)]
     client: ClientArgs,
     #[command(subcommand)]
-    op: BankOp,
+    op: BankCommand,
+}
+
+/// One bank operation, as typed on the command line.
+#[derive(Subcommand)]
+pub enum BankCommand {
+    /// Opens ACCOUNT with DEPOSIT taken from the bank's reserve.
+    Open {
+        /// The account's name.
+        account: String,
+        /// Its opening balance.
+        deposit: u64,
+    },
+    /// Moves AMOUNT from FROM to TO; refused (exit code 1) when FROM holds less.
+    Transfer {
+        /// The paying account.
+        from: String,
+        /// The receiving account.
+        to: String,
+        /// How much.
+        amount: u64,
+    },
+    /// Prints ACCOUNT's balance (a read-only query).
+    Balance {
+        /// The account.
+        account: String,
+    },
 }
 
 /// `pbft status`: every replica's progress, and whether they agree.
@@ -364,22 +426,31 @@ fn load_for(path: &Path, app: AppKind) -> anyhow::Result<ClusterConfig> {
     Ok(config)
 }
 
-/// Invokes `op` on the `app` cluster `args` names and returns the agreed result.
-fn invoke(args: &ClientArgs, app: AppKind, op: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+/// An operation or a read-only query of application `S`.
+enum Call<S: StateMachine> {
+    Invoke(S::Op),
+    Query(S::Query),
+}
+
+/// Runs `call` on the `app` cluster `args` names and returns the agreed output.
+fn call<S: StateMachine>(args: &ClientArgs, app: AppKind, call: Call<S>) -> anyhow::Result<S::Output> {
     let config = load_for(&args.config, app)?;
-    let timeout = Duration::from_secs(args.timeout_secs);
-    runtime()?.block_on(async {
-        let client = connect_client(&config, ClientId(args.client))?;
-        anyhow::Ok(client.invoke_within(op, timeout).await?)
+    let client = BlockingClient::<S>::connect(&config, ClientId(args.client))?
+        .with_timeout(Duration::from_secs(args.timeout_secs));
+    Ok(match call {
+        Call::Invoke(op) => client.invoke(&op)?,
+        Call::Query(query) => client.query(&query)?,
     })
 }
 
 /// Runs one bank operation.
 pub fn bank(args: BankArgs) -> anyhow::Result<ExitCode> {
-    let result = invoke(&args.client, AppKind::Bank, args.op.encode())?;
-    match BankResult::decode(&result)
-        .context("a quorum of replicas sent a result that is not a BankResult")?
-    {
+    let request = match args.op {
+        BankCommand::Open { account, deposit } => Call::Invoke(BankOp::Open { account, deposit }),
+        BankCommand::Transfer { from, to, amount } => Call::Invoke(BankOp::Transfer { from, to, amount }),
+        BankCommand::Balance { account } => Call::Query(BankQuery::Balance { account }),
+    };
+    match call::<Bank>(&args.client, AppKind::Bank, request)? {
         BankResult::Opened => println!("opened"),
         BankResult::Transferred => println!("transferred"),
         BankResult::Balance(balance) => println!("{balance}"),
@@ -393,8 +464,13 @@ pub fn bank(args: BankArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs one key-value operation.
 pub fn kv(args: KvArgs) -> anyhow::Result<ExitCode> {
-    let result = invoke(&args.client, AppKind::Kv, args.op.encode())?;
-    match KvResult::decode(&result).context("a quorum of replicas sent a result that is not a KvResult")? {
+    let request = match args.op {
+        KvCommand::Put { key, value } => Call::Invoke(KvOp::Put { key, value }),
+        KvCommand::Get { key } => Call::Query(KvQuery::Get { key }),
+        KvCommand::Delete { key } => Call::Invoke(KvOp::Delete { key }),
+        KvCommand::Cas { key, expected, new } => Call::Invoke(KvOp::CompareAndSwap { key, expected, new }),
+    };
+    match call::<KvStore>(&args.client, AppKind::Kv, request)? {
         KvResult::Value(Some(value)) => println!("{value}"),
         KvResult::Value(None) => {
             eprintln!("no value for that key");
@@ -402,7 +478,16 @@ pub fn kv(args: KvArgs) -> anyhow::Result<ExitCode> {
         }
         KvResult::Previous(Some(previous)) => println!("ok (was: {previous})"),
         KvResult::Previous(None) => println!("ok"),
-        KvResult::Invalid(reason) => anyhow::bail!("the replicas refused the operation: {reason}"),
+        KvResult::Swapped { swapped, current } => {
+            println!(
+                "{} (now: {})",
+                if swapped { "swapped" } else { "not swapped" },
+                current.as_deref().unwrap_or("absent")
+            );
+            if !swapped {
+                return Ok(ExitCode::from(1));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -460,6 +545,18 @@ fn print_table(statuses: &[Option<NodeStatus>], config: &ClusterConfig) {
             println!("DIVERGED at sequence number {seq}:");
             for (digest, replicas) in digests {
                 println!("  replicas {replicas:?} hold state {}", short(&digest));
+            }
+        }
+    }
+    for status in statuses.iter().flatten() {
+        if let Some(disagreement) = &status.disagreement {
+            println!(
+                "replica {} saw CHECKPOINT DIGESTS DISAGREE at sequence number {} \
+                 (a Byzantine replica, or an application that is not deterministic):",
+                status.replica, disagreement.seq
+            );
+            for (digest, replicas) in &disagreement.digests {
+                println!("  replicas {replicas:?} signed {}", short(digest));
             }
         }
     }

@@ -69,7 +69,7 @@ fn run_cluster(args: ClusterArgs) -> Result<ExitCode> {
     for client in 0..args.clients as u64 {
         for i in 0..args.requests {
             let op = KvOp::Put { key: format!("client{client}/key{i}"), value: format!("value{i}") };
-            cluster.submit(ClientId(client), op.encode());
+            cluster.submit(ClientId(client), pbft_app::typed::encode_request(&op)?);
         }
     }
     let completed_all = cluster.run_until_complete(Time(3_600_000));

@@ -1,13 +1,18 @@
 //! # pbft-app
 //!
-//! Build replicated services on pbft. The application trait
-//! [`ReplicatedStateMachine`] is re-exported from `pbft-core`; [`apps`] holds
-//! example applications. The `pbft` binary in this crate runs them.
+//! Build replicated services on pbft. Write a typed [`StateMachine`] (or a
+//! byte-level [`ReplicatedStateMachine`]), run it on replicas with
+//! [`node::run_replica_with`] or the `pbft` binary, and call it with
+//! [`Client`] or [`BlockingClient`]. [`apps`] holds the example
+//! applications; `docs/building-an-app.md` is the tutorial.
 
 pub mod apps;
+pub mod client;
 pub mod cluster_config;
 pub mod keyfile;
 pub mod node;
 pub mod traitor_node;
 
-pub use pbft_core::{AppError, ReplicatedStateMachine};
+pub use client::{BlockingClient, Client, ClientError};
+pub use pbft_core::typed;
+pub use pbft_core::{AppError, ClientId, ReplicatedStateMachine, StateMachine};

@@ -24,13 +24,16 @@ pub async fn run_replica_node(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<NodeStatus> {
     match config.app {
-        AppKind::Kv => run_app_replica::<KvStore>(config, id, shutdown).await,
-        AppKind::Bank => run_app_replica::<Bank>(config, id, shutdown).await,
-        AppKind::Counter => run_app_replica::<Counter>(config, id, shutdown).await,
+        AppKind::Kv => run_replica_with::<KvStore>(config, id, shutdown).await,
+        AppKind::Bank => run_replica_with::<Bank>(config, id, shutdown).await,
+        AppKind::Counter => run_replica_with::<Counter>(config, id, shutdown).await,
     }
 }
 
-async fn run_app_replica<A: ReplicatedStateMachine + Default>(
+/// Runs replica `id` of `config` with application `A` (whatever the
+/// config's `app` says) until `shutdown` completes; how a binary of your own
+/// serves your application. Returns the replica's last status.
+pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
     config: &ClusterConfig,
     id: ReplicaId,
     shutdown: impl Future<Output = ()>,
@@ -79,7 +82,13 @@ async fn run_app_replica<A: ReplicatedStateMachine + Default>(
 /// Connects client `id` of `config`. Must run inside a tokio runtime.
 pub fn connect_client(config: &ClusterConfig, id: ClientId) -> anyhow::Result<ClientHandle> {
     let secret = config.client_secret(id)?;
-    Ok(ClientHandle::connect(id, &secret, &config.replica_addresses(), config.client_retry_ms)?)
+    Ok(ClientHandle::connect(
+        id,
+        &secret,
+        &config.replica_addresses(),
+        config.client_retry_ms,
+        config.protocol.max_pending_per_client,
+    )?)
 }
 
 /// Every replica's status (`None` for those that did not answer within
@@ -147,6 +156,7 @@ mod tests {
             rejected_messages: 0,
             net: Default::default(),
             traitor: None,
+            disagreement: None,
         })
     }
 

@@ -14,6 +14,11 @@ pub trait ReplicatedStateMachine {
     /// Applies `op` and returns the result sent to the client. Deterministic:
     /// no clocks, randomness or iteration over unordered maps.
     fn execute(&mut self, op: &[u8]) -> Vec<u8>;
+    /// Answers a read-only operation from the current state. Must not change
+    /// anything (it takes `&self`) and be deterministic like `execute`.
+    /// Replicas answer queries without ordering them when they can (the
+    /// read-only optimisation), and order them when their answers disagree.
+    fn query(&self, op: &[u8]) -> Vec<u8>;
     /// The whole state as bytes, taken at checkpoints; replicas agree on its digest.
     fn snapshot(&self) -> Vec<u8>;
     /// Replaces the state with one taken by `snapshot`.

@@ -1,9 +1,16 @@
-//! The sans-IO client (OSDI'99 §4.1): signs requests, collects f+1 matching
-//! replies, re-sends to every replica on timeout, and tracks the view.
+//! The sans-IO client (OSDI'99 §4.1, §5.1): signs requests, collects f+1
+//! matching replies (2f+1 for unordered reads), re-sends to every replica on
+//! timeout, falls back to ordering a read whose answers disagree, and tracks
+//! the view.
+//!
+//! A client keeps up to `window` requests outstanding (the protocol's
+//! `max_pending_per_client`). It issues timestamp `t` only once every
+//! timestamp up to `t - window` has completed, which is what lets replicas
+//! execute a client's concurrent requests exactly once in any order.
 
 use crate::ids::{ClientId, ReplicaId, View};
 use crate::keys::SecretKey;
-use crate::message::{Reply, Request};
+use crate::message::{Reply, Request, RequestKind};
 use crate::quorum::Quorum;
 use crate::signed::Signed;
 use crate::time::Time;
@@ -21,9 +28,9 @@ pub enum ClientOutput {
     },
     /// Send the request to every replica.
     Broadcast(Signed<Request>),
-    /// The request with this timestamp completed: f+1 replicas sent this result.
+    /// The request with this timestamp completed with this result.
     Completed {
-        /// The request's timestamp.
+        /// The request's timestamp, as [`Client::invoke`] or [`Client::query`] returned it.
         timestamp: u64,
         /// The agreed result.
         result: Vec<u8>,
@@ -33,8 +40,9 @@ pub enum ClientOutput {
 /// Why a client could not start a request.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ClientError {
-    /// One request at a time: the previous one has not completed.
-    #[error("a request (timestamp {0}) is still in flight")]
+    /// The window is full: the oldest outstanding request (this timestamp)
+    /// must complete first.
+    #[error("the request window is full until the request with timestamp {0} completes")]
     Busy(u64),
 }
 
@@ -44,7 +52,7 @@ struct InFlight {
     deadline: Time,
 }
 
-/// A PBFT client with at most one request in flight.
+/// A PBFT client with up to `window` requests in flight.
 pub struct Client {
     id: ClientId,
     secret: SecretKey,
@@ -52,14 +60,16 @@ pub struct Client {
     view: View,
     next_timestamp: u64,
     retry_timeout_ms: u64,
-    in_flight: Option<InFlight>,
+    window: u64,
+    in_flight: BTreeMap<u64, InFlight>,
     outputs: VecDeque<ClientOutput>,
 }
 
 impl Client {
     /// A client of a cluster with `quorum`, whose next request gets
     /// `first_timestamp` (which must exceed every timestamp this client id used
-    /// before, or replicas treat its requests as old).
+    /// before, or replicas treat its requests as old). One request at a time
+    /// until [`Client::with_window`] allows more.
     pub fn new(
         id: ClientId,
         secret: SecretKey,
@@ -74,62 +84,129 @@ impl Client {
             view: 0,
             next_timestamp: first_timestamp.max(1),
             retry_timeout_ms: retry_timeout_ms.max(1),
-            in_flight: None,
+            window: 1,
+            in_flight: BTreeMap::new(),
             outputs: VecDeque::new(),
         }
     }
 
-    /// Signs `op` as the next request and sends it to the believed primary.
-    /// Returns the request's timestamp.
+    /// Allows `window` requests in flight at once. Must not exceed the
+    /// cluster's `max_pending_per_client`, or replicas may drop requests.
+    pub fn with_window(mut self, window: usize) -> Client {
+        self.window = u64::try_from(window.max(1)).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Signs `op` as the next request, a state-changing operation, and sends
+    /// it to the believed primary. Returns the request's timestamp.
     pub fn invoke(&mut self, now: Time, op: Vec<u8>) -> Result<u64, ClientError> {
-        if let Some(in_flight) = &self.in_flight {
-            return Err(ClientError::Busy(in_flight.request.payload().timestamp));
+        self.start(now, op, RequestKind::Write)
+    }
+
+    /// Signs `op` as a read-only query and sends it to every replica, which
+    /// answer without ordering it; completes on 2f+1 matching answers, and
+    /// orders the query instead when they disagree or do not arrive in time.
+    /// Returns the request's timestamp.
+    pub fn query(&mut self, now: Time, op: Vec<u8>) -> Result<u64, ClientError> {
+        self.start(now, op, RequestKind::UnorderedRead)
+    }
+
+    /// Whether a new request would fit in the window.
+    pub fn can_start(&self) -> bool {
+        self.in_flight.keys().next().is_none_or(|oldest| self.next_timestamp < oldest + self.window)
+    }
+
+    fn start(&mut self, now: Time, op: Vec<u8>, kind: RequestKind) -> Result<u64, ClientError> {
+        if let Some(oldest) = self.in_flight.keys().next().filter(|_| !self.can_start()) {
+            return Err(ClientError::Busy(*oldest));
         }
         let timestamp = self.next_timestamp;
         self.next_timestamp += 1;
-        let request = Signed::sign(Request { client: self.id, timestamp, op }, &self.secret);
-        self.outputs
-            .push_back(ClientOutput::Send { to: self.quorum.primary(self.view), request: request.clone() });
-        self.in_flight =
-            Some(InFlight { request, replies: BTreeMap::new(), deadline: now + self.retry_timeout_ms });
+        let request = Signed::sign(Request { client: self.id, timestamp, op, kind }, &self.secret);
+        self.send(&request);
+        let in_flight = InFlight { request, replies: BTreeMap::new(), deadline: now + self.retry_timeout_ms };
+        self.in_flight.insert(timestamp, in_flight);
         Ok(timestamp)
     }
 
+    fn send(&mut self, request: &Signed<Request>) {
+        let output = match request.payload().kind {
+            RequestKind::UnorderedRead => ClientOutput::Broadcast(request.clone()),
+            RequestKind::Write | RequestKind::Read => {
+                ClientOutput::Send { to: self.quorum.primary(self.view), request: request.clone() }
+            }
+        };
+        self.outputs.push_back(output);
+    }
+
     /// Handles a reply that arrived over the authenticated channel from `from`.
-    /// Replies that do not match the request in flight, or that claim another
-    /// sender than the channel's, are ignored.
-    pub fn handle_reply(&mut self, _now: Time, from: ReplicaId, reply: Reply) {
-        let Some(in_flight) = &mut self.in_flight else { return };
-        let expected = in_flight.request.payload();
-        if reply.replica != from
-            || reply.client != self.id
-            || reply.timestamp != expected.timestamp
-            || !self.quorum.contains(from)
-        {
+    /// Replies that match no request in flight, that claim another sender than
+    /// the channel's, or whose kind (ordered or not) differs from the
+    /// request's, are ignored.
+    pub fn handle_reply(&mut self, now: Time, from: ReplicaId, reply: Reply) {
+        if reply.replica != from || reply.client != self.id || !self.quorum.contains(from) {
+            return;
+        }
+        let timestamp = reply.timestamp;
+        let Some(in_flight) = self.in_flight.get_mut(&timestamp) else { return };
+        let unordered = in_flight.request.payload().kind == RequestKind::UnorderedRead;
+        if reply.unordered != unordered {
             return;
         }
         in_flight.replies.entry(from).or_insert((reply.view, reply.result));
+        let needed = if unordered { self.quorum.quorum() } else { self.quorum.weak() };
         let mut votes: BTreeMap<&Vec<u8>, Vec<View>> = BTreeMap::new();
         for (view, result) in in_flight.replies.values() {
             votes.entry(result).or_default().push(*view);
         }
-        let weak = self.quorum.weak();
-        let Some((result, mut views)) = votes.into_iter().find(|(_, views)| views.len() >= weak) else {
+        let most = votes.values().map(Vec::len).max().unwrap_or(0);
+        let Some((result, mut views)) = votes.into_iter().find(|(_, views)| views.len() >= needed) else {
+            let unanswered = self.quorum.n() - in_flight.replies.len();
+            if unordered && most + unanswered < needed {
+                self.order_read(now, timestamp);
+            }
             return;
         };
-        // At least one of any f+1 replies is honest: the view that f+1 of the
-        // matching replies reach is one an honest replica is in.
-        views.sort_unstable_by(|a, b| b.cmp(a));
-        self.view = self.view.max(views[weak - 1]);
-        let (timestamp, result) = (expected.timestamp, result.clone());
-        self.in_flight = None;
+        if !unordered {
+            // At least one of any f+1 replies is honest: the view that f+1 of
+            // the matching replies reach is one an honest replica is in.
+            views.sort_unstable_by(|a, b| b.cmp(a));
+            self.view = self.view.max(views[needed - 1]);
+        }
+        let result = result.clone();
+        self.in_flight.remove(&timestamp);
         self.outputs.push_back(ClientOutput::Completed { timestamp, result });
     }
 
-    /// On the retry deadline, re-sends the request in flight to every replica.
+    /// The unordered read `timestamp` cannot gather 2f+1 matching answers:
+    /// order it under the same timestamp. Replies to the unordered attempt
+    /// are discarded and, marked unordered, never count again.
+    fn order_read(&mut self, now: Time, timestamp: u64) {
+        let Some(in_flight) = self.in_flight.get_mut(&timestamp) else { return };
+        let body = in_flight.request.payload();
+        let request =
+            Request { client: body.client, timestamp, op: body.op.clone(), kind: RequestKind::Read };
+        in_flight.request = Signed::sign(request, &self.secret);
+        in_flight.replies.clear();
+        in_flight.deadline = now + self.retry_timeout_ms;
+        let request = in_flight.request.clone();
+        self.send(&request);
+    }
+
+    /// On a retry deadline: re-sends an ordered request to every replica;
+    /// orders an unordered read that has not completed.
     pub fn handle_timeout(&mut self, now: Time) {
-        if let Some(in_flight) = &mut self.in_flight {
-            if in_flight.deadline <= now {
+        let due: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, f)| f.deadline <= now)
+            .map(|(timestamp, _)| *timestamp)
+            .collect();
+        for timestamp in due {
+            let Some(in_flight) = self.in_flight.get_mut(&timestamp) else { continue };
+            if in_flight.request.payload().kind == RequestKind::UnorderedRead {
+                self.order_read(now, timestamp);
+            } else {
                 in_flight.deadline = now + self.retry_timeout_ms;
                 self.outputs.push_back(ClientOutput::Broadcast(in_flight.request.clone()));
             }
@@ -143,7 +220,7 @@ impl Client {
 
     /// When [`Client::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.in_flight.as_ref().map(|f| f.deadline)
+        self.in_flight.values().map(|f| f.deadline).min()
     }
 
     /// This client's id.
@@ -156,8 +233,13 @@ impl Client {
         self.view
     }
 
-    /// Whether a request is in flight.
+    /// Whether any request is in flight.
     pub fn is_busy(&self) -> bool {
-        self.in_flight.is_some()
+        !self.in_flight.is_empty()
+    }
+
+    /// How many requests are in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
     }
 }

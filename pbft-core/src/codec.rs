@@ -42,6 +42,12 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     }
 }
 
+/// Encodes `value`, reporting rather than panicking when its serialiser
+/// fails (an application's types may have serialisers that do).
+pub fn try_encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Malformed(e.to_string()))
+}
+
 /// Decodes a `T` from exactly `bytes`, refusing inputs over [`MAX_MESSAGE_BYTES`]
 /// and any length field that would make the decoder allocate past that limit.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {

@@ -49,6 +49,7 @@ mod reject;
 mod replica;
 mod signed;
 mod time;
+pub mod typed;
 mod verify;
 
 #[cfg(test)]
@@ -62,16 +63,18 @@ pub use ids::{ClientId, ReplicaId, SeqNum, View};
 pub use keys::{KeyBook, KeyBookError, PublicKey, SecretKey};
 pub use message::{
     batch_digest, Checkpoint, CheckpointProof, Commit, Committed, FetchState, Message, NewView, PrePrepare,
-    Prepare, PreparedCert, Reply, Request, StableCheckpoint, StateChunk, StatusReport, ViewChange,
+    Prepare, PreparedCert, Reply, Request, RequestKind, StableCheckpoint, StateChunk, StatusReport,
+    ViewChange,
 };
 #[cfg(feature = "mutations")]
 pub use mutation::Mutation;
-pub use output::{Event, ExecutedRequest, Output};
+pub use output::{Disagreement, Event, ExecutedRequest, Output};
 pub use quorum::Quorum;
 pub use reject::Reject;
 pub use replica::{
-    new_view_plan, BufferUsage, CachedReply, NewViewPlan, Replica, ReplicaError, Status, Timer,
+    new_view_plan, BufferUsage, ClientReplies, NewViewPlan, Replica, ReplicaError, ReplyCache, Status, Timer,
 };
 pub use signed::{Author, MessageKind, Signable, Signed, Verified};
 pub use time::Time;
+pub use typed::StateMachine;
 pub use verify::SignatureCache;

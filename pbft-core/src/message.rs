@@ -15,6 +15,24 @@ pub struct Request {
     pub timestamp: u64,
     /// The application operation, opaque to the protocol.
     pub op: Vec<u8>,
+    /// Whether the operation changes state, and how it is ordered.
+    pub kind: RequestKind,
+}
+
+/// How a request is carried out. Only [`RequestKind::Write`] may change the
+/// application's state; the other two run the application's read-only `query`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RequestKind {
+    /// Ordered by the protocol and executed with `execute`.
+    #[default]
+    Write,
+    /// Ordered by the protocol like a write, but answered with `query`: the
+    /// fallback of an unordered read whose replies did not agree.
+    Read,
+    /// The read-only optimisation (OSDI'99 §5.1): every replica answers from
+    /// its committed state without ordering, and the client needs 2f+1
+    /// matching answers. Never part of a batch.
+    UnorderedRead,
 }
 
 /// The primary's proposal: batch `batch` gets sequence number `seq` in `view`.
@@ -235,6 +253,10 @@ pub struct Reply {
     pub replica: ReplicaId,
     /// The application's result.
     pub result: Vec<u8>,
+    /// True when the replica answered an [`RequestKind::UnorderedRead`] from
+    /// its state without ordering it. A client never counts such an answer
+    /// towards the f+1 replies that complete an ordered request.
+    pub unordered: bool,
 }
 
 /// Every message replicas exchange, as it travels (signatures unchecked).

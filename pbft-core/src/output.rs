@@ -5,6 +5,17 @@ use crate::ids::{ClientId, ReplicaId, SeqNum, View};
 use crate::message::{Message, Reply};
 use crate::reject::Reject;
 use crate::signed::{Author, MessageKind};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Which replicas signed which state digest for the checkpoint at `seq`,
+/// when they did not all sign the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Disagreement {
+    /// The checkpoint's sequence number.
+    pub seq: SeqNum,
+    /// Each digest and the replicas (this one included) that signed it.
+    pub digests: BTreeMap<Digest, BTreeSet<ReplicaId>>,
+}
 
 /// One thing the host must do for a replica, drained with `poll_output`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +57,11 @@ pub enum Event {
         /// The agreed state digest.
         state_digest: Digest,
     },
+    /// Replicas signed different state digests for the checkpoint at one
+    /// sequence number: some replica is Byzantine, or the application is not
+    /// deterministic (it differs on honest replicas). Reported every time a
+    /// differing digest arrives.
+    CheckpointDisagreement(Disagreement),
     /// This replica asked to move to `view`.
     ViewChangeStarted {
         /// The view asked for.

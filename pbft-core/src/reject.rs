@@ -29,8 +29,11 @@ pub enum Reject {
     NewViewMismatch,
     /// The replica is changing views and ignores normal-case messages.
     ViewChangeInProgress,
-    /// The request's timestamp is older than the last one executed for its client.
+    /// The request's timestamp lies below its client's window: it executed
+    /// long ago or the client gave up on it.
     StaleRequest,
+    /// A PRE-PREPARE whose batch holds an unordered read, which is never ordered.
+    UnorderedReadInBatch,
     /// A per-peer buffer is full; the message was dropped to keep memory bounded.
     BufferFull,
     /// A batch larger than the configured maximum.

@@ -6,7 +6,8 @@
 
 use crate::keys::KeyBook;
 use crate::message::{
-    batch_digest, CheckpointProof, Committed, Message, NewView, PrePrepare, PreparedCert, Request, ViewChange,
+    batch_digest, CheckpointProof, Committed, Message, NewView, PrePrepare, PreparedCert, Request,
+    RequestKind, ViewChange,
 };
 use crate::reject::Reject;
 use crate::signed::{Signable, Signed, Verified};
@@ -123,6 +124,9 @@ fn check_pre_prepare(v: &mut Verifier<'_>, pp: &Signed<PrePrepare>) -> Result<()
         return Err(Reject::WrongPrimary);
     }
     for request in &body.batch {
+        if request.payload().kind == RequestKind::UnorderedRead {
+            return Err(Reject::UnorderedReadInBatch);
+        }
         v.signature(request)?;
     }
     if batch_digest(&body.batch) != body.digest {

@@ -6,7 +6,7 @@ use crate::identity::Peer;
 use crate::link::{frame_of, Inbound};
 use crate::wire::{NodeStatus, Wire};
 use pbft_core::{Client, ClientId, ClientOutput, Message, Quorum, ReplicaId, SecretKey, Time};
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -25,29 +25,34 @@ pub enum InvokeError {
 
 struct Invocation {
     op: Vec<u8>,
+    read_only: bool,
     done: oneshot::Sender<Vec<u8>>,
 }
 
-/// A connected PBFT client: hands operations to the cluster one at a time, in
-/// the order they were invoked, and returns each result that f+1 replicas
-/// agreed on. Clone-free; share it behind an `Arc` for concurrent callers.
+/// A connected PBFT client: hands operations to the cluster in the order they
+/// were invoked, up to `window` at once, and returns each result that f+1
+/// replicas agreed on (2f+1 for an unordered read). Invocations may run
+/// concurrently from many tasks: share the handle behind an `Arc`.
 pub struct ClientHandle {
     invocations: mpsc::Sender<Invocation>,
 }
 
 impl ClientHandle {
     /// Connects client `id` to `replicas`; requests it has not completed are
-    /// re-sent to every replica every `retry_timeout_ms`. Must run inside a
-    /// tokio runtime.
+    /// re-sent to every replica every `retry_timeout_ms`, and at most
+    /// `window` are outstanding (the cluster's `max_pending_per_client`).
+    /// Must run inside a tokio runtime.
     pub fn connect(
         id: ClientId,
         secret: &SecretKey,
         replicas: &[ReplicaAddress],
         retry_timeout_ms: u64,
+        window: usize,
     ) -> Result<ClientHandle, NetError> {
         let quorum = Quorum::new(replicas.len()).ok_or(NetError::UnknownReplica(ReplicaId(0)))?;
         let (net, inbox) = ClientNet::connect(secret, replicas, true, NetLimits::default())?;
-        let client = Client::new(id, secret.clone(), quorum, retry_timeout_ms, fresh_timestamp());
+        let client =
+            Client::new(id, secret.clone(), quorum, retry_timeout_ms, fresh_timestamp()).with_window(window);
         let (invocations, queue) = mpsc::channel(1024);
         tokio::spawn(run_client(client, net, inbox, queue));
         Ok(ClientHandle { invocations })
@@ -55,14 +60,30 @@ impl ClientHandle {
 
     /// Runs `op` on the replicated service and returns its result.
     pub async fn invoke(&self, op: Vec<u8>) -> Result<Vec<u8>, InvokeError> {
+        self.submit(op, false).await
+    }
+
+    /// Runs the read-only `query` (the application's `query`), unordered
+    /// when 2f+1 replicas answer alike, ordered otherwise.
+    pub async fn query(&self, query: Vec<u8>) -> Result<Vec<u8>, InvokeError> {
+        self.submit(query, true).await
+    }
+
+    async fn submit(&self, op: Vec<u8>, read_only: bool) -> Result<Vec<u8>, InvokeError> {
         let (done, result) = oneshot::channel();
-        self.invocations.send(Invocation { op, done }).await.map_err(|_| InvokeError::Closed)?;
+        let invocation = Invocation { op, read_only, done };
+        self.invocations.send(invocation).await.map_err(|_| InvokeError::Closed)?;
         result.await.map_err(|_| InvokeError::Closed)
     }
 
     /// [`ClientHandle::invoke`], giving up after `timeout`.
     pub async fn invoke_within(&self, op: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, InvokeError> {
         tokio::time::timeout(timeout, self.invoke(op)).await.map_err(|_| InvokeError::TimedOut(timeout))?
+    }
+
+    /// [`ClientHandle::query`], giving up after `timeout`.
+    pub async fn query_within(&self, query: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, InvokeError> {
+        tokio::time::timeout(timeout, self.query(query)).await.map_err(|_| InvokeError::TimedOut(timeout))?
     }
 }
 
@@ -82,7 +103,7 @@ async fn run_client(
 ) {
     let start = Instant::now();
     let now = || Time(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
-    let mut waiting: VecDeque<oneshot::Sender<Vec<u8>>> = VecDeque::new();
+    let mut waiting: BTreeMap<u64, oneshot::Sender<Vec<u8>>> = BTreeMap::new();
     let mut accepting = true;
     loop {
         if !client.is_busy() && !accepting && waiting.is_empty() {
@@ -90,10 +111,11 @@ async fn run_client(
         }
         let deadline = client.poll_timeout().map(|Time(ms)| start + Duration::from_millis(ms));
         tokio::select! {
-            invocation = queue.recv(), if accepting && !client.is_busy() => match invocation {
-                Some(invocation) => {
-                    if client.invoke(now(), invocation.op).is_ok() {
-                        waiting.push_back(invocation.done);
+            invocation = queue.recv(), if accepting && client.can_start() => match invocation {
+                Some(Invocation { op, read_only, done }) => {
+                    let started = if read_only { client.query(now(), op) } else { client.invoke(now(), op) };
+                    if let Ok(timestamp) = started {
+                        waiting.insert(timestamp, done);
                     }
                 }
                 None => accepting = false,
@@ -115,8 +137,8 @@ async fn run_client(
                 ClientOutput::Broadcast(request) => {
                     net.broadcast(&frame_of(&Wire::Message(Message::Request(request))))
                 }
-                ClientOutput::Completed { result, .. } => {
-                    if let Some(done) = waiting.pop_front() {
+                ClientOutput::Completed { timestamp, result } => {
+                    if let Some(done) = waiting.remove(&timestamp) {
                         let _ = done.send(result);
                     }
                 }

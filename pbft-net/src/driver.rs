@@ -57,6 +57,7 @@ impl<A: ReplicatedStateMachine> ReplicaRuntime for Replica<A> {
             rejected_messages: self.rejections().values().sum(),
             net: Default::default(),
             traitor: None,
+            disagreement: self.last_disagreement().map(Into::into),
         }
     }
 }
@@ -152,6 +153,15 @@ fn log_event(event: &Event) {
         Event::ViewChangeStarted { view } => tracing::info!(view, "view change started"),
         Event::NewViewEntered { view, primary } => tracing::info!(view, %primary, "entered new view"),
         Event::Rejected { .. } => tracing::debug!(?event, "rejected"),
+        Event::CheckpointDisagreement(disagreement) => {
+            let report = crate::wire::DisagreementReport::from(disagreement);
+            tracing::error!(
+                seq = report.seq,
+                digests = ?report.digests,
+                "REPLICAS DISAGREE on the state at this checkpoint: a replica is Byzantine or the \
+                 application is not deterministic (check for clocks, randomness, HashMap iteration)"
+            );
+        }
         other => tracing::info!(event = ?other),
     }
 }

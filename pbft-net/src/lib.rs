@@ -23,4 +23,4 @@ pub use identity::{
     client_config, public_key_spki, server_config, spki_public_key, IdentityError, Peer, PinnedKeys, ALPN,
 };
 pub use link::{frame_of, Frame, Inbound, Outbox};
-pub use wire::{decode_wire, encode_wire, NetCounters, NodeStatus, Wire};
+pub use wire::{decode_wire, encode_wire, DisagreementReport, NetCounters, NodeStatus, Wire};

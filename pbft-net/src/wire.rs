@@ -46,6 +46,29 @@ pub struct NodeStatus {
     pub net: NetCounters,
     /// The traitor behaviour this replica runs, if it is one (demonstrations only).
     pub traitor: Option<String>,
+    /// The latest checkpoint at which replicas signed different state
+    /// digests: a Byzantine replica, or an application that is not deterministic.
+    pub disagreement: Option<DisagreementReport>,
+}
+
+/// Which replicas signed which state digest at one checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisagreementReport {
+    /// The checkpoint's sequence number.
+    pub seq: u64,
+    /// Each digest (hex) with the replicas that signed it.
+    pub digests: std::collections::BTreeMap<String, Vec<u32>>,
+}
+
+impl From<&pbft_core::Disagreement> for DisagreementReport {
+    fn from(disagreement: &pbft_core::Disagreement) -> DisagreementReport {
+        let digests = disagreement
+            .digests
+            .iter()
+            .map(|(digest, replicas)| (digest.to_string(), replicas.iter().map(|r| r.0).collect()))
+            .collect();
+        DisagreementReport { seq: disagreement.seq, digests }
+    }
 }
 
 /// What the transport dropped or refused, counted since start.

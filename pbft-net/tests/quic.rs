@@ -19,8 +19,33 @@ impl ReplicatedStateMachine for Journal {
         self.0.push(op.to_vec());
         (self.0.len() as u64).to_be_bytes().to_vec()
     }
+    fn query(&self, _op: &[u8]) -> Vec<u8> {
+        (self.0.len() as u64).to_be_bytes().to_vec()
+    }
     fn snapshot(&self) -> Vec<u8> {
         self.0.concat()
+    }
+    fn restore(&mut self, _snapshot: &[u8]) -> Result<(), AppError> {
+        Err(AppError("not needed here".into()))
+    }
+}
+
+/// A journal whose snapshot also holds a per-replica salt: the same
+/// operations give different states on different replicas, as an application
+/// that reads a clock or a random number generator would.
+struct Salted(Journal, u8);
+
+impl ReplicatedStateMachine for Salted {
+    fn execute(&mut self, op: &[u8]) -> Vec<u8> {
+        self.0.execute(op)
+    }
+    fn query(&self, op: &[u8]) -> Vec<u8> {
+        self.0.query(op)
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        let mut snapshot = self.0.snapshot();
+        snapshot.push(self.1);
+        snapshot
     }
     fn restore(&mut self, _snapshot: &[u8]) -> Result<(), AppError> {
         Err(AppError("not needed here".into()))
@@ -32,18 +57,25 @@ fn free_addresses(n: usize) -> Vec<SocketAddr> {
     sockets.iter().map(|s| s.local_addr().unwrap()).collect()
 }
 
-struct Cluster {
+struct Cluster<A> {
     replicas: Vec<ReplicaAddress>,
     clients: Vec<(ClientId, SecretKey)>,
     stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<Replica<Journal>>>,
+    tasks: Vec<tokio::task::JoinHandle<Replica<A>>>,
 }
 
 fn replica_secret(i: usize) -> SecretKey {
     SecretKey::from_seed([i as u8 + 1; 32])
 }
 
-async fn start_cluster(n: usize) -> Cluster {
+async fn start_cluster(n: usize) -> Cluster<Journal> {
+    start_cluster_with(n, |_| Journal::default()).await
+}
+
+async fn start_cluster_with<A: ReplicatedStateMachine + Send + 'static>(
+    n: usize,
+    app: impl Fn(usize) -> A,
+) -> Cluster<A> {
     let replicas: Vec<ReplicaAddress> = free_addresses(n)
         .into_iter()
         .enumerate()
@@ -57,14 +89,9 @@ async fn start_cluster(n: usize) -> Cluster {
     let mut tasks = Vec::new();
     for i in 0..n {
         let keys = KeyBook::new(&public, client_keys.clone()).unwrap();
-        let replica = Replica::new(
-            ReplicaId(i as u32),
-            ProtocolConfig::default(),
-            keys,
-            replica_secret(i),
-            Journal::default(),
-        )
-        .unwrap();
+        let replica =
+            Replica::new(ReplicaId(i as u32), ProtocolConfig::default(), keys, replica_secret(i), app(i))
+                .unwrap();
         let (net, inbox) = ReplicaNet::start(
             ReplicaId(i as u32),
             &replica_secret(i),
@@ -85,7 +112,7 @@ async fn start_cluster(n: usize) -> Cluster {
 async fn four_replicas_over_quic_execute_requests_in_one_order() {
     let cluster = start_cluster(4).await;
     let (id, secret) = &cluster.clients[0];
-    let client = ClientHandle::connect(*id, secret, &cluster.replicas, 500).unwrap();
+    let client = ClientHandle::connect(*id, secret, &cluster.replicas, 500, 1).unwrap();
     for expected in 1..=30u64 {
         let result =
             client.invoke_within(format!("op {expected}").into_bytes(), Duration::from_secs(10)).await;
@@ -111,7 +138,7 @@ async fn four_replicas_over_quic_execute_requests_in_one_order() {
 async fn a_client_whose_key_is_not_in_the_config_gets_nothing() {
     let cluster = start_cluster(4).await;
     let stranger = SecretKey::from_seed([77; 32]);
-    let client = ClientHandle::connect(ClientId(0), &stranger, &cluster.replicas, 200).unwrap();
+    let client = ClientHandle::connect(ClientId(0), &stranger, &cluster.replicas, 200, 1).unwrap();
     let result = client.invoke_within(b"let me in".to_vec(), Duration::from_secs(2)).await;
     assert_eq!(result, Err(InvokeError::TimedOut(Duration::from_secs(2))));
     let (_, secret) = &cluster.clients[1];
@@ -125,5 +152,66 @@ async fn a_client_whose_key_is_not_in_the_config_gets_nothing() {
         );
     }
     assert_eq!(status.iter().flatten().count(), 4);
+    cluster.stop.send(true).unwrap();
+}
+
+/// Issue 7, test 4: an application that is not deterministic makes honest
+/// replicas sign different checkpoint digests; every replica notices, and its
+/// status (what `pbft status` prints) names the sequence number and which
+/// replicas signed which digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_deterministic_application_is_reported_in_every_replicas_status() {
+    let cluster = start_cluster_with(4, |i| Salted(Journal::default(), i as u8)).await;
+    let (id, secret) = &cluster.clients[0];
+    let client = ClientHandle::connect(*id, secret, &cluster.replicas, 500, 16).unwrap();
+    let interval = ProtocolConfig::default().checkpoint_interval;
+    for i in 0..interval {
+        client.invoke_within(format!("op {i}").into_bytes(), Duration::from_secs(10)).await.unwrap();
+    }
+    let mut reported = Vec::new();
+    for _ in 0..100 {
+        let status = query_status(secret, &cluster.replicas, Duration::from_secs(5)).await.unwrap();
+        reported = status.iter().flatten().filter_map(|s| s.disagreement.clone()).collect();
+        if reported.len() == 4 && reported.iter().all(|d| d.digests.len() == 4) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(reported.len(), 4, "every replica reports the disagreement");
+    for disagreement in &reported {
+        assert_eq!(disagreement.seq, interval);
+        assert_eq!(disagreement.digests.len(), 4, "four replicas, four different states");
+        let signers: Vec<u32> = disagreement.digests.values().flatten().copied().collect();
+        assert_eq!(signers.len(), 4, "each replica is named once: {disagreement:?}");
+    }
+    let status = query_status(secret, &cluster.replicas, Duration::from_secs(5)).await.unwrap();
+    assert!(
+        status.iter().flatten().all(|s| s.stable_checkpoint == 0),
+        "no quorum certifies differing states"
+    );
+    cluster.stop.send(true).unwrap();
+}
+
+/// The same cluster with a deterministic application reports no disagreement
+/// (the report above is not raised by every checkpoint).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deterministic_application_reports_no_disagreement() {
+    let cluster = start_cluster(4).await;
+    let (id, secret) = &cluster.clients[0];
+    let client = ClientHandle::connect(*id, secret, &cluster.replicas, 500, 16).unwrap();
+    let interval = ProtocolConfig::default().checkpoint_interval;
+    for i in 0..interval {
+        client.invoke_within(format!("op {i}").into_bytes(), Duration::from_secs(10)).await.unwrap();
+    }
+    let mut status = Vec::new();
+    for _ in 0..100 {
+        status = query_status(secret, &cluster.replicas, Duration::from_secs(5)).await.unwrap();
+        if status.iter().flatten().filter(|s| s.stable_checkpoint == interval).count() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(status.iter().flatten().filter(|s| s.stable_checkpoint == interval).count() >= 3);
+    assert!(status.iter().flatten().all(|s| s.disagreement.is_none()), "{status:?}");
     cluster.stop.send(true).unwrap();
 }

@@ -7,7 +7,7 @@ use pbft_net::{decode_wire, encode_frame, encode_wire, FrameDecoder, Wire};
 fn signed_messages_round_trip_through_frames() {
     let key = SecretKey::from_seed([3; 32]);
     let wire = Wire::Message(Message::Request(Signed::sign(
-        Request { client: ClientId(1), timestamp: 9, op: b"put k v".to_vec() },
+        Request { client: ClientId(1), timestamp: 9, op: b"put k v".to_vec(), kind: Default::default() },
         &key,
     )));
     let mut decoder = FrameDecoder::new(1 << 20);
@@ -21,7 +21,7 @@ fn signed_messages_round_trip_through_frames() {
 fn garbage_and_truncated_payloads_are_errors() {
     let key = SecretKey::from_seed([3; 32]);
     let wire = Wire::Message(Message::Request(Signed::sign(
-        Request { client: ClientId(1), timestamp: 9, op: vec![0; 40] },
+        Request { client: ClientId(1), timestamp: 9, op: vec![0; 40], kind: Default::default() },
         &key,
     )));
     let bytes = encode_wire(&wire);

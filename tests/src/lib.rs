@@ -33,6 +33,11 @@ impl ReplicatedStateMachine for RecordingApp {
         format!("{}:{}", self.count, String::from_utf8_lossy(op)).into_bytes()
     }
 
+    /// Answers with how many operations executed and the chain's digest.
+    fn query(&self, _op: &[u8]) -> Vec<u8> {
+        self.snapshot()
+    }
+
     fn snapshot(&self) -> Vec<u8> {
         let mut bytes = self.count.to_le_bytes().to_vec();
         bytes.extend_from_slice(self.chain.as_bytes());

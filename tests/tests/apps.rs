@@ -53,6 +53,9 @@ impl ReplicatedStateMachine for Broken {
         self.0 += 1;
         Vec::new()
     }
+    fn query(&self, _op: &[u8]) -> Vec<u8> {
+        self.0.to_be_bytes().to_vec()
+    }
     fn snapshot(&self) -> Vec<u8> {
         self.0.to_be_bytes().to_vec()
     }

@@ -20,14 +20,19 @@ fn resent_request_is_answered_from_the_reply_cache_and_runs_once() {
     assert_eq!(done[0].result, b"1:c0-op0".to_vec());
     for replica in cluster.replicas() {
         assert_eq!(replica.app().history(), &[op(0, 0)], "{} ran it other than once", replica.id());
-        assert_eq!(replica.reply_cache()[&ClientId(0)].timestamp, 1);
+        assert_eq!(replica.reply_cache()[&ClientId(0)].newest, 1);
     }
 
     // A replay of the very same signed request, straight to every replica,
     // is answered again and still not executed.
     let client_key = cluster.keys().client(ClientId(0)).clone();
     let replay = pbft_core::Signed::sign(
-        pbft_core::Request { client: ClientId(0), timestamp: 1, op: op(0, 0) },
+        pbft_core::Request {
+            client: ClientId(0),
+            timestamp: 1,
+            op: op(0, 0),
+            kind: pbft_core::RequestKind::Write,
+        },
         &client_key,
     );
     for id in 0..4 {

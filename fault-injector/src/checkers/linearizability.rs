@@ -6,7 +6,16 @@
 use super::{FirstViolation, Verdict};
 use crate::cluster::Completion;
 use pbft_core::{ClientId, Digest, ExecutedRequest, ReplicatedStateMachine, Request, SeqNum};
+use pbft_core::{RequestKind, Time};
 use std::collections::BTreeMap;
+
+/// Runs `request` on `app` the way a replica does at its place in the order.
+fn apply<A: ReplicatedStateMachine>(app: &mut A, request: &Request) -> Vec<u8> {
+    match request.kind {
+        RequestKind::Write => app.execute(&request.op),
+        RequestKind::Read | RequestKind::UnorderedRead => app.query(&request.op),
+    }
+}
 
 /// Collects the canonical log: for each sequence number, the requests the
 /// first honest replica to execute it ran (agreement makes them all the same).
@@ -42,11 +51,16 @@ impl Linearizability {
                     .record(|| format!("canonical log holds a request no client sent at position {index}"));
                 return;
             };
-            let result = app.execute(&request.op);
+            let result = apply(&mut app, request);
             position.insert((executed.client, executed.timestamp), (index, result));
         }
         let mut placed = Vec::new();
+        let mut unordered_reads = Vec::new();
         for completion in completions {
+            if completion.read_only && !position.contains_key(&(completion.client, completion.timestamp)) {
+                unordered_reads.push(completion);
+                continue;
+            }
             let key = (completion.client, completion.timestamp);
             match position.get(&key) {
                 None => self.first.record(|| {
@@ -61,6 +75,7 @@ impl Linearizability {
                 Some((index, _)) => placed.push((completion.invoked_at, completion.completed_at, *index, key)),
             }
         }
+        self.check_unordered_reads::<A>(sent, &canonical, &placed, &unordered_reads);
         // Real-time order: sweeping by invocation time, every operation that
         // completed earlier must sit earlier in the canonical log.
         let mut by_completion: Vec<_> = placed.clone();
@@ -86,6 +101,62 @@ impl Linearizability {
                     });
                 }
             }
+        }
+    }
+
+    /// An unordered read is linearizable if its result is what the query
+    /// answers after some prefix of the canonical log that holds every
+    /// operation completed before the read was invoked and none invoked after
+    /// it completed.
+    fn check_unordered_reads<A: ReplicatedStateMachine + Default>(
+        &mut self,
+        sent: &BTreeMap<Digest, Request>,
+        canonical: &[ExecutedRequest],
+        placed: &[(Time, Time, usize, (ClientId, u64))],
+        reads: &[&Completion],
+    ) {
+        if reads.is_empty() {
+            return;
+        }
+        let bounds: Vec<(usize, usize)> = reads
+            .iter()
+            .map(|read| {
+                let at_least = placed
+                    .iter()
+                    .filter(|(_, completed, _, _)| *completed < read.invoked_at)
+                    .map(|(_, _, index, _)| index + 1)
+                    .max()
+                    .unwrap_or(0);
+                let at_most = placed
+                    .iter()
+                    .filter(|(invoked, _, _, _)| *invoked > read.completed_at)
+                    .map(|(_, _, index, _)| *index)
+                    .min()
+                    .unwrap_or(canonical.len());
+                (at_least, at_most)
+            })
+            .collect();
+        let mut matched = vec![false; reads.len()];
+        let mut app = A::default();
+        for prefix in 0..=canonical.len() {
+            for (i, read) in reads.iter().enumerate() {
+                let (at_least, at_most) = bounds[i];
+                if !matched[i] && (at_least..=at_most).contains(&prefix) {
+                    matched[i] = app.query(&read.op) == read.result;
+                }
+            }
+            if let Some(request) = canonical.get(prefix).and_then(|e| sent.get(&e.digest)) {
+                apply(&mut app, request);
+            }
+        }
+        if let Some(i) = matched.iter().position(|m| !m) {
+            let read = reads[i];
+            self.first.record(|| {
+                format!(
+                    "{} accepted a read (ts {}) whose result no state between its invocation and completion gives",
+                    read.client, read.timestamp
+                )
+            });
         }
     }
 

@@ -13,7 +13,8 @@ pub enum Behavior {
     Equivocate,
     /// Prepares and commits every digest it sees for a sequence number.
     DoubleVote,
-    /// Sends messages with bad signatures or claiming another sender.
+    /// Sends messages with bad signatures or claiming another sender, and
+    /// answers clients with results it never computed.
     Forge,
     /// Re-sends old messages from earlier views and sequence numbers.
     Replay,

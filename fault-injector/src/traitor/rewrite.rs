@@ -128,11 +128,14 @@ impl Traitor {
                     self.rewrite(to, message.clone(), &mut actions);
                 }
             }
-            Output::Reply(reply) => {
-                if self.behavior != Behavior::Silent {
+            Output::Reply(mut reply) => match self.behavior {
+                Behavior::Silent => {}
+                Behavior::Forge => {
+                    reply.result = b"a result no replica computed".to_vec();
                     actions.push(TraitorAction::Reply(reply));
                 }
-            }
+                _ => actions.push(TraitorAction::Reply(reply)),
+            },
             Output::Event(_) => {}
         }
         actions

@@ -2,47 +2,43 @@
 
 use fault_injector::sim::SimApp;
 use fault_injector::Rng;
-use pbft_core::{AppError, ClientId, ReplicatedStateMachine};
+use pbft_core::typed::{decode_output, encode_request, StateMachine};
+use pbft_core::ClientId;
+use serde::{Deserialize, Serialize};
 
-/// A counter. An operation is 8 bytes, a big-endian `i64` to add (0 reads);
-/// the result is the new value as 8 big-endian bytes. Anything else leaves
-/// the counter alone and returns it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// A counter. An operation adds an `i64` (wrapping) and returns the new
+/// value; the query `()` returns the value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counter(pub i64);
 
 impl Counter {
-    /// The operation that adds `delta`.
+    /// The operation bytes that add `delta`.
     pub fn add(delta: i64) -> Vec<u8> {
-        delta.to_be_bytes().to_vec()
+        encode_request(&delta).unwrap_or_default()
     }
 
     /// The value a result carries.
     pub fn value(result: &[u8]) -> Option<i64> {
-        Some(i64::from_be_bytes(result.try_into().ok()?))
+        decode_output(result).ok()
     }
 }
 
-impl ReplicatedStateMachine for Counter {
-    fn execute(&mut self, op: &[u8]) -> Vec<u8> {
-        if let Ok(delta) = <[u8; 8]>::try_from(op) {
-            self.0 = self.0.wrapping_add(i64::from_be_bytes(delta));
-        }
-        self.0.to_be_bytes().to_vec()
+impl StateMachine for Counter {
+    type Op = i64;
+    type Query = ();
+    type Output = i64;
+
+    fn execute(&mut self, delta: i64) -> i64 {
+        self.0 = self.0.wrapping_add(delta);
+        self.0
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        self.0.to_be_bytes().to_vec()
-    }
-
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), AppError> {
-        let bytes =
-            <[u8; 8]>::try_from(snapshot).map_err(|_| AppError("a counter snapshot is 8 bytes".into()))?;
-        self.0 = i64::from_be_bytes(bytes);
-        Ok(())
+    fn query(&self, (): ()) -> i64 {
+        self.0
     }
 }
 
-/// The simulator's workload: small additions and subtractions, some reads.
+/// The simulator's workload: small additions and subtractions.
 impl SimApp for Counter {
     fn random_op(rng: &mut Rng, _client: ClientId, _index: usize) -> Vec<u8> {
         Counter::add(rng.below(21) as i64 - 10)
@@ -52,13 +48,18 @@ impl SimApp for Counter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pbft_core::ReplicatedStateMachine;
 
     #[test]
     fn adds_reads_and_restores() {
         let mut counter = Counter::default();
-        assert_eq!(Counter::value(&counter.execute(&Counter::add(5))), Some(5));
-        assert_eq!(Counter::value(&counter.execute(&Counter::add(-7))), Some(-2));
-        assert_eq!(Counter::value(&counter.execute(b"junk")), Some(-2));
+        assert_eq!(Counter::value(&ReplicatedStateMachine::execute(&mut counter, &Counter::add(5))), Some(5));
+        assert_eq!(
+            Counter::value(&ReplicatedStateMachine::execute(&mut counter, &Counter::add(-7))),
+            Some(-2)
+        );
+        assert_eq!(Counter::value(&ReplicatedStateMachine::execute(&mut counter, b"junk")), None);
+        assert_eq!(Counter::value(&ReplicatedStateMachine::query(&counter, &[])), Some(-2));
         let mut copy = Counter::default();
         copy.restore(&counter.snapshot()).unwrap();
         assert_eq!(copy, counter);

@@ -2,13 +2,13 @@
 
 use fault_injector::sim::SimApp;
 use fault_injector::Rng;
-use pbft_core::{codec, AppError, ClientId, ReplicatedStateMachine};
+use pbft_core::typed::{encode_request, StateMachine};
+use pbft_core::ClientId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// An operation on the store.
-/// It is also the command line of `pbft kv`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
+/// An operation that changes the store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvOp {
     /// Sets `key` to `value`.
     Put {
@@ -17,45 +17,51 @@ pub enum KvOp {
         /// The new value.
         value: String,
     },
-    /// Reads `key`.
-    Get {
-        /// The key.
-        key: String,
-    },
     /// Removes `key`.
     Delete {
         /// The key.
         key: String,
     },
+    /// Sets `key` to `new` (removes it when `None`) only if it currently
+    /// holds `expected` (is absent when `None`).
+    CompareAndSwap {
+        /// The key.
+        key: String,
+        /// The value the key must hold for the swap to happen.
+        expected: Option<String>,
+        /// The value it gets.
+        new: Option<String>,
+    },
 }
 
-/// The result of an operation.
+/// A read-only question.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvQuery {
+    /// Reads `key`.
+    Get {
+        /// The key.
+        key: String,
+    },
+}
+
+/// The result of an operation or query.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvResult {
     /// The value the key held before the operation, if any.
     Previous(Option<String>),
     /// The value read.
     Value(Option<String>),
-    /// The operation bytes did not decode; nothing changed.
-    Invalid(String),
-}
-
-impl KvOp {
-    /// The bytes a client sends.
-    pub fn encode(&self) -> Vec<u8> {
-        codec::encode(self)
-    }
-}
-
-impl KvResult {
-    /// Decodes a result from a replica's reply.
-    pub fn decode(bytes: &[u8]) -> Result<KvResult, codec::CodecError> {
-        codec::decode(bytes)
-    }
+    /// Whether a compare-and-swap happened, and the value the key holds after it.
+    Swapped {
+        /// True when the key held the expected value.
+        swapped: bool,
+        /// The key's value after the operation.
+        current: Option<String>,
+    },
 }
 
 /// A map from strings to strings, ordered so snapshots are deterministic.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvStore {
     entries: BTreeMap<String, String>,
 }
@@ -77,59 +83,88 @@ impl KvStore {
     }
 }
 
-impl ReplicatedStateMachine for KvStore {
-    fn execute(&mut self, op: &[u8]) -> Vec<u8> {
-        let result = match codec::decode::<KvOp>(op) {
-            Ok(KvOp::Put { key, value }) => KvResult::Previous(self.entries.insert(key, value)),
-            Ok(KvOp::Get { key }) => KvResult::Value(self.entries.get(&key).cloned()),
-            Ok(KvOp::Delete { key }) => KvResult::Previous(self.entries.remove(&key)),
-            Err(error) => KvResult::Invalid(error.to_string()),
-        };
-        codec::encode(&result)
+impl StateMachine for KvStore {
+    type Op = KvOp;
+    type Query = KvQuery;
+    type Output = KvResult;
+
+    fn execute(&mut self, op: KvOp) -> KvResult {
+        match op {
+            KvOp::Put { key, value } => KvResult::Previous(self.entries.insert(key, value)),
+            KvOp::Delete { key } => KvResult::Previous(self.entries.remove(&key)),
+            KvOp::CompareAndSwap { key, expected, new } => {
+                let swapped = self.entries.get(&key) == expected.as_ref();
+                if swapped {
+                    match new {
+                        Some(value) => self.entries.insert(key.clone(), value),
+                        None => self.entries.remove(&key),
+                    };
+                }
+                KvResult::Swapped { swapped, current: self.entries.get(&key).cloned() }
+            }
+        }
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        codec::encode(&self.entries)
-    }
-
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), AppError> {
-        self.entries = codec::decode(snapshot).map_err(|e| AppError(e.to_string()))?;
-        Ok(())
+    fn query(&self, KvQuery::Get { key }: KvQuery) -> KvResult {
+        KvResult::Value(self.entries.get(&key).cloned())
     }
 }
 
-/// The simulator's workload for the store: puts, gets and deletes over a
-/// few keys, so operations conflict and order matters.
+/// The simulator's workload for the store: puts, deletes and
+/// compare-and-swaps over a few keys, so operations conflict and order matters.
 impl SimApp for KvStore {
     fn random_op(rng: &mut Rng, client: ClientId, index: usize) -> Vec<u8> {
         let key = format!("k{}", rng.below(8));
-        let op = match rng.below(3) {
-            0 => KvOp::Get { key },
-            1 => KvOp::Delete { key },
-            _ => KvOp::Put { key, value: format!("c{}-{index}", client.0) },
+        let value = format!("c{}-{index}", client.0);
+        let op = match rng.below(4) {
+            0 => KvOp::Delete { key },
+            1 => KvOp::CompareAndSwap { key, expected: None, new: Some(value) },
+            _ => KvOp::Put { key, value },
         };
-        op.encode()
+        encode_request(&op).unwrap_or_default()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pbft_core::typed::decode_output;
+    use pbft_core::ReplicatedStateMachine;
 
     fn run(store: &mut KvStore, op: KvOp) -> KvResult {
-        KvResult::decode(&store.execute(&op.encode())).unwrap()
+        StateMachine::execute(store, op)
     }
 
     #[test]
     fn put_get_delete() {
         let mut store = KvStore::default();
         let put = |k: &str, v: &str| KvOp::Put { key: k.into(), value: v.into() };
+        let get = |k: &str| KvQuery::Get { key: k.into() };
         assert_eq!(run(&mut store, put("a", "1")), KvResult::Previous(None));
         assert_eq!(run(&mut store, put("a", "2")), KvResult::Previous(Some("1".into())));
-        assert_eq!(run(&mut store, KvOp::Get { key: "a".into() }), KvResult::Value(Some("2".into())));
+        assert_eq!(StateMachine::query(&store, get("a")), KvResult::Value(Some("2".into())));
         assert_eq!(run(&mut store, KvOp::Delete { key: "a".into() }), KvResult::Previous(Some("2".into())));
-        assert_eq!(run(&mut store, KvOp::Get { key: "a".into() }), KvResult::Value(None));
-        assert!(matches!(KvResult::decode(&store.execute(&[0xff, 0xff])).unwrap(), KvResult::Invalid(_)));
+        assert_eq!(StateMachine::query(&store, get("a")), KvResult::Value(None));
+        let refused = ReplicatedStateMachine::execute(&mut store, &[0xff, 0xff]);
+        assert!(decode_output::<KvResult>(&refused).is_err());
+    }
+
+    #[test]
+    fn compare_and_swap_changes_the_value_only_when_it_matches() {
+        let mut store = KvStore::default();
+        let cas = |expected: Option<&str>, new: Option<&str>| KvOp::CompareAndSwap {
+            key: "k".into(),
+            expected: expected.map(Into::into),
+            new: new.map(Into::into),
+        };
+        let swapped =
+            |swapped, current: Option<&str>| KvResult::Swapped { swapped, current: current.map(Into::into) };
+        assert_eq!(run(&mut store, cas(None, Some("1"))), swapped(true, Some("1")));
+        assert_eq!(run(&mut store, cas(None, Some("2"))), swapped(false, Some("1")));
+        assert_eq!(run(&mut store, cas(Some("0"), Some("2"))), swapped(false, Some("1")));
+        assert_eq!(run(&mut store, cas(Some("1"), Some("2"))), swapped(true, Some("2")));
+        assert_eq!(run(&mut store, cas(Some("2"), None)), swapped(true, None));
+        assert!(store.is_empty());
     }
 
     #[test]

@@ -1,10 +1,10 @@
-//! Example replicated applications: a key-value store, a bank ledger whose
-//! total is an invariant, and a counter.
+//! Example applications shipped with pbft, each a typed
+//! [`StateMachine`](pbft_core::StateMachine).
 
 pub mod bank;
 pub mod counter;
 pub mod kv;
 
-pub use bank::{Bank, BankOp, BankResult};
+pub use bank::{Bank, BankOp, BankQuery, BankResult};
 pub use counter::Counter;
-pub use kv::{KvOp, KvResult, KvStore};
+pub use kv::{KvOp, KvQuery, KvResult, KvStore};

@@ -3,12 +3,14 @@
 use super::normal::first_from_sender;
 use super::Replica;
 use crate::app::ReplicatedStateMachine;
-use crate::ids::SeqNum;
+use crate::digest::Digest;
+use crate::ids::{ReplicaId, SeqNum};
 use crate::message::{Checkpoint, CheckpointProof};
-use crate::output::Event;
+use crate::output::{Disagreement, Event};
 use crate::reject::Reject;
 use crate::signed::{Signable, Signed};
 use crate::time::Time;
+use std::collections::{BTreeMap, BTreeSet};
 
 impl<A: ReplicatedStateMachine> Replica<A> {
     fn check_checkpoint(&self, body: &Checkpoint) -> Result<(), Reject> {
@@ -24,13 +26,43 @@ impl<A: ReplicatedStateMachine> Replica<A> {
 
     pub(super) fn on_checkpoint(&mut self, now: Time, checkpoint: Signed<Checkpoint>) {
         let body = checkpoint.payload();
+        let stable = &self.stable_checkpoint;
+        if body.seq == stable.seq && body.seq > 0 && body.state_digest != stable.state_digest {
+            // A late vote against the checkpoint a quorum already certified.
+            let mut digests: BTreeMap<Digest, BTreeSet<ReplicaId>> = BTreeMap::new();
+            for vote in &stable.checkpoints {
+                digests.entry(stable.state_digest).or_default().insert(vote.payload().replica);
+            }
+            digests.entry(body.state_digest).or_default().insert(body.replica);
+            self.note_disagreement(Disagreement { seq: body.seq, digests });
+        }
         if let Err(reason) = self.check_checkpoint(body) {
             self.reject(body.author(), Checkpoint::KIND, reason);
             return;
         }
         let (seq, replica) = (body.seq, body.replica);
         self.checkpoint_votes.entry(seq).or_default().insert(replica, checkpoint);
+        self.check_disagreement(seq);
         self.check_stable(now, seq);
+    }
+
+    /// Reports when the checkpoint votes held for `seq` (this replica's own
+    /// included) name more than one state digest.
+    pub(super) fn check_disagreement(&mut self, seq: SeqNum) {
+        let Some(votes) = self.checkpoint_votes.get(&seq) else { return };
+        let mut digests: BTreeMap<Digest, BTreeSet<ReplicaId>> = BTreeMap::new();
+        for vote in votes.values() {
+            let body = vote.payload();
+            digests.entry(body.state_digest).or_default().insert(body.replica);
+        }
+        if digests.len() > 1 {
+            self.note_disagreement(Disagreement { seq, digests });
+        }
+    }
+
+    fn note_disagreement(&mut self, disagreement: Disagreement) {
+        self.last_disagreement = Some(disagreement.clone());
+        self.emit(Event::CheckpointDisagreement(disagreement));
     }
 
     /// Makes checkpoint `seq` stable once a quorum matches this replica's own

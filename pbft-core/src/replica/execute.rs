@@ -1,19 +1,19 @@
 //! Execution in sequence order, replies, and taking checkpoints (OSDI'99 §4.2–4.3).
 
-use super::{CachedReply, CommitProof, Replica, Status, Timer};
+use super::replies::{seen, ReplyCache, Seen};
+use super::{CommitProof, Replica, Status, Timer};
 use crate::app::ReplicatedStateMachine;
 use crate::codec;
 use crate::digest::Digest;
-use crate::ids::{ClientId, SeqNum};
-use crate::message::{Checkpoint, Message, PrePrepare, Reply};
+use crate::ids::SeqNum;
+use crate::message::{Checkpoint, Message, PrePrepare, Reply, RequestKind};
 use crate::output::{Event, ExecutedRequest, Output};
 use crate::signed::Signed;
 use crate::time::Time;
-use std::collections::BTreeMap;
 
 /// The digest replicas agree on at a checkpoint: the application snapshot and
 /// the reply cache, so exactly-once survives anything rebuilt from a checkpoint.
-pub(crate) fn state_digest(snapshot: &[u8], reply_cache: &BTreeMap<ClientId, CachedReply>) -> Digest {
+pub(crate) fn state_digest(snapshot: &[u8], reply_cache: &ReplyCache) -> Digest {
     Digest::of_parts(&[b"pbft-v1 state", snapshot, &codec::encode(reply_cache)])
 }
 
@@ -49,6 +49,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
         if executed_any {
             self.abandon_stale_transfer();
+            self.answer_held_reads();
         }
         if executed_any && self.status == Status::Normal && !self.is_primary() {
             // Progress was made: give the remaining requests a fresh timeout.
@@ -61,28 +62,37 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     }
 
     fn execute_batch(&mut self, pre_prepare: &Signed<PrePrepare>) -> Vec<ExecutedRequest> {
+        let window = self.config.max_pending_per_client;
         let mut executed = Vec::new();
         for request in &pre_prepare.payload().batch {
             let body = request.payload();
-            let already = self.reply_cache.get(&body.client).is_some_and(|c| c.timestamp >= body.timestamp);
-            if already {
+            if seen(&self.reply_cache, body.client, body.timestamp, window) != Seen::New {
                 continue;
             }
-            let result = self.app.execute(&body.op);
+            let result = match body.kind {
+                RequestKind::Write => self.app.execute(&body.op),
+                RequestKind::Read => self.app.query(&body.op),
+                // Verification refuses batches holding unordered reads.
+                RequestKind::UnorderedRead => continue,
+            };
             executed.push(ExecutedRequest {
                 client: body.client,
                 timestamp: body.timestamp,
                 digest: request.digest(),
             });
-            self.reply_cache
-                .insert(body.client, CachedReply { timestamp: body.timestamp, result: result.clone() });
-            self.pending.remove_up_to(body.client, body.timestamp);
+            let stale_up_to = self.reply_cache.entry(body.client).or_default().record(
+                body.timestamp,
+                result.clone(),
+                window,
+            );
+            self.pending.remove_executed(body.client, body.timestamp, stale_up_to);
             self.outputs.push_back(Output::Reply(Reply {
                 view: self.view,
                 timestamp: body.timestamp,
                 client: body.client,
                 replica: self.id,
                 result,
+                unordered: false,
             }));
         }
         executed
@@ -96,6 +106,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         let checkpoint = Signed::sign(Checkpoint { seq, state_digest, replica: self.id }, &self.secret);
         self.checkpoint_votes.entry(seq).or_default().insert(self.id, checkpoint.clone());
         self.broadcast(Message::Checkpoint(checkpoint));
+        self.check_disagreement(seq);
         self.check_stable(now, seq);
     }
 }

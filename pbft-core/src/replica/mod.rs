@@ -9,12 +9,15 @@ mod checkpoint;
 pub(crate) mod execute;
 mod normal;
 mod pending;
+mod reads;
+mod replies;
 mod slot;
 pub(crate) mod state_transfer;
 mod status;
 mod timers;
 mod view_change;
 
+pub use replies::{ClientReplies, ReplyCache};
 pub use timers::Timer;
 pub use view_change::{new_view_plan, NewViewPlan};
 
@@ -30,7 +33,6 @@ use crate::reject::Reject;
 use crate::signed::{Author, MessageKind, Signed, Verified};
 use crate::time::Time;
 use pending::Pending;
-use serde::{Deserialize, Serialize};
 use slot::Slot;
 use std::collections::{BTreeMap, VecDeque};
 use timers::Timers;
@@ -55,16 +57,6 @@ pub enum Status {
     ViewChanging,
 }
 
-/// The last reply sent to a client, kept so a repeated request is answered
-/// again and never executed twice. Part of the checkpointed state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CachedReply {
-    /// The request's timestamp.
-    pub timestamp: u64,
-    /// The result sent.
-    pub result: Vec<u8>,
-}
-
 /// How full each peer-growable buffer is; see [`Replica::buffer_limits`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BufferUsage {
@@ -84,6 +76,8 @@ pub struct BufferUsage {
     pub future_messages: usize,
     /// Requests waiting to execute.
     pub pending_requests: usize,
+    /// Unordered reads waiting for execution to catch up.
+    pub held_reads: usize,
     /// Bytes received for a state transfer in progress.
     pub transfer_bytes: usize,
 }
@@ -122,9 +116,14 @@ pub struct Replica<A> {
     checkpoint_states: BTreeMap<SeqNum, Vec<u8>>,
     transfer: Option<state_transfer::Transfer>,
     checkpoint_votes: BTreeMap<SeqNum, BTreeMap<ReplicaId, Signed<crate::message::Checkpoint>>>,
+    /// The latest checkpoint at which replicas signed different digests.
+    last_disagreement: Option<crate::output::Disagreement>,
 
     pending: Pending,
-    reply_cache: BTreeMap<ClientId, CachedReply>,
+    reply_cache: ReplyCache,
+    /// Unordered reads waiting until this replica has executed everything it
+    /// had committed to when they arrived: (sequence number to reach, request).
+    held_reads: BTreeMap<ClientId, VecDeque<(SeqNum, Signed<Request>)>>,
 
     view_changes: BTreeMap<ReplicaId, Signed<ViewChange>>,
     /// When each peer's status report was last answered (one entry per replica).
@@ -198,7 +197,9 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             checkpoint_states: BTreeMap::new(),
             transfer: None,
             checkpoint_votes: BTreeMap::new(),
+            last_disagreement: None,
             reply_cache: BTreeMap::new(),
+            held_reads: BTreeMap::new(),
             view_changes: BTreeMap::new(),
             status_answered: BTreeMap::new(),
             future: BTreeMap::new(),
@@ -338,8 +339,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         &self.config
     }
 
-    /// The last reply per client.
-    pub fn reply_cache(&self) -> &BTreeMap<ClientId, CachedReply> {
+    /// The replies kept per client (exactly-once).
+    pub fn reply_cache(&self) -> &ReplyCache {
         &self.reply_cache
     }
 
@@ -347,6 +348,12 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// checkpoints agree on.
     pub fn state_digest(&self) -> Digest {
         execute::state_digest(&self.app.snapshot(), &self.reply_cache)
+    }
+
+    /// The latest checkpoint at which replicas signed different state
+    /// digests, if any: a Byzantine replica or a non-deterministic application.
+    pub fn last_disagreement(&self) -> Option<&crate::output::Disagreement> {
+        self.last_disagreement.as_ref()
     }
 
     /// How many inputs were dropped, by reason.
@@ -365,6 +372,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             view_changes: self.view_changes.len(),
             future_messages: self.future.values().map(VecDeque::len).sum(),
             pending_requests: self.pending.len(),
+            held_reads: self.held_reads.values().map(VecDeque::len).sum(),
             transfer_bytes: self.transfer.as_ref().map_or(0, state_transfer::Transfer::held),
         }
     }
@@ -383,6 +391,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             view_changes: n,
             future_messages: n * self.config.max_future_messages_per_replica,
             pending_requests: self.keys.client_count() * self.config.max_pending_per_client,
+            held_reads: self.keys.client_count() * self.config.max_pending_per_client,
             transfer_bytes: usize::try_from(self.config.max_state_bytes).unwrap_or(usize::MAX),
         }
     }
@@ -429,6 +438,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             assert!(usage.checkpoint_messages <= limits.checkpoint_messages);
             assert!(usage.future_messages <= limits.future_messages);
             assert!(usage.pending_requests <= limits.pending_requests);
+            assert!(usage.held_reads <= limits.held_reads);
             assert!(usage.view_changes <= limits.view_changes);
             assert!(usage.transfer_bytes <= limits.transfer_bytes);
             if self.status == Status::Normal && self.is_primary() {

@@ -1,10 +1,11 @@
 //! The normal case (OSDI'99 §4.2): requests, PRE-PREPARE, PREPARE, COMMIT.
 
 use super::pending::Admit;
+use super::replies::{seen, Seen};
 use super::{Replica, Status, Timer};
 use crate::app::ReplicatedStateMachine;
 use crate::ids::{SeqNum, View};
-use crate::message::{batch_digest, Commit, Message, PrePrepare, Prepare, Reply, Request};
+use crate::message::{batch_digest, Commit, Message, PrePrepare, Prepare, Reply, Request, RequestKind};
 use crate::reject::Reject;
 use crate::signed::{Signable, Signed, Verified};
 use crate::time::Time;
@@ -75,19 +76,25 @@ impl<A: ReplicatedStateMachine> Replica<A> {
 
     pub(super) fn on_request(&mut self, now: Time, request: Signed<Request>) {
         let body = request.payload();
-        if let Some(cached) = self.reply_cache.get(&body.client) {
-            if body.timestamp == cached.timestamp {
+        if body.kind == RequestKind::UnorderedRead {
+            self.on_unordered_read(request);
+            return;
+        }
+        match seen(&self.reply_cache, body.client, body.timestamp, self.config.max_pending_per_client) {
+            Seen::New => {}
+            Seen::Executed(result) => {
                 let reply = Reply {
                     view: self.view,
-                    timestamp: cached.timestamp,
+                    timestamp: body.timestamp,
                     client: body.client,
                     replica: self.id,
-                    result: cached.result.clone(),
+                    result: result.to_vec(),
+                    unordered: false,
                 };
                 self.outputs.push_back(crate::output::Output::Reply(reply));
                 return;
             }
-            if body.timestamp < cached.timestamp {
+            Seen::Stale => {
                 self.reject(body.author(), Request::KIND, Reject::StaleRequest);
                 return;
             }

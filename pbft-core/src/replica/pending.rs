@@ -60,11 +60,12 @@ impl Pending {
         Admit::New
     }
 
-    /// Forgets every request of `client` up to and including `timestamp`: they
-    /// executed, or a later one did.
-    pub(crate) fn remove_up_to(&mut self, client: ClientId, timestamp: u64) {
-        let keys: Vec<RequestKey> =
-            self.requests.range((client, 0)..=(client, timestamp)).map(|(k, _)| *k).collect();
+    /// Forgets the request `(client, timestamp)`, which executed, and every
+    /// request of `client` up to `stale_up_to`, which never will.
+    pub(crate) fn remove_executed(&mut self, client: ClientId, timestamp: u64, stale_up_to: u64) {
+        let mut keys: Vec<RequestKey> =
+            self.requests.range((client, 0)..=(client, stale_up_to)).map(|(k, _)| *k).collect();
+        keys.push((client, timestamp));
         for key in keys {
             if let Some((arrival, _)) = self.requests.remove(&key) {
                 self.arrival.remove(&arrival);
@@ -76,6 +77,19 @@ impl Pending {
                     }
                 }
             }
+        }
+    }
+
+    /// Forgets every request of `client` that `replies` shows executed or stale.
+    pub(crate) fn remove_settled(&mut self, client: ClientId, replies: &super::ClientReplies, window: usize) {
+        let keys: Vec<RequestKey> = self
+            .requests
+            .range((client, 0)..=(client, u64::MAX))
+            .filter(|(k, _)| replies.seen(k.1, window) != super::replies::Seen::New)
+            .map(|(k, _)| *k)
+            .collect();
+        for (client, timestamp) in keys {
+            self.remove_executed(client, timestamp, 0);
         }
     }
 

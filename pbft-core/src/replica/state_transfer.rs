@@ -2,17 +2,16 @@
 //! checkpoint fetches that checkpoint's state from peers in bounded chunks,
 //! checks it against the certified digest, and installs it.
 
-use super::{CachedReply, Replica, Timer};
+use super::{Replica, ReplyCache, Timer};
 use crate::app::ReplicatedStateMachine;
 use crate::codec;
 use crate::digest::Digest;
-use crate::ids::{ClientId, ReplicaId, SeqNum};
+use crate::ids::{ReplicaId, SeqNum};
 use crate::message::{CheckpointProof, FetchState, Message, StableCheckpoint, StateChunk};
 use crate::output::Event;
 use crate::reject::Reject;
 use crate::signed::{Signable, Signed};
 use crate::time::Time;
-use std::collections::BTreeMap;
 
 /// A fetch in progress: the certified checkpoint, the peer asked, and the
 /// bytes received so far (never more than the configured maximum).
@@ -34,7 +33,7 @@ impl Transfer {
 /// The checkpointed state as bytes: the application snapshot's length, the
 /// snapshot, then the encoded reply cache. Its digest is [`super::execute::state_digest`]
 /// of the two parts.
-pub(crate) fn encode_state(snapshot: &[u8], reply_cache: &BTreeMap<ClientId, CachedReply>) -> Vec<u8> {
+pub(crate) fn encode_state(snapshot: &[u8], reply_cache: &ReplyCache) -> Vec<u8> {
     let replies = codec::encode(reply_cache);
     let mut bytes = Vec::with_capacity(8 + snapshot.len() + replies.len());
     bytes.extend_from_slice(&(snapshot.len() as u64).to_le_bytes());
@@ -44,7 +43,7 @@ pub(crate) fn encode_state(snapshot: &[u8], reply_cache: &BTreeMap<ClientId, Cac
 }
 
 /// Splits state bytes into the snapshot and the reply cache.
-fn decode_state(bytes: &[u8]) -> Option<(&[u8], BTreeMap<ClientId, CachedReply>)> {
+fn decode_state(bytes: &[u8]) -> Option<(&[u8], ReplyCache)> {
     let (length, rest) = bytes.split_first_chunk::<8>()?;
     let length = usize::try_from(u64::from_le_bytes(*length)).ok()?;
     if length > rest.len() {
@@ -227,8 +226,9 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             return;
         };
         self.timers.cancel(Timer::Fetch);
-        for (client, reply) in &replies {
-            self.pending.remove_up_to(*client, reply.timestamp);
+        let window = self.config.max_pending_per_client;
+        for (client, client_replies) in &replies {
+            self.pending.remove_settled(*client, client_replies, window);
         }
         self.reply_cache = replies;
         let (seq, state_digest) = (proof.seq, proof.state_digest);

@@ -56,7 +56,10 @@ fn unknown_signers_are_rejected_and_counted() {
         rejection(&out),
         Some((Author::Replica(ReplicaId(9)), MessageKind::Prepare, Reject::UnknownSigner))
     );
-    let request = Signed::sign(Request { client: ClientId(1234), timestamp: 1, op: vec![1] }, &stranger);
+    let request = Signed::sign(
+        Request { client: ClientId(1234), timestamp: 1, op: vec![1], kind: crate::RequestKind::Write },
+        &stranger,
+    );
     let out = step(&mut backup, T, Message::Request(request));
     assert_eq!(
         rejection(&out),
@@ -66,7 +69,10 @@ fn unknown_signers_are_rejected_and_counted() {
     let pp = kit.pre_prepare(
         0,
         1,
-        vec![Signed::sign(Request { client: ClientId(1234), timestamp: 1, op: vec![1] }, &stranger)],
+        vec![Signed::sign(
+            Request { client: ClientId(1234), timestamp: 1, op: vec![1], kind: crate::RequestKind::Write },
+            &stranger,
+        )],
     );
     let out = step(&mut backup, T, Message::PrePrepare(pp));
     assert_eq!(

@@ -3,8 +3,8 @@
 
 use crate::{
     batch_digest, AppError, ClientId, Commit, Digest, KeyBook, Message, Output, PrePrepare, Prepare,
-    ProtocolConfig, Replica, ReplicaId, ReplicatedStateMachine, Request, SecretKey, SeqNum, Signed, Time,
-    View,
+    ProtocolConfig, Replica, ReplicaId, ReplicatedStateMachine, Request, RequestKind, SecretKey, SeqNum,
+    Signed, Time, View,
 };
 
 /// Sums the first byte of every operation; results are the running total.
@@ -14,6 +14,9 @@ pub struct Summer(pub u64);
 impl ReplicatedStateMachine for Summer {
     fn execute(&mut self, op: &[u8]) -> Vec<u8> {
         self.0 += u64::from(op.first().copied().unwrap_or(0));
+        self.0.to_le_bytes().to_vec()
+    }
+    fn query(&self, _op: &[u8]) -> Vec<u8> {
         self.0.to_le_bytes().to_vec()
     }
     fn snapshot(&self) -> Vec<u8> {
@@ -82,7 +85,10 @@ impl Kit {
     }
 
     pub fn request(&self, timestamp: u64, op: u8) -> Signed<Request> {
-        Signed::sign(Request { client: CLIENT, timestamp, op: vec![op] }, &self.client)
+        Signed::sign(
+            Request { client: CLIENT, timestamp, op: vec![op], kind: RequestKind::Write },
+            &self.client,
+        )
     }
 
     pub fn pre_prepare(&self, view: View, seq: SeqNum, batch: Vec<Signed<Request>>) -> Signed<PrePrepare> {

@@ -144,6 +144,7 @@ fn committed_local_needs_two_f_plus_one_commits_then_executes() {
                 client: super::kit::CLIENT,
                 replica: ReplicaId(1),
                 result: 5u64.to_le_bytes().to_vec(),
+                unordered: false,
             }),
             Output::Event(Event::Executed {
                 view: 0,

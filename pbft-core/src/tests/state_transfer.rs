@@ -7,7 +7,7 @@ use super::kit::{drain, step, Kit, CLIENT};
 use crate::replica::execute::state_digest;
 use crate::replica::state_transfer::encode_state;
 use crate::{
-    CachedReply, Checkpoint, CheckpointProof, Event, Message, Output, Reject, ReplicaId, Signed,
+    Checkpoint, CheckpointProof, ClientReplies, Event, Message, Output, Reject, ReplicaId, Signed,
     StableCheckpoint, StateChunk, Time,
 };
 use std::collections::BTreeMap;
@@ -41,7 +41,8 @@ fn byzantine_state_is_refused_and_an_honest_peer_supplies_it() {
 
     // The certified state at checkpoint 4: the app at 5, one cached reply;
     // about 230 bytes, so it travels in several 64-byte chunks.
-    let replies = BTreeMap::from([(CLIENT, CachedReply { timestamp: 1, result: vec![5; 200] })]);
+    let replies =
+        BTreeMap::from([(CLIENT, ClientReplies { newest: 1, recent: BTreeMap::from([(1, vec![5; 200])]) })]);
     let snapshot = 5u64.to_le_bytes().to_vec();
     let state = encode_state(&snapshot, &replies);
     let digest = state_digest(&snapshot, &replies);

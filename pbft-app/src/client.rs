@@ -1,0 +1,125 @@
+//! The typed client library: connect to a cluster from its TOML config and
+//! invoke an application's operations and queries, from async code
+//! ([`Client`]) or from scripts and tests ([`BlockingClient`]).
+//!
+//! Exactly-once, f+1 matching replies, retries to every replica, following
+//! the primary through view changes, and the read-only optimisation come
+//! from the sans-IO [`pbft_core::Client`] underneath; many invocations may be
+//! in flight on one client at once (up to the cluster's
+//! `max_pending_per_client`, the rest queue).
+
+use crate::cluster_config::{ClusterConfig, ConfigError};
+use pbft_core::codec::CodecError;
+use pbft_core::typed::{decode_output, encode_request, TypedError};
+use pbft_core::{ClientId, StateMachine};
+use pbft_net::{ClientHandle, InvokeError, NetError};
+use std::marker::PhantomData;
+use std::path::Path;
+use std::time::Duration;
+
+/// How long an invocation waits for its result unless told otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why an invocation or a connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The cluster config is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The transport could not start.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The operation did not serialise.
+    #[error("the operation does not encode: {0}")]
+    Encode(#[from] CodecError),
+    /// No agreed result in time, or the client stopped.
+    #[error(transparent)]
+    Invoke(#[from] InvokeError),
+    /// The agreed result is a refusal or not this application's output.
+    #[error(transparent)]
+    Result(#[from] TypedError),
+    /// The async runtime of a [`BlockingClient`] could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// A client of a cluster running the typed application `S`.
+pub struct Client<S> {
+    handle: ClientHandle,
+    timeout: Duration,
+    app: PhantomData<fn() -> S>,
+}
+
+impl<S: StateMachine> Client<S> {
+    /// Connects as client `id` of `config`. Must run inside a tokio runtime.
+    pub fn connect(config: &ClusterConfig, id: ClientId) -> Result<Client<S>, ClientError> {
+        let secret = config.client_secret(id)?;
+        let handle = ClientHandle::connect(
+            id,
+            &secret,
+            &config.replica_addresses(),
+            config.client_retry_ms,
+            config.protocol.max_pending_per_client,
+        )?;
+        Ok(Client { handle, timeout: DEFAULT_TIMEOUT, app: PhantomData })
+    }
+
+    /// Loads the cluster config at `path` and connects as client `id`.
+    pub fn from_config_file(path: &Path, id: ClientId) -> Result<Client<S>, ClientError> {
+        Client::connect(&ClusterConfig::load(path)?, id)
+    }
+
+    /// How long each invocation waits for its result (default [`DEFAULT_TIMEOUT`]).
+    /// An invocation that times out may still execute later.
+    pub fn with_timeout(mut self, timeout: Duration) -> Client<S> {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Orders and executes `op`; returns the output f+1 replicas agreed on.
+    pub async fn invoke(&self, op: &S::Op) -> Result<S::Output, ClientError> {
+        let result = self.handle.invoke_within(encode_request(op)?, self.timeout).await?;
+        Ok(decode_output(&result)?)
+    }
+
+    /// Answers `query` from the replicas' committed state: without ordering
+    /// when 2f+1 replicas answer alike, ordered otherwise.
+    pub async fn query(&self, query: &S::Query) -> Result<S::Output, ClientError> {
+        let result = self.handle.query_within(encode_request(query)?, self.timeout).await?;
+        Ok(decode_output(&result)?)
+    }
+}
+
+/// A [`Client`] with its own runtime, for code that is not async.
+pub struct BlockingClient<S> {
+    client: Client<S>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl<S: StateMachine> BlockingClient<S> {
+    /// Connects as client `id` of `config`. Must not be called from async code.
+    pub fn connect(config: &ClusterConfig, id: ClientId) -> Result<BlockingClient<S>, ClientError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+        let client = {
+            let _entered = runtime.enter();
+            Client::connect(config, id)?
+        };
+        Ok(BlockingClient { client, runtime })
+    }
+
+    /// See [`Client::with_timeout`].
+    pub fn with_timeout(mut self, timeout: Duration) -> BlockingClient<S> {
+        self.client = self.client.with_timeout(timeout);
+        self
+    }
+
+    /// See [`Client::invoke`].
+    pub fn invoke(&self, op: &S::Op) -> Result<S::Output, ClientError> {
+        self.runtime.block_on(self.client.invoke(op))
+    }
+
+    /// See [`Client::query`].
+    pub fn query(&self, query: &S::Query) -> Result<S::Output, ClientError> {
+        self.runtime.block_on(self.client.query(query))
+    }
+}

@@ -1,0 +1,87 @@
+//! The reply cache: what a replica remembers of each client's executed
+//! requests, so a repeated request is answered again and never executed twice
+//! even when a client has several requests outstanding.
+
+use crate::ids::ClientId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Every client's replies; part of the checkpointed state.
+pub type ReplyCache = BTreeMap<ClientId, ClientReplies>;
+
+/// One client's executed requests. A client keeps at most `window`
+/// (the protocol's `max_pending_per_client`) requests outstanding and issues
+/// timestamp `t` only once every timestamp up to `t - window` completed, so a
+/// request at or below `newest - window` can only be a repeat or a request
+/// the client gave up on: it is never executed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientReplies {
+    /// The highest timestamp executed.
+    pub newest: u64,
+    /// The results of the executed requests whose timestamps lie in the
+    /// window `(newest - window, newest]`.
+    pub recent: BTreeMap<u64, Vec<u8>>,
+}
+
+/// What a replica makes of a request's timestamp.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Seen<'a> {
+    /// Not executed yet: order and execute it.
+    New,
+    /// Executed already: this is its result.
+    Executed(&'a [u8]),
+    /// Below the window: never executed again and no result kept.
+    Stale,
+}
+
+impl ClientReplies {
+    /// Classifies `timestamp` against what executed.
+    pub(crate) fn seen(&self, timestamp: u64, window: usize) -> Seen<'_> {
+        if let Some(result) = self.recent.get(&timestamp) {
+            return Seen::Executed(result);
+        }
+        if timestamp <= self.newest.saturating_sub(window as u64) {
+            return Seen::Stale;
+        }
+        Seen::New
+    }
+
+    /// Records that `timestamp` executed with `result`, forgetting results
+    /// that fell out of the window. Returns the highest stale timestamp.
+    pub(crate) fn record(&mut self, timestamp: u64, result: Vec<u8>, window: usize) -> u64 {
+        self.newest = self.newest.max(timestamp);
+        self.recent.insert(timestamp, result);
+        let stale_up_to = self.newest.saturating_sub(window as u64);
+        self.recent.retain(|t, _| *t > stale_up_to);
+        stale_up_to
+    }
+}
+
+/// How `timestamp` of `client` stands in `cache`.
+pub(crate) fn seen(cache: &ReplyCache, client: ClientId, timestamp: u64, window: usize) -> Seen<'_> {
+    match cache.get(&client) {
+        Some(replies) => replies.seen(timestamp, window),
+        None => Seen::New,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_inside_the_window_execute_once_in_any_order_and_older_ones_are_stale() {
+        let mut replies = ClientReplies::default();
+        assert_eq!(replies.seen(3, 4), Seen::New);
+        replies.record(3, b"three".to_vec(), 4);
+        assert_eq!(replies.seen(1, 4), Seen::New, "1 is inside the window (newest 3, window 4)");
+        assert_eq!(replies.seen(3, 4), Seen::Executed(b"three"));
+        replies.record(1, b"one".to_vec(), 4);
+        assert_eq!(replies.record(6, b"six".to_vec(), 4), 2);
+        assert_eq!(replies.seen(1, 4), Seen::Stale);
+        assert_eq!(replies.seen(2, 4), Seen::Stale, "never executed, but below the window");
+        assert_eq!(replies.seen(3, 4), Seen::Executed(b"three"));
+        assert_eq!(replies.seen(4, 4), Seen::New);
+        assert_eq!(replies.recent.keys().copied().collect::<Vec<_>>(), vec![3, 6]);
+    }
+}
