@@ -16,3 +16,9 @@ pub mod traitor_node;
 pub use client::{BlockingClient, Client, ClientError};
 pub use pbft_core::typed;
 pub use pbft_core::{AppError, ClientId, ReplicatedStateMachine, StateMachine};
+
+/// The tutorial `docs/building-an-app.md`, compiled and run as a doctest so
+/// its code cannot drift from the library.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/building-an-app.md")]
+pub struct BuildingAnApp;
