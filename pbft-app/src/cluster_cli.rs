@@ -96,39 +96,15 @@ pub struct KvArgs {
     op: KvCommand,
 }
 
-/// One key-value operation, as typed on the command line.
+/// One key-value operation or query, as typed on the command line.
 #[derive(Subcommand)]
 pub enum KvCommand {
-    /// Sets KEY to VALUE; prints the value it replaced.
-    Put {
-        /// The key.
-        key: String,
-        /// The new value.
-        value: String,
-    },
-    /// Prints KEY's value (a read-only query: answered without ordering
-    /// when 2f+1 replicas agree).
-    Get {
-        /// The key.
-        key: String,
-    },
-    /// Removes KEY; prints the value it held.
-    Delete {
-        /// The key.
-        key: String,
-    },
-    /// Sets KEY to --new only if it holds --expected (omit --expected for
-    /// "absent", omit --new to delete); exit code 1 when it did not hold it.
-    Cas {
-        /// The key.
-        key: String,
-        /// The value KEY must hold; absent if omitted.
-        #[arg(long)]
-        expected: Option<String>,
-        /// The value KEY gets; deleted if omitted.
-        #[arg(long)]
-        new: Option<String>,
-    },
+    /// Operations (ordered).
+    #[command(flatten)]
+    Op(KvOp),
+    /// Queries (read-only).
+    #[command(flatten)]
+    Query(KvQuery),
 }
 
 /// `pbft bank`: one operation on the replicated bank ledger (refusals, such
@@ -141,30 +117,15 @@ pub struct BankArgs {
     op: BankCommand,
 }
 
-/// One bank operation, as typed on the command line.
+/// One bank operation or query, as typed on the command line.
 #[derive(Subcommand)]
 pub enum BankCommand {
-    /// Opens ACCOUNT with DEPOSIT taken from the bank's reserve.
-    Open {
-        /// The account's name.
-        account: String,
-        /// Its opening balance.
-        deposit: u64,
-    },
-    /// Moves AMOUNT from FROM to TO; refused (exit code 1) when FROM holds less.
-    Transfer {
-        /// The paying account.
-        from: String,
-        /// The receiving account.
-        to: String,
-        /// How much.
-        amount: u64,
-    },
-    /// Prints ACCOUNT's balance (a read-only query).
-    Balance {
-        /// The account.
-        account: String,
-    },
+    /// Operations (ordered).
+    #[command(flatten)]
+    Op(BankOp),
+    /// Queries (read-only).
+    #[command(flatten)]
+    Query(BankQuery),
 }
 
 /// `pbft status`: every replica's progress, and whether they agree.
@@ -446,9 +407,8 @@ fn call<S: StateMachine>(args: &ClientArgs, app: AppKind, call: Call<S>) -> anyh
 /// Runs one bank operation.
 pub fn bank(args: BankArgs) -> anyhow::Result<ExitCode> {
     let request = match args.op {
-        BankCommand::Open { account, deposit } => Call::Invoke(BankOp::Open { account, deposit }),
-        BankCommand::Transfer { from, to, amount } => Call::Invoke(BankOp::Transfer { from, to, amount }),
-        BankCommand::Balance { account } => Call::Query(BankQuery::Balance { account }),
+        BankCommand::Op(op) => Call::Invoke(op),
+        BankCommand::Query(query) => Call::Query(query),
     };
     match call::<Bank>(&args.client, AppKind::Bank, request)? {
         BankResult::Opened => println!("opened"),
@@ -465,10 +425,8 @@ pub fn bank(args: BankArgs) -> anyhow::Result<ExitCode> {
 /// Runs one key-value operation.
 pub fn kv(args: KvArgs) -> anyhow::Result<ExitCode> {
     let request = match args.op {
-        KvCommand::Put { key, value } => Call::Invoke(KvOp::Put { key, value }),
-        KvCommand::Get { key } => Call::Query(KvQuery::Get { key }),
-        KvCommand::Delete { key } => Call::Invoke(KvOp::Delete { key }),
-        KvCommand::Cas { key, expected, new } => Call::Invoke(KvOp::CompareAndSwap { key, expected, new }),
+        KvCommand::Op(op) => Call::Invoke(op),
+        KvCommand::Query(query) => Call::Query(query),
     };
     match call::<KvStore>(&args.client, AppKind::Kv, request)? {
         KvResult::Value(Some(value)) => println!("{value}"),

@@ -40,7 +40,7 @@ enum Command {
     Up(cluster_cli::UpArgs),
     /// Runs one replica of a config in the foreground (Ctrl-C or SIGTERM stops it).
     Replica(cluster_cli::ReplicaArgs),
-    /// Puts, gets or deletes a key in the replicated key-value store.
+    /// Puts, gets, deletes or compare-and-swaps a key in the replicated key-value store.
     Kv(cluster_cli::KvArgs),
     /// Opens accounts, transfers and reads balances in the replicated bank
     /// ledger (configs with `app = "bank"`).

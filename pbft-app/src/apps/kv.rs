@@ -7,8 +7,8 @@ use pbft_core::ClientId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// An operation that changes the store.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// An operation that changes the store. Also part of the command line of `pbft kv`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
 pub enum KvOp {
     /// Sets `key` to `value`.
     Put {
@@ -24,20 +24,23 @@ pub enum KvOp {
     },
     /// Sets `key` to `new` (removes it when `None`) only if it currently
     /// holds `expected` (is absent when `None`).
+    #[command(name = "cas")]
     CompareAndSwap {
         /// The key.
         key: String,
-        /// The value the key must hold for the swap to happen.
+        /// The value the key must hold for the swap to happen; absent if omitted.
+        #[arg(long)]
         expected: Option<String>,
-        /// The value it gets.
+        /// The value it gets; deleted if omitted.
+        #[arg(long)]
         new: Option<String>,
     },
 }
 
-/// A read-only question.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A read-only question. Also part of the command line of `pbft kv`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
 pub enum KvQuery {
-    /// Reads `key`.
+    /// Reads `key` (answered without ordering when 2f+1 replicas agree).
     Get {
         /// The key.
         key: String,

@@ -6,8 +6,8 @@ use crate::app::ReplicatedStateMachine;
 use crate::codec;
 use crate::digest::Digest;
 use crate::ids::SeqNum;
-use crate::message::{Checkpoint, Message, PrePrepare, Reply, RequestKind};
-use crate::output::{Event, ExecutedRequest, Output};
+use crate::message::{Checkpoint, Message, PrePrepare, RequestKind};
+use crate::output::{Event, ExecutedRequest};
 use crate::signed::Signed;
 use crate::time::Time;
 
@@ -86,14 +86,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 window,
             );
             self.pending.remove_executed(body.client, body.timestamp, stale_up_to);
-            self.outputs.push_back(Output::Reply(Reply {
-                view: self.view,
-                timestamp: body.timestamp,
-                client: body.client,
-                replica: self.id,
-                result,
-                unordered: false,
-            }));
+            self.reply(body.client, body.timestamp, result, false);
         }
         executed
     }

@@ -401,6 +401,14 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.outputs.push_back(Output::Event(Event::Rejected { from, kind, reason }));
     }
 
+    /// Answers `client`'s request `timestamp` with `result`; `unordered`
+    /// for a read answered without ordering.
+    fn reply(&mut self, client: ClientId, timestamp: u64, result: Vec<u8>, unordered: bool) {
+        let reply =
+            crate::message::Reply { view: self.view, timestamp, client, replica: self.id, result, unordered };
+        self.outputs.push_back(Output::Reply(reply));
+    }
+
     fn emit(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
     }

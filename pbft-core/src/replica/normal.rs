@@ -5,7 +5,7 @@ use super::replies::{seen, Seen};
 use super::{Replica, Status, Timer};
 use crate::app::ReplicatedStateMachine;
 use crate::ids::{SeqNum, View};
-use crate::message::{batch_digest, Commit, Message, PrePrepare, Prepare, Reply, Request, RequestKind};
+use crate::message::{batch_digest, Commit, Message, PrePrepare, Prepare, Request, RequestKind};
 use crate::reject::Reject;
 use crate::signed::{Signable, Signed, Verified};
 use crate::time::Time;
@@ -83,15 +83,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         match seen(&self.reply_cache, body.client, body.timestamp, self.config.max_pending_per_client) {
             Seen::New => {}
             Seen::Executed(result) => {
-                let reply = Reply {
-                    view: self.view,
-                    timestamp: body.timestamp,
-                    client: body.client,
-                    replica: self.id,
-                    result: result.to_vec(),
-                    unordered: false,
-                };
-                self.outputs.push_back(crate::output::Output::Reply(reply));
+                let result = result.to_vec();
+                self.reply(body.client, body.timestamp, result, false);
                 return;
             }
             Seen::Stale => {

@@ -9,8 +9,7 @@
 
 use super::Replica;
 use crate::app::ReplicatedStateMachine;
-use crate::message::{Reply, Request};
-use crate::output::Output;
+use crate::message::Request;
 use crate::reject::Reject;
 use crate::signed::{Signable, Signed};
 
@@ -51,13 +50,6 @@ impl<A: ReplicatedStateMachine> Replica<A> {
 
     fn answer_read(&mut self, body: &Request) {
         let result = self.app.query(&body.op);
-        self.outputs.push_back(Output::Reply(Reply {
-            view: self.view,
-            timestamp: body.timestamp,
-            client: body.client,
-            replica: self.id,
-            result,
-            unordered: true,
-        }));
+        self.reply(body.client, body.timestamp, result, true);
     }
 }
