@@ -145,11 +145,11 @@ pub struct StatusArgs {
     json: bool,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
-fn load(path: &Path) -> anyhow::Result<ClusterConfig> {
+pub(crate) fn load(path: &Path) -> anyhow::Result<ClusterConfig> {
     Ok(ClusterConfig::load(path)?)
 }
 
@@ -272,32 +272,47 @@ async fn terminate() {
     std::future::pending().await
 }
 
+/// Replica processes started on this machine. Dropping it stops them: their
+/// stdin lifelines close and the children are killed.
+pub(crate) struct LocalReplicas {
+    /// Each replica's id and process.
+    pub(crate) children: Vec<(ReplicaId, tokio::process::Child)>,
+    /// The write ends of their stdin: a replica stops when its end closes.
+    pub(crate) lifelines: Vec<Option<tokio::process::ChildStdin>>,
+}
+
+/// Starts every replica of the config at `path` as a `pbft replica` child
+/// process. Must run inside a tokio runtime.
+pub(crate) fn spawn_replicas(path: &Path, config: &ClusterConfig) -> anyhow::Result<LocalReplicas> {
+    let exe = std::env::current_exe().context("cannot find the pbft executable")?;
+    let mut children = Vec::new();
+    let mut lifelines = Vec::new();
+    for replica in &config.replicas {
+        let mut command = tokio::process::Command::new(&exe);
+        command
+            .arg("replica")
+            .arg("--config")
+            .arg(path)
+            .arg("--id")
+            .arg(replica.id.0.to_string())
+            .arg("--stop-when-stdin-closes")
+            .stdin(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        if crate::LOG_JSON.load(std::sync::atomic::Ordering::Relaxed) {
+            command.arg("--log-json");
+        }
+        let mut child = command.spawn().with_context(|| format!("cannot start replica {}", replica.id.0))?;
+        lifelines.push(child.stdin.take());
+        children.push((replica.id, child));
+    }
+    Ok(LocalReplicas { children, lifelines })
+}
+
 /// Starts every replica as a child process, shows status, stops them all on Ctrl-C or SIGTERM.
 pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args.config)?;
-    let exe = std::env::current_exe().context("cannot find the pbft executable")?;
     runtime()?.block_on(async {
-        let mut children = Vec::new();
-        let mut lifelines = Vec::new();
-        for replica in &config.replicas {
-            let mut command = tokio::process::Command::new(&exe);
-            command
-                .arg("replica")
-                .arg("--config")
-                .arg(&args.config)
-                .arg("--id")
-                .arg(replica.id.0.to_string())
-                .arg("--stop-when-stdin-closes")
-                .stdin(std::process::Stdio::piped())
-                .kill_on_drop(true);
-            if crate::LOG_JSON.load(std::sync::atomic::Ordering::Relaxed) {
-                command.arg("--log-json");
-            }
-            let mut child =
-                command.spawn().with_context(|| format!("cannot start replica {}", replica.id.0))?;
-            lifelines.push(child.stdin.take());
-            children.push((replica.id, child));
-        }
+        let LocalReplicas { mut children, lifelines } = spawn_replicas(&args.config, &config)?;
         println!(
             "started {} replicas of `{}` (f = {}); Ctrl-C stops them",
             config.n(),

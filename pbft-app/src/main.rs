@@ -1,5 +1,6 @@
 //! The `pbft` command: run and inspect PBFT clusters.
 
+mod bench;
 mod cluster_cli;
 mod demo;
 mod demo_bound;
@@ -50,6 +51,10 @@ enum Command {
     /// Runs the deterministic simulator: one seed (`--seed S`) or a sweep
     /// (`--seeds A..B`), with faults, then checks safety and liveness.
     Sim(sim::SimArgs),
+    /// Measures a kv cluster: throughput, latency percentiles and replica CPU
+    /// per operation under closed- or open-loop load; `--ceiling` measures
+    /// what the signatures alone allow on this machine.
+    Bench(bench::BenchArgs),
     /// Demonstrations on the deterministic in-memory simulator.
     #[command(subcommand)]
     Demo(demo::Demo),
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
         Command::Kv(args) => cluster_cli::kv(args),
         Command::Bank(args) => cluster_cli::bank(args),
         Command::Status(args) => cluster_cli::status(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,427 @@
+//! `pbft bench`: load a key-value cluster from many concurrent clients and
+//! report throughput, latency percentiles and replica CPU per operation; or,
+//! with `--ceiling`, measure what the signatures alone allow on this machine.
+
+use crate::cluster_cli::{load, runtime, spawn_replicas};
+use anyhow::Context;
+use clap::Args;
+use pbft_app::apps::kv::{KvOp, KvQuery};
+use pbft_app::cluster_config::{AppKind, ClusterConfig};
+use pbft_app::node::{cluster_status, connect_client};
+use pbft_core::{ClientId, KeyBook, Request, RequestKind, SecretKey, Signed};
+use pbft_net::ClientHandle;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// `pbft bench`: measure a running cluster (or one it starts with `--local`).
+#[derive(Args)]
+pub struct BenchArgs {
+    /// The cluster config (TOML) of a kv cluster. Required unless --ceiling.
+    #[arg(long, required_unless_present = "ceiling")]
+    config: Option<PathBuf>,
+    /// Concurrent closed-loop workers, spread over the config's client identities.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// How long to measure, in seconds.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Bytes of each put's value.
+    #[arg(long, default_value_t = 32)]
+    payload: usize,
+    /// Fraction of operations that are read-only gets (0.0-1.0).
+    #[arg(long, default_value_t = 0.0)]
+    read_ratio: f64,
+    /// Open loop: issue this many operations per second whatever the
+    /// latency, and measure latency from each operation's scheduled start.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Start the config's replicas as child processes first, stop them after.
+    #[arg(long)]
+    local: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Measure signing and verification on this machine and print the
+    /// throughput the signatures alone allow (no cluster needed).
+    #[arg(long)]
+    ceiling: bool,
+    /// Replicas sharing this machine, for --ceiling.
+    #[arg(long, default_value_t = 4)]
+    replicas: usize,
+    /// Requests per batch assumed by --ceiling.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// A measured throughput (ops/s) to compare with the ceiling.
+    #[arg(long)]
+    measured: Option<f64>,
+}
+
+/// What a load run measured.
+#[derive(Debug, Serialize)]
+struct BenchReport {
+    cluster: String,
+    replicas: usize,
+    workers: usize,
+    mode: String,
+    seconds: f64,
+    operations: u64,
+    errors: u64,
+    ops_per_sec: f64,
+    latency_ms: Percentiles,
+    /// Per replica id, CPU seconds spent per 1,000 operations (`None` when its process was not found).
+    cpu_seconds_per_1000_ops: Vec<Option<f64>>,
+    cores: usize,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Percentiles {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+}
+
+impl Percentiles {
+    fn of(latencies_us: &mut [u64]) -> Percentiles {
+        if latencies_us.is_empty() {
+            return Percentiles::default();
+        }
+        latencies_us.sort_unstable();
+        let at = |q: f64| {
+            let index = ((latencies_us.len() as f64 * q).ceil() as usize).clamp(1, latencies_us.len()) - 1;
+            latencies_us[index] as f64 / 1000.0
+        };
+        Percentiles { p50: at(0.50), p90: at(0.90), p99: at(0.99), max: at(1.0) }
+    }
+}
+
+/// Runs `pbft bench`.
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.ceiling {
+        return ceiling(&args);
+    }
+    let path = args.config.clone().context("--config is required")?;
+    let config = load(&path)?;
+    anyhow::ensure!(
+        config.app == AppKind::Kv,
+        "--config: pbft bench drives the kv app; this config runs {:?}",
+        config.app.name()
+    );
+    anyhow::ensure!(args.clients > 0, "--clients: need at least 1");
+    anyhow::ensure!((0.0..=1.0).contains(&args.read_ratio), "--read-ratio: must be between 0 and 1");
+    anyhow::ensure!(args.rate != Some(0), "--rate: must be at least 1 operation per second");
+    runtime()?.block_on(async {
+        let _local = if args.local { Some(spawn_replicas(&path, &config)?) } else { None };
+        wait_until_up(&config).await?;
+        let report = load_cluster(&args, &path, &config).await?;
+        print_report(&report, args.json)?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_until_up(config: &ClusterConfig) -> anyhow::Result<()> {
+    let client = config.clients.first().context("the config has no [[client]]")?.id;
+    for _ in 0..40 {
+        let statuses = cluster_status(config, client, Duration::from_millis(500)).await?;
+        if statuses.iter().all(Option::is_some) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    anyhow::bail!("not every replica of {} answers; start the cluster (pbft up) or pass --local", config.name)
+}
+
+/// One operation of the load: an ordered put or a read-only get, encoded.
+enum Call {
+    Put(Vec<u8>),
+    Get(Vec<u8>),
+}
+
+/// Operation `index` of `worker`: a get with probability `read_ratio`
+/// (spread evenly by a multiplicative hash, no randomness), else a put.
+fn operation(worker: usize, index: u64, payload: &str, read_ratio: f64) -> Call {
+    let key = format!("bench-{worker}-{}", index % 1024);
+    let mix = (index.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
+    if mix < read_ratio {
+        return Call::Get(pbft_app::typed::encode_request(&KvQuery::Get { key }).unwrap_or_default());
+    }
+    Call::Put(
+        pbft_app::typed::encode_request(&KvOp::Put { key, value: payload.to_string() }).unwrap_or_default(),
+    )
+}
+
+struct Tally {
+    latencies_us: Vec<u64>,
+    errors: u64,
+}
+
+async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> anyhow::Result<BenchReport> {
+    let identities: Vec<ClientId> = config.clients.iter().map(|c| c.id).collect();
+    anyhow::ensure!(!identities.is_empty(), "{}: the config has no [[client]]", path.display());
+    let mut clients = Vec::new();
+    for id in identities.iter().take(args.clients) {
+        clients.push(Arc::new(connect_client(config, *id)?));
+    }
+    let pids = replica_pids(path, config);
+    let cpu_before: Vec<Option<u64>> = pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
+    let tally = Arc::new(Mutex::new(Tally { latencies_us: Vec::new(), errors: 0 }));
+    let payload = "x".repeat(args.payload);
+    let duration = Duration::from_secs(args.duration);
+    let start = Instant::now();
+    let progress = tokio::spawn(show_progress(start, duration, tally.clone()));
+    let mode = match args.rate {
+        None => {
+            let mut workers = Vec::new();
+            for worker in 0..args.clients {
+                let client = clients[worker % clients.len()].clone();
+                let (tally, payload, ratio) = (tally.clone(), payload.clone(), args.read_ratio);
+                workers.push(tokio::spawn(async move {
+                    let mut index = 0u64;
+                    while start.elapsed() < duration {
+                        let began = Instant::now();
+                        let ok = invoke(&client, operation(worker, index, &payload, ratio)).await;
+                        record(&tally, ok, began.elapsed());
+                        index += 1;
+                    }
+                }));
+            }
+            for worker in workers {
+                worker.await?;
+            }
+            format!("closed loop, {} workers", args.clients)
+        }
+        Some(rate) => {
+            let gap = Duration::from_secs_f64(1.0 / rate as f64);
+            let mut ticker = tokio::time::interval(gap);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut index = 0u64;
+            let mut in_flight = Vec::new();
+            while start.elapsed() < duration {
+                let scheduled = ticker.tick().await;
+                let client = clients[index as usize % clients.len()].clone();
+                let (tally, op) = (tally.clone(), operation(0, index, &payload, args.read_ratio));
+                in_flight.push(tokio::spawn(async move {
+                    let ok = invoke(&client, op).await;
+                    record(&tally, ok, scheduled.elapsed());
+                }));
+                index += 1;
+            }
+            for op in in_flight {
+                op.await?;
+            }
+            format!("open loop, {rate} ops/s")
+        }
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    progress.abort();
+    let cpu_after: Vec<Option<u64>> = pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
+    let mut tally = match Arc::try_unwrap(tally) {
+        Ok(tally) => tally.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()),
+        Err(_) => anyhow::bail!("a worker outlived the run"),
+    };
+    let operations = tally.latencies_us.len() as u64;
+    let cpu_seconds_per_1000_ops = cpu_before
+        .iter()
+        .zip(&cpu_after)
+        .map(|(before, after)| match (before, after) {
+            (Some(b), Some(a)) if operations > 0 => {
+                Some((a.saturating_sub(*b)) as f64 / CLOCK_TICKS_PER_SECOND / operations as f64 * 1000.0)
+            }
+            _ => None,
+        })
+        .collect();
+    Ok(BenchReport {
+        cluster: config.name.clone(),
+        replicas: config.n(),
+        workers: args.clients,
+        mode,
+        seconds,
+        operations,
+        errors: tally.errors,
+        ops_per_sec: operations as f64 / seconds,
+        latency_ms: Percentiles::of(&mut tally.latencies_us),
+        cpu_seconds_per_1000_ops,
+        cores: std::thread::available_parallelism().map_or(1, usize::from),
+    })
+}
+
+/// How long one operation may take before it counts as an error.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn invoke(client: &ClientHandle, call: Call) -> bool {
+    match call {
+        Call::Put(op) => client.invoke_within(op, OPERATION_TIMEOUT).await.is_ok(),
+        Call::Get(query) => client.query_within(query, OPERATION_TIMEOUT).await.is_ok(),
+    }
+}
+
+fn record(tally: &Mutex<Tally>, ok: bool, latency: Duration) {
+    let mut tally = tally.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if ok {
+        tally.latencies_us.push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+    } else {
+        tally.errors += 1;
+    }
+}
+
+/// A one-line progress bar on stderr, when stderr is a terminal.
+async fn show_progress(start: Instant, duration: Duration, tally: Arc<Mutex<Tally>>) {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let done = (start.elapsed().as_secs_f64() / duration.as_secs_f64()).min(1.0);
+        let ops = tally.lock().map_or(0, |t| t.latencies_us.len());
+        let bar: String = (0..30).map(|i| if (i as f64) < done * 30.0 { '#' } else { '.' }).collect();
+        eprint!("\r[{bar}] {:>3.0}%  {ops} operations", done * 100.0);
+        if done >= 1.0 {
+            eprintln!();
+            return;
+        }
+    }
+}
+
+/// Linux reports process CPU time in clock ticks of 1/100 s (USER_HZ).
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// User plus system CPU ticks of process `pid` (Linux `/proc`).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the name.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The process of each replica of the config at `path` running on this
+/// machine (`pbft replica --config PATH --id I`), found through `/proc`.
+fn replica_pids(path: &Path, config: &ClusterConfig) -> Vec<Option<u32>> {
+    let mut pids = vec![None; config.n()];
+    let Ok(wanted) = path.canonicalize() else { return pids };
+    let Ok(entries) = std::fs::read_dir("/proc") else { return pids };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let args: Vec<String> =
+            cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if !args.iter().any(|a| a == "replica") {
+            continue;
+        }
+        let after = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1));
+        let (Some(config_arg), Some(id)) = (after("--config"), after("--id")) else { continue };
+        let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd")) else { continue };
+        let same = cwd.join(config_arg).canonicalize().is_ok_and(|p| p == wanted);
+        if let (true, Ok(id)) = (same, id.parse::<usize>()) {
+            if let Some(slot) = pids.get_mut(id) {
+                *slot = Some(pid);
+            }
+        }
+    }
+    pids
+}
+
+fn print_report(report: &BenchReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    println!(
+        "{} ({} replicas, {} cores): {}, {:.1} s",
+        report.cluster, report.replicas, report.cores, report.mode, report.seconds
+    );
+    println!(
+        "throughput  {:.0} ops/s ({} operations, {} errors)",
+        report.ops_per_sec, report.operations, report.errors
+    );
+    let l = &report.latency_ms;
+    println!(
+        "latency     p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        l.p50, l.p90, l.p99, l.max
+    );
+    for (id, cpu) in report.cpu_seconds_per_1000_ops.iter().enumerate() {
+        match cpu {
+            Some(cpu) => println!("replica {id}   {cpu:.3} CPU s per 1,000 operations"),
+            None => println!("replica {id}   CPU not measured (no local process found)"),
+        }
+    }
+    Ok(())
+}
+
+/// What the signatures alone cost on this machine, and the throughput they allow.
+#[derive(Debug, Serialize)]
+struct Ceiling {
+    sign_us: f64,
+    verify_us: f64,
+    batch_verify_us: Option<f64>,
+    replicas: usize,
+    batch: usize,
+    cores: usize,
+    crypto_us_per_op: f64,
+    ceiling_ops_per_sec: f64,
+    measured_ops_per_sec: Option<f64>,
+    measured_over_ceiling: Option<f64>,
+}
+
+/// Each operation costs: one client signature; one verification of the
+/// request by every replica; and, per batch, the primary's PRE-PREPARE
+/// signature, one PREPARE (backups) and one COMMIT signature per replica,
+/// and the verification of the PRE-PREPARE and of the other replicas'
+/// PREPAREs and COMMITs at every replica (the request signatures inside a
+/// PRE-PREPARE are cached from the request's arrival).
+fn ceiling(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.replicas >= 1 && args.batch >= 1, "--replicas and --batch must be at least 1");
+    let secret = SecretKey::from_seed([7; 32]);
+    let book = KeyBook::new(&[secret.public()], vec![(ClientId(0), secret.public())])?;
+    let request =
+        |timestamp| Request { client: ClientId(0), timestamp, op: vec![0; 32], kind: RequestKind::Write };
+    let rounds = 2_000u64;
+    let started = Instant::now();
+    let signed: Vec<Signed<Request>> = (0..rounds).map(|t| Signed::sign(request(t), &secret)).collect();
+    let sign_us = started.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    let started = Instant::now();
+    for request in signed {
+        book.verify_request(request).map_err(|e| anyhow::anyhow!("a fresh signature failed: {e}"))?;
+    }
+    let verify_us = started.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    let (n, b) = (args.replicas as f64, args.batch as f64);
+    let per_batch_signs = 1.0 + (n - 1.0) + n;
+    let per_batch_verifies = n * (1.0 + (n - 2.0).max(0.0) + (n - 1.0));
+    let crypto_us_per_op =
+        sign_us + n * verify_us + (per_batch_signs * sign_us + per_batch_verifies * verify_us) / b;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let ceiling_ops_per_sec = cores as f64 * 1e6 / crypto_us_per_op;
+    let report = Ceiling {
+        sign_us,
+        verify_us,
+        batch_verify_us: None,
+        replicas: args.replicas,
+        batch: args.batch,
+        cores,
+        crypto_us_per_op,
+        ceiling_ops_per_sec,
+        measured_ops_per_sec: args.measured,
+        measured_over_ceiling: args.measured.map(|m| m / ceiling_ops_per_sec),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("ed25519 on this machine ({cores} cores): sign {sign_us:.1} µs, verify {verify_us:.1} µs (request-sized messages, SHA-256 and encoding included)");
+        println!("batch verification: not measured (ed25519-dalek's `batch` feature is not enabled)");
+        println!(
+            "n = {} replicas, batches of {}: {:.1} µs of signature work per operation",
+            args.replicas, args.batch, crypto_us_per_op
+        );
+        println!(
+            "ceiling: {ceiling_ops_per_sec:.0} ops/s with all {cores} cores doing nothing but signatures"
+        );
+        if let (Some(measured), Some(ratio)) = (report.measured_ops_per_sec, report.measured_over_ceiling) {
+            println!("measured {measured:.0} ops/s = {:.0} % of the ceiling", ratio * 100.0);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

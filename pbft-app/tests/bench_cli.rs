@@ -1,0 +1,78 @@
+//! `pbft bench` runs end to end: it measures (no timing is asserted, only
+//! that the report is complete and consistent).
+
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns; a panic is a failed test
+
+mod support;
+
+use support::{init_cluster, pbft};
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let output = pbft().args(args).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn bench_local_reports_throughput_latency_and_cpu_of_every_replica() {
+    let path = init_cluster("bench", 4, "");
+    let config = path.to_str().unwrap();
+    let report = json(&[
+        "bench",
+        "--config",
+        config,
+        "--local",
+        "--duration",
+        "1",
+        "--clients",
+        "2",
+        "--read-ratio",
+        "0.5",
+        "--json",
+    ]);
+    let operations = report["operations"].as_u64().unwrap();
+    assert!(operations > 0, "{report}");
+    assert_eq!(report["errors"], 0);
+    let latency = &report["latency_ms"];
+    let (p50, p99, max) = (
+        latency["p50"].as_f64().unwrap(),
+        latency["p99"].as_f64().unwrap(),
+        latency["max"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{latency}");
+    let cpu = report["cpu_seconds_per_1000_ops"].as_array().unwrap();
+    assert_eq!(cpu.len(), 4);
+    assert!(
+        cpu.iter().all(|c| c.as_f64().is_some_and(|c| c > 0.0)),
+        "every local replica's CPU was read: {report}"
+    );
+}
+
+#[test]
+fn bench_open_loop_runs_at_a_fixed_rate() {
+    let path = init_cluster("bench-open", 4, "");
+    let config = path.to_str().unwrap();
+    let report =
+        json(&["bench", "--config", config, "--local", "--duration", "1", "--rate", "100", "--json"]);
+    assert_eq!(report["mode"], "open loop, 100 ops/s");
+    assert!(report["operations"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["errors"], 0);
+}
+
+#[test]
+fn bench_ceiling_prints_the_signature_costs_and_the_ratio() {
+    let report = json(&["bench", "--ceiling", "--replicas", "4", "--measured", "1000", "--json"]);
+    let (sign, verify) = (report["sign_us"].as_f64().unwrap(), report["verify_us"].as_f64().unwrap());
+    assert!(sign > 0.0 && verify > 0.0);
+    let ceiling = report["ceiling_ops_per_sec"].as_f64().unwrap();
+    let ratio = report["measured_over_ceiling"].as_f64().unwrap();
+    assert!((ratio - 1000.0 / ceiling).abs() < 1e-9);
+}
+
+#[test]
+fn bench_refuses_a_config_of_another_app() {
+    let path = support::init_app_cluster("bench-bank", 4, "", "bank");
+    let output = pbft().args(["bench", "--config"]).arg(&path).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("drives the kv app"));
+}
