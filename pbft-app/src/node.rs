@@ -154,6 +154,7 @@ mod tests {
             stable_checkpoint_digest: String::new(),
             state_digest: state_digest.into(),
             rejected_messages: 0,
+            rejections: Default::default(),
             net: Default::default(),
             traitor: None,
             disagreement: None,

@@ -55,6 +55,11 @@ impl<A: ReplicatedStateMachine> ReplicaRuntime for Replica<A> {
             stable_checkpoint_digest: stable.state_digest.to_string(),
             state_digest: self.state_digest().to_string(),
             rejected_messages: self.rejections().values().sum(),
+            rejections: self
+                .rejections()
+                .iter()
+                .map(|(reason, count)| (reason.to_string(), *count))
+                .collect(),
             net: Default::default(),
             traitor: None,
             disagreement: self.last_disagreement().map(Into::into),

@@ -42,6 +42,8 @@ pub struct NodeStatus {
     pub state_digest: String,
     /// Inputs the protocol dropped (bad signatures, stale views, …), all reasons together.
     pub rejected_messages: u64,
+    /// The same count by reason (`BadSignature`, `StaleView`, `BufferFull`, …).
+    pub rejections: std::collections::BTreeMap<String, u64>,
     /// Transport counters.
     pub net: NetCounters,
     /// The traitor behaviour this replica runs, if it is one (demonstrations only).

@@ -92,6 +92,11 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 return;
             }
         }
+        // A client sends timestamp t only once everything up to t - window
+        // completed (committed): those need no proposal or timer here any
+        // more, even if this replica has not executed them yet.
+        let window = self.config.max_pending_per_client as u64;
+        self.pending.remove_up_to(body.client, body.timestamp.saturating_sub(window));
         match self.pending.admit(request.clone()) {
             Admit::Full => {
                 self.reject(body.author(), Request::KIND, Reject::BufferFull);

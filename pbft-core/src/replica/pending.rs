@@ -63,18 +63,28 @@ impl Pending {
     /// Forgets the request `(client, timestamp)`, which executed, and every
     /// request of `client` up to `stale_up_to`, which never will.
     pub(crate) fn remove_executed(&mut self, client: ClientId, timestamp: u64, stale_up_to: u64) {
-        let mut keys: Vec<RequestKey> =
-            self.requests.range((client, 0)..=(client, stale_up_to)).map(|(k, _)| *k).collect();
-        keys.push((client, timestamp));
-        for key in keys {
-            if let Some((arrival, _)) = self.requests.remove(&key) {
-                self.arrival.remove(&arrival);
-                self.proposed.remove(&key);
-                if let Some(count) = self.per_client.get_mut(&client) {
-                    *count -= 1;
-                    if *count == 0 {
-                        self.per_client.remove(&client);
-                    }
+        self.remove_up_to(client, stale_up_to);
+        self.remove(client, timestamp);
+    }
+
+    /// Forgets every request of `client` with a timestamp up to `up_to`.
+    pub(crate) fn remove_up_to(&mut self, client: ClientId, up_to: u64) {
+        let keys: Vec<RequestKey> =
+            self.requests.range((client, 0)..=(client, up_to)).map(|(k, _)| *k).collect();
+        for (client, timestamp) in keys {
+            self.remove(client, timestamp);
+        }
+    }
+
+    fn remove(&mut self, client: ClientId, timestamp: u64) {
+        let key = (client, timestamp);
+        if let Some((arrival, _)) = self.requests.remove(&key) {
+            self.arrival.remove(&arrival);
+            self.proposed.remove(&key);
+            if let Some(count) = self.per_client.get_mut(&client) {
+                *count -= 1;
+                if *count == 0 {
+                    self.per_client.remove(&client);
                 }
             }
         }
@@ -89,7 +99,7 @@ impl Pending {
             .map(|(k, _)| *k)
             .collect();
         for (client, timestamp) in keys {
-            self.remove_executed(client, timestamp, 0);
+            self.remove(client, timestamp);
         }
     }
 

@@ -239,3 +239,23 @@ fn timeouts_move_forward_and_a_lone_backup_waits_in_its_view_change() {
     }
     assert_eq!((backup.view(), backup.status()), (1, crate::Status::ViewChanging));
 }
+
+/// A client sends timestamp t only after everything up to t - window
+/// completed, so a replica that has not executed those yet (it lags the f+1
+/// that answered) forgets them instead of refusing t as over its buffer.
+#[test]
+fn a_request_beyond_the_window_displaces_completed_ones_instead_of_being_refused() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let window = Kit::config().max_pending_per_client as u64;
+    for timestamp in 1..=window {
+        let out = step(&mut backup, T, Message::Request(kit.request(timestamp, 1)));
+        assert!(!out.iter().any(|o| matches!(o, Output::Event(Event::Rejected { .. }))), "{out:?}");
+    }
+    assert_eq!(backup.buffer_usage().pending_requests, window as usize);
+    let out = step(&mut backup, T, Message::Request(kit.request(window + 1, 1)));
+    assert!(!out.iter().any(|o| matches!(o, Output::Event(Event::Rejected { .. }))), "{out:?}");
+    assert_eq!(backup.buffer_usage().pending_requests, window as usize, "timestamp 1 was forgotten");
+    step(&mut backup, T, Message::Request(kit.request(3 * window, 1)));
+    assert_eq!(backup.buffer_usage().pending_requests, 1, "everything up to 2 × window was forgotten");
+}
