@@ -379,7 +379,7 @@ fn ceiling(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let book = KeyBook::new(&[secret.public()], vec![(ClientId(0), secret.public())])?;
     let request =
         |timestamp| Request { client: ClientId(0), timestamp, op: vec![0; 32], kind: RequestKind::Write };
-    let rounds = 2_000u64;
+    let rounds = 10_000u64;
     let started = Instant::now();
     let signed: Vec<Signed<Request>> = (0..rounds).map(|t| Signed::sign(request(t), &secret)).collect();
     let sign_us = started.elapsed().as_secs_f64() * 1e6 / rounds as f64;
