@@ -1,0 +1,207 @@
+//! Criterion benchmarks of the core, without network: four replicas passing
+//! messages in memory (with real signature verification, and with it
+//! skipped), signing and verifying, and the codec for each message kind.
+//!
+//! Run: `cargo bench -p pbft-tests --bench core` (results in
+//! `target/criterion/`; BENCHMARKS.md quotes them).
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use pbft_core::{
+    batch_digest, codec, AppError, Checkpoint, ClientId, Commit, Digest, KeyBook, Message, Output,
+    PrePrepare, Prepare, ProtocolConfig, Replica, ReplicaId, ReplicatedStateMachine, Request, RequestKind,
+    SecretKey, Signed, Time, Verified,
+};
+use std::collections::VecDeque;
+use std::hint::black_box;
+
+/// Counts operations; the cheapest application, so the protocol dominates.
+#[derive(Default)]
+struct Count(u64);
+
+impl ReplicatedStateMachine for Count {
+    fn execute(&mut self, _op: &[u8]) -> Vec<u8> {
+        self.0 += 1;
+        Vec::new()
+    }
+    fn query(&self, _op: &[u8]) -> Vec<u8> {
+        Vec::new()
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        self.0.to_le_bytes().to_vec()
+    }
+    fn restore(&mut self, _snapshot: &[u8]) -> Result<(), AppError> {
+        Ok(())
+    }
+}
+
+const N: usize = 4;
+const BATCH: usize = 100;
+const BATCHES: usize = 10;
+const CLIENTS: u64 = 10;
+
+struct Setup {
+    replicas: Vec<Replica<Count>>,
+    book: KeyBook,
+    requests: Vec<Signed<Request>>,
+}
+
+fn config() -> ProtocolConfig {
+    ProtocolConfig {
+        max_batch_size: BATCH,
+        batch_delay_ms: 0,
+        checkpoint_interval: 8,
+        watermark_window: 64,
+        max_pending_per_client: BATCH * BATCHES,
+        status_interval_ms: 1_000_000,
+        ..ProtocolConfig::default()
+    }
+}
+
+fn setup() -> Setup {
+    let secrets: Vec<SecretKey> = (0..N).map(|i| SecretKey::from_seed([i as u8 + 1; 32])).collect();
+    let clients: Vec<SecretKey> = (0..CLIENTS).map(|c| SecretKey::from_seed([100 + c as u8; 32])).collect();
+    let publics: Vec<_> = secrets.iter().map(SecretKey::public).collect();
+    let client_keys: Vec<_> =
+        clients.iter().enumerate().map(|(c, k)| (ClientId(c as u64), k.public())).collect();
+    let book = KeyBook::new(&publics, client_keys).expect("a key book");
+    let replicas = (0..N)
+        .map(|i| {
+            Replica::new(ReplicaId(i as u32), config(), book.clone(), secrets[i].clone(), Count::default())
+                .expect("a replica")
+        })
+        .collect();
+    let per_client = (BATCH * BATCHES) as u64 / CLIENTS;
+    let requests = (1..=per_client)
+        .flat_map(|t| {
+            clients.iter().enumerate().map(move |(c, key)| {
+                let request = Request {
+                    client: ClientId(c as u64),
+                    timestamp: t,
+                    op: vec![0; 32],
+                    kind: RequestKind::Write,
+                };
+                Signed::sign(request, key)
+            })
+        })
+        .collect();
+    Setup { replicas, book, requests }
+}
+
+/// Hands every request to the primary, then delivers messages until every
+/// replica has executed them all. `verify` picks real verification or none.
+fn run(setup: Setup, verify: bool) -> u64 {
+    let Setup { mut replicas, book, requests } = setup;
+    let now = Time(1);
+    let mut mail: VecDeque<(usize, Message)> = VecDeque::new();
+    for request in requests {
+        let request = if verify {
+            book.verify_request(request).expect("a valid request")
+        } else {
+            Verified::assume_verified(request)
+        };
+        replicas[0].handle_request(now, request);
+        collect(&mut replicas, 0, &mut mail);
+    }
+    while let Some((to, message)) = mail.pop_front() {
+        if verify {
+            replicas[to].receive(now, message);
+        } else {
+            replicas[to].handle_message(now, Verified::assume_verified(message));
+        }
+        collect(&mut replicas, to, &mut mail);
+    }
+    let executed: Vec<u64> = replicas.iter().map(|r| r.app().0).collect();
+    assert!(
+        executed.iter().all(|e| *e == (BATCH * BATCHES) as u64),
+        "every replica executed all: {executed:?}"
+    );
+    executed[0]
+}
+
+fn collect(replicas: &mut [Replica<Count>], from: usize, mail: &mut VecDeque<(usize, Message)>) {
+    while let Some(output) = replicas[from].poll_output() {
+        match output {
+            Output::Send { to, message } => mail.push_back((to.index(), message)),
+            Output::Broadcast(message) => {
+                for to in (0..N).filter(|to| *to != from) {
+                    mail.push_back((to, message.clone()));
+                }
+            }
+            Output::Reply(_) | Output::Event(_) => {}
+        }
+    }
+}
+
+fn core_in_memory(c: &mut Criterion) {
+    let mut group = c.benchmark_group("core, 4 replicas in memory, batches of 100");
+    group.throughput(Throughput::Elements((BATCH * BATCHES) as u64));
+    group.sample_size(10);
+    group.bench_function("signatures verified", |b| {
+        b.iter_batched(setup, |s| run(s, true), BatchSize::LargeInput)
+    });
+    group.bench_function("verification skipped", |b| {
+        b.iter_batched(setup, |s| run(s, false), BatchSize::LargeInput)
+    });
+    group.finish();
+}
+
+fn signatures(c: &mut Criterion) {
+    let key = SecretKey::from_seed([9; 32]);
+    let book = KeyBook::new(&[key.public()], vec![(ClientId(0), key.public())]).expect("a key book");
+    let request = Request { client: ClientId(0), timestamp: 1, op: vec![0; 32], kind: RequestKind::Write };
+    let signed = Signed::sign(request.clone(), &key);
+    let mut group = c.benchmark_group("ed25519 on a 32-byte request");
+    group.bench_function("sign", |b| b.iter(|| Signed::sign(black_box(request.clone()), &key)));
+    group.bench_function("verify", |b| {
+        b.iter(|| book.verify_request(black_box(signed.clone())).expect("valid"))
+    });
+    group.finish();
+}
+
+fn messages() -> Vec<(&'static str, Message)> {
+    let key = SecretKey::from_seed([1; 32]);
+    let request = |t| {
+        Signed::sign(
+            Request { client: ClientId(0), timestamp: t, op: vec![0; 32], kind: RequestKind::Write },
+            &key,
+        )
+    };
+    let batch: Vec<_> = (0..BATCH as u64).map(request).collect();
+    let digest = batch_digest(&batch);
+    let replica = ReplicaId(0);
+    vec![
+        ("request", Message::Request(request(1))),
+        (
+            "pre-prepare (100 requests)",
+            Message::PrePrepare(Signed::sign(
+                PrePrepare { view: 0, seq: 1, digest, primary: replica, batch },
+                &key,
+            )),
+        ),
+        ("prepare", Message::Prepare(Signed::sign(Prepare { view: 0, seq: 1, digest, replica }, &key))),
+        ("commit", Message::Commit(Signed::sign(Commit { view: 0, seq: 1, digest, replica }, &key))),
+        (
+            "checkpoint",
+            Message::Checkpoint(Signed::sign(
+                Checkpoint { seq: 64, state_digest: Digest::of_parts(&[]), replica },
+                &key,
+            )),
+        ),
+    ]
+}
+
+fn codec_per_kind(c: &mut Criterion) {
+    let mut group = c.benchmark_group("codec");
+    for (name, message) in messages() {
+        let bytes = codec::encode(&message);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function(format!("encode {name}"), |b| b.iter(|| codec::encode(black_box(&message))));
+        group.bench_function(format!("decode {name}"), |b| {
+            b.iter(|| codec::decode::<Message>(black_box(&bytes)).expect("decodes"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, core_in_memory, signatures, codec_per_kind);
+criterion_main!(benches);
