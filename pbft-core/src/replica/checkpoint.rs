@@ -60,7 +60,12 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
     }
 
+    /// Records and reports `disagreement`, unless it repeats the last one
+    /// word for word (a peer resending its late vote must not flood the log).
     fn note_disagreement(&mut self, disagreement: Disagreement) {
+        if self.last_disagreement.as_ref() == Some(&disagreement) {
+            return;
+        }
         self.last_disagreement = Some(disagreement.clone());
         self.emit(Event::CheckpointDisagreement(disagreement));
     }

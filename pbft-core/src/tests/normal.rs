@@ -259,3 +259,58 @@ fn a_request_beyond_the_window_displaces_completed_ones_instead_of_being_refused
     step(&mut backup, T, Message::Request(kit.request(3 * window, 1)));
     assert_eq!(backup.buffer_usage().pending_requests, 1, "everything up to 2 × window was forgotten");
 }
+
+/// Checkpoint votes naming different state digests for one sequence number
+/// are reported with who signed what; a late vote against the stable
+/// checkpoint is reported once however often its sender repeats it.
+#[test]
+fn differing_checkpoint_digests_are_reported_once_each() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let vote = |from: u32, digest: crate::Digest| {
+        Message::Checkpoint(Signed::sign(
+            crate::Checkpoint { seq: 4, state_digest: digest, replica: ReplicaId(from) },
+            kit.key(from),
+        ))
+    };
+    let reports = |out: &[Output]| -> Vec<crate::Disagreement> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Event(Event::CheckpointDisagreement(d)) => Some(d.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut own = None;
+    for seq in 1..=4 {
+        let pp = kit.pre_prepare(0, seq, vec![kit.request(seq, 1)]);
+        let digest = pp.payload().digest;
+        step(&mut backup, T, Message::PrePrepare(pp));
+        step(&mut backup, T, Message::Prepare(kit.prepare(2, 0, seq, digest)));
+        step(&mut backup, T, Message::Commit(kit.commit(0, 0, seq, digest)));
+        for output in step(&mut backup, T, Message::Commit(kit.commit(2, 0, seq, digest))) {
+            if let Output::Broadcast(Message::Checkpoint(c)) = output {
+                own = Some(c.payload().state_digest);
+            }
+        }
+    }
+    let own = own.expect("replica 1 checkpoints at seq 4");
+    let other = crate::Digest::of_parts(&[b"another state"]);
+    assert!(reports(&step(&mut backup, T, vote(0, own))).is_empty(), "agreeing votes are no news");
+    let out = step(&mut backup, T, vote(3, other));
+    let expected = crate::Disagreement {
+        seq: 4,
+        digests: [(own, [ReplicaId(0), ReplicaId(1)].into()), (other, [ReplicaId(3)].into())].into(),
+    };
+    assert_eq!(reports(&out), vec![expected.clone()]);
+    assert_eq!(backup.last_disagreement(), Some(&expected));
+    let grown = crate::Disagreement {
+        seq: 4,
+        digests: [(own, [ReplicaId(0), ReplicaId(1), ReplicaId(2)].into()), (other, [ReplicaId(3)].into())]
+            .into(),
+    };
+    assert_eq!(reports(&step(&mut backup, T, vote(2, own))), vec![grown], "a new signer is news");
+    assert_eq!(backup.stable_checkpoint().seq, 4, "three matching votes make seq 4 stable");
+    let reported: Vec<_> = (0..5).flat_map(|_| reports(&step(&mut backup, T, vote(3, other)))).collect();
+    assert_eq!(reported, vec![], "the dissenter repeating its late vote adds nothing");
+}
