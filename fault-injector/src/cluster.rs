@@ -6,8 +6,8 @@ use crate::network::{Envelope, NodeId, Payload};
 use crate::trace::TraceHash;
 use crate::traitor::{Behavior, Traitor, TraitorAction, TraitorPlan, Traitors};
 use pbft_core::{
-    codec, Client, ClientId, ClientOutput, Event, Message, Output, ProtocolConfig, Quorum, Replica,
-    ReplicaId, ReplicatedStateMachine, Request, SeqNum, Time,
+    Client, ClientId, ClientOutput, Event, Message, Output, ProtocolConfig, Quorum, Replica, ReplicaId,
+    ReplicatedStateMachine, Request, SeqNum, Time,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -436,7 +436,7 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
                 if self.crashed.contains(&to) {
                     return;
                 }
-                self.trace.record(&codec::encode(&(now, to, &message)));
+                self.trace.record_encoded(&(now, to, &message));
                 if let Some(traitor) = self.traitors.get_mut(&to) {
                     let actions = traitor.incoming(&message);
                     self.post_traitor_actions(to, actions);
@@ -445,7 +445,7 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
                 self.drain_replica(to);
             }
             (NodeId::Twin(to), Payload::Message(message)) => {
-                self.trace.record(&codec::encode(&(now, "twin", to, &message)));
+                self.trace.record_encoded(&(now, "twin", to, &message));
                 if let Some(twin) = self.twins.get_mut(&to) {
                     twin.receive(now, message);
                     self.drain_twin(to);
@@ -455,7 +455,7 @@ impl<A: ReplicatedStateMachine> Cluster<A> {
                 let (NodeId::Replica(from) | NodeId::Twin(from)) = envelope.from else { return };
                 let index = to.0 as usize;
                 if index < self.clients.len() {
-                    self.trace.record(&codec::encode(&(now, to, &reply)));
+                    self.trace.record_encoded(&(now, to, &reply));
                     self.clients[index].client.handle_reply(now, from, reply);
                     self.drain_client(index);
                 }

@@ -13,6 +13,12 @@ impl TraceHash {
         self.0 = Digest::of_parts(&[self.0.as_bytes(), item]);
     }
 
+    /// Folds the encoding of `value` into the hash, as [`TraceHash::record`]
+    /// of it would, without building it (a delivered state chunk is large).
+    pub fn record_encoded<T: serde::Serialize>(&mut self, value: &T) {
+        self.0 = Digest::of_parts_and_encoded(&[self.0.as_bytes()], value);
+    }
+
     /// The hash so far.
     pub fn digest(&self) -> Digest {
         self.0

@@ -42,6 +42,30 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     }
 }
 
+/// The length of `encode(value)`, computed without building it.
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    match bincode::serde::encode_into_writer(value, &mut size, config()) {
+        Ok(()) => size.bytes_written,
+        Err(error) => panic!("encoding a protocol value failed: {error}"),
+    }
+}
+
+/// Feeds `encode(value)` to `sink` piece by piece instead of building it, so
+/// hashing a large message (a state chunk) does not copy it.
+pub fn encode_to_sink<T: Serialize>(value: &T, sink: impl FnMut(&[u8])) {
+    struct Sink<F>(F);
+    impl<F: FnMut(&[u8])> bincode::enc::write::Writer for Sink<F> {
+        fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+            (self.0)(bytes);
+            Ok(())
+        }
+    }
+    if let Err(error) = bincode::serde::encode_into_writer(value, Sink(sink), config()) {
+        panic!("encoding a protocol value failed: {error}");
+    }
+}
+
 /// Encodes `value`, reporting rather than panicking when its serialiser
 /// fails (an application's types may have serialisers that do).
 pub fn try_encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {

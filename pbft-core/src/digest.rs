@@ -25,6 +25,19 @@ impl Digest {
         Digest(hasher.finalize().into())
     }
 
+    /// [`Digest::of_parts`] of `parts` followed by the encoding of `value`,
+    /// without building that encoding in memory.
+    pub fn of_parts_and_encoded<T: serde::Serialize>(parts: &[&[u8]], value: &T) -> Digest {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        hasher.update((crate::codec::encoded_len(value) as u64).to_le_bytes());
+        crate::codec::encode_to_sink(value, |bytes| hasher.update(bytes));
+        Digest(hasher.finalize().into())
+    }
+
     /// The raw bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
@@ -57,5 +70,16 @@ mod tests {
     fn parts_are_length_delimited() {
         assert_ne!(Digest::of_parts(&[b"ab", b"c"]), Digest::of_parts(&[b"a", b"bc"]));
         assert_eq!(Digest::of_parts(&[b"ab", b"c"]), Digest::of_parts(&[b"ab", b"c"]));
+    }
+
+    #[test]
+    fn hashing_an_encoding_in_pieces_equals_hashing_it_whole() {
+        let value = (7u64, vec![1u8; 300], String::from("chunk"), Some(-3i32));
+        let whole = crate::codec::encode(&value);
+        assert_eq!(crate::codec::encoded_len(&value), whole.len());
+        assert_eq!(
+            Digest::of_parts_and_encoded(&[b"d", b"k"], &value),
+            Digest::of_parts(&[b"d", b"k", &whole])
+        );
     }
 }

@@ -4,7 +4,6 @@
 //! payload's encoding, so a signature made for one kind (say a PREPARE) never
 //! verifies as another (a COMMIT) even when the payloads have the same shape.
 
-use crate::codec;
 use crate::digest::Digest;
 use crate::ids::{ClientId, ReplicaId};
 use crate::keys::{KeyBook, SecretKey};
@@ -140,7 +139,7 @@ impl<T: Signable> Signed<T> {
 }
 
 fn signing_digest<T: Signable>(payload: &T) -> Digest {
-    Digest::of_parts(&[SIGNING_DOMAIN, &[T::KIND.tag()], &codec::encode(payload)])
+    Digest::of_parts_and_encoded(&[SIGNING_DOMAIN, &[T::KIND.tag()]], payload)
 }
 
 /// A value whose signatures (nested ones included) have been checked against the
