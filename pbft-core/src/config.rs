@@ -27,7 +27,9 @@ pub struct ProtocolConfig {
     /// Bytes of checkpointed state sent in one chunk during state transfer.
     pub state_chunk_bytes: usize,
     /// Largest checkpointed state a replica accepts in a transfer; bounds the
-    /// memory a peer can make it hold.
+    /// memory a peer can make it hold. A fetching replica reserves the size
+    /// its peer announces (at most this) once, and keeps the received bytes
+    /// as the checkpoint copy it serves to others.
     pub max_state_bytes: u64,
     /// Most requests held per client while they wait to execute.
     pub max_pending_per_client: usize,

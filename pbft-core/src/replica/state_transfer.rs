@@ -192,6 +192,14 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             }
         }
         let Some(transfer) = &mut self.transfer else { return };
+        if transfer.total.is_none() {
+            // Room for the whole state at once: growing by doubling would
+            // keep up to twice the state, and the buffer becomes the
+            // checkpoint copy this replica serves. `check_chunk` bounded the
+            // total by `max_state_bytes`.
+            let total = usize::try_from(chunk.total_len).unwrap_or(usize::MAX);
+            transfer.buffer.reserve_exact(total);
+        }
         transfer.total = Some(chunk.total_len);
         transfer.buffer.extend_from_slice(&chunk.data);
         if (transfer.buffer.len() as u64) < chunk.total_len {
