@@ -13,20 +13,32 @@ use std::collections::BTreeSet;
 /// Clients in every throughput run, each with one request in flight.
 pub const CLIENTS: usize = 8;
 
-/// The protocol parameters of the throughput runs.
+/// The protocol parameters of the throughput runs: views rotate every
+/// second, so an 8-second run gives every replica of 4 two terms as primary.
 pub fn protocol() -> ProtocolConfig {
-    ProtocolConfig { batch_delay_ms: 1, view_change_timeout_ms: 500, ..ProtocolConfig::default() }
+    ProtocolConfig {
+        batch_delay_ms: 1,
+        view_change_timeout_ms: 500,
+        view_term_ms: 1_000,
+        ..ProtocolConfig::default()
+    }
 }
 
 /// Requests completed per virtual second on `n` replicas over `seconds`
 /// virtual seconds, with `traitor` (if any) misbehaving.
 pub fn measure<A: SimApp>(n: usize, traitor: Option<(ReplicaId, Behavior)>, seconds: u64) -> f64 {
-    let config = ClusterConfig {
-        protocol: protocol(),
-        latency_ms: 1,
-        client_retry_ms: 1_000,
-        ..ClusterConfig::new(n, CLIENTS)
-    };
+    measure_with::<A>(protocol(), n, traitor, seconds)
+}
+
+/// [`measure`] with other protocol parameters (to compare, say, no rotation).
+pub fn measure_with<A: SimApp>(
+    protocol: ProtocolConfig,
+    n: usize,
+    traitor: Option<(ReplicaId, Behavior)>,
+    seconds: u64,
+) -> f64 {
+    let config =
+        ClusterConfig { protocol, latency_ms: 1, client_retry_ms: 1_000, ..ClusterConfig::new(n, CLIENTS) };
     let mut cluster = Cluster::new(config, |_| A::default());
     if let Some((id, behavior)) = traitor {
         cluster.make_traitor(id, behavior, BTreeSet::from([id]));

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use fault_injector::throughput::{measure, CLIENTS};
+use fault_injector::throughput::{measure, measure_with, protocol, CLIENTS};
 use fault_injector::traitor::Behavior;
 use pbft_app::apps::KvStore;
 use pbft_core::ReplicaId;
@@ -13,7 +13,7 @@ use std::process::ExitCode;
 #[derive(Args)]
 pub struct ThroughputArgs {
     /// Virtual seconds each run lasts.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 8)]
     seconds: u64,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -39,6 +39,11 @@ pub fn run(args: ThroughputArgs) -> Result<ExitCode> {
             let attacked = measure::<KvStore>(n, Some((id, behavior)), args.seconds);
             rows.push((n, name.to_string(), attacked, attacked / baseline.max(f64::MIN_POSITIVE)));
         }
+        let fixed = pbft_core::ProtocolConfig { view_term_ms: 0, ..protocol() };
+        let stuck =
+            measure_with::<KvStore>(fixed, n, Some((ReplicaId(0), Behavior::SlowPrimary)), args.seconds);
+        let name = "slow-primary (replica 0) without rotation (view_term_ms = 0)";
+        rows.push((n, name.to_string(), stuck, stuck / baseline.max(f64::MIN_POSITIVE)));
     }
     if args.json {
         let rows: Vec<_> = rows
@@ -52,7 +57,11 @@ pub fn run(args: ThroughputArgs) -> Result<ExitCode> {
             serde_json::json!({"virtual_seconds": args.seconds, "clients": CLIENTS, "rows": rows})
         );
     } else {
-        println!("{CLIENTS} closed-loop clients, {} virtual seconds per run, 1 ms links", args.seconds);
+        println!(
+            "{CLIENTS} closed-loop clients, {} virtual seconds per run, 1 ms links, views rotate every {} ms",
+            args.seconds,
+            protocol().view_term_ms
+        );
         println!("| n | scenario | requests / virtual s | fraction of fault-free |");
         println!("|---|---|---:|---:|");
         for (n, scenario, ops, fraction) in &rows {

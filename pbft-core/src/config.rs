@@ -21,6 +21,12 @@ pub struct ProtocolConfig {
     pub view_change_timeout_ms: u64,
     /// The view-change timeout stops doubling after this many consecutive failed views.
     pub max_view_change_backoff: u32,
+    /// How long a view lasts before the replicas move to the next one of
+    /// their own accord, 0 for never. Rotating the primary bounds what a
+    /// primary that is slow on purpose (just fast enough never to trip the
+    /// view-change timeout) can take: one view in n, whatever its tactic.
+    /// When set, at least twice `view_change_timeout_ms`.
+    pub view_term_ms: u64,
     /// How often a replica reports its status to its peers, so they can
     /// resend what it missed.
     pub status_interval_ms: u64,
@@ -46,6 +52,7 @@ impl Default for ProtocolConfig {
             watermark_window: 256,
             view_change_timeout_ms: 2_000,
             max_view_change_backoff: 6,
+            view_term_ms: 10_000,
             status_interval_ms: 500,
             state_chunk_bytes: 1024 * 1024,
             max_state_bytes: 1024 * 1024 * 1024,
@@ -98,6 +105,16 @@ impl ProtocolConfig {
                 ),
             );
         }
+        if self.view_term_ms != 0 && self.view_term_ms < 2 * self.view_change_timeout_ms {
+            return err(
+                "view_term_ms",
+                format!(
+                    "must be 0 (no rotation) or at least twice view_change_timeout_ms ({}), found {}",
+                    2 * self.view_change_timeout_ms,
+                    self.view_term_ms
+                ),
+            );
+        }
         if self.max_view_change_backoff > 16 {
             return err(
                 "max_view_change_backoff",
@@ -136,13 +153,14 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         type Breaker = fn(&mut ProtocolConfig);
-        let cases: [(Breaker, &str); 6] = [
+        let cases: [(Breaker, &str); 7] = [
             (|c| c.max_batch_size = 0, "max_batch_size"),
             (|c| c.checkpoint_interval = 0, "checkpoint_interval"),
             (|c| c.watermark_window = 100, "watermark_window"),
             (|c| c.view_change_timeout_ms = 0, "view_change_timeout_ms"),
             (|c| c.batch_delay_ms = 5_000, "batch_delay_ms"),
             (|c| c.max_pending_per_client = 0, "max_pending_per_client"),
+            (|c| c.view_term_ms = 3_000, "view_term_ms"),
         ];
         for (break_it, field) in cases {
             let mut config = ProtocolConfig::default();

@@ -62,6 +62,12 @@ pub enum Event {
     /// deterministic (it differs on honest replicas). Reported every time a
     /// differing digest arrives.
     CheckpointDisagreement(Disagreement),
+    /// `view` lasted its configured term; this replica moves on to the next
+    /// one (a [`Event::ViewChangeStarted`] follows).
+    TermEnded {
+        /// The view whose term ended.
+        view: View,
+    },
     /// This replica asked to move to `view`.
     ViewChangeStarted {
         /// The view asked for.

@@ -155,6 +155,7 @@ fn log_event(event: &Event) {
         Event::CheckpointStable { seq, state_digest } => {
             tracing::debug!(seq, %state_digest, "checkpoint stable");
         }
+        Event::TermEnded { view } => tracing::info!(view, "view term ended; rotating the primary"),
         Event::ViewChangeStarted { view } => tracing::info!(view, "view change started"),
         Event::NewViewEntered { view, primary } => tracing::info!(view, %primary, "entered new view"),
         Event::Rejected { .. } => tracing::debug!(?event, "rejected"),

@@ -17,11 +17,25 @@ fn seeds() -> u64 {
 /// f traitors (f = 1 with n = 4, f = 2 with n = 7) under the simulator's
 /// network faults: every checker passes on every seed, for both sizes.
 fn assert_honest_replicas_survive(traitors: TraitorSelection) {
+    assert_honest_replicas_survive_rotating(traitors, false, seeds());
+}
+
+/// [`assert_honest_replicas_survive`] over `seeds` seeds, with views rotating
+/// on a term of twice the view-change timeout when `rotate`.
+fn assert_honest_replicas_survive_rotating(traitors: TraitorSelection, rotate: bool, seeds: u64) {
     let mut failures: Vec<SimReport> = Vec::new();
     for n in [4, 7] {
-        for seed in 0..seeds() {
-            let options =
-                SimOptions { traitors: traitors.clone(), replicas: Some(n), ..SimOptions::default() };
+        for seed in 0..seeds {
+            let mut profile = fault_injector::sim::FaultProfile::from_seed(seed);
+            if rotate {
+                profile.protocol.view_term_ms = 2 * profile.protocol.view_change_timeout_ms;
+            }
+            let options = SimOptions {
+                traitors: traitors.clone(),
+                replicas: Some(n),
+                profile: Some(profile),
+                ..SimOptions::default()
+            };
             let (report, _) = simulate::<RecordingApp>(seed, &options);
             let f = (n - 1) / 3;
             assert_eq!(report.traitors.len(), f, "seed {seed}: the run has f traitors");
@@ -61,6 +75,18 @@ behaviour_sweep! {
 #[test]
 fn traitors_of_mixed_behaviours_leave_every_checker_passing() {
     assert_honest_replicas_survive(TraitorSelection::Mixed);
+}
+
+/// Rotation makes view changes routine: every checker still passes with
+/// mixed traitors and slow primaries when views end on a short term.
+#[test]
+fn traitors_with_rotating_views_leave_every_checker_passing() {
+    assert_honest_replicas_survive_rotating(TraitorSelection::Mixed, true, seeds() / 2);
+    assert_honest_replicas_survive_rotating(
+        TraitorSelection::Uniform(Behavior::SlowPrimary),
+        true,
+        seeds() / 2,
+    );
 }
 
 /// How often honest replicas (all but `traitor`) rejected something for `reason`.

@@ -117,6 +117,7 @@ impl FaultProfile {
                 watermark_window: checkpoint_interval * (2 + proto.below(3)),
                 view_change_timeout_ms: 300 + proto.below(300),
                 max_view_change_backoff: 3,
+                view_term_ms: 0,
                 status_interval_ms: 100 + proto.below(100),
                 state_chunk_bytes: 64 + proto.below(512) as usize,
                 max_state_bytes: 1 << 20,

@@ -224,6 +224,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
 
     /// Handles a message whose signatures were already verified.
     pub fn handle_message(&mut self, now: Time, message: Verified<Message>) {
+        self.arm_term(now);
         if message.author() == Author::Replica(self.id) {
             self.reject(message.author(), message.kind(), Reject::FromSelf);
             return;
@@ -256,6 +257,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
 
     /// Fires every timer whose deadline is at or before `now`.
     pub fn handle_timeout(&mut self, now: Time) {
+        self.arm_term(now);
         for timer in self.timers.expire(now) {
             match timer {
                 Timer::Batch => self.on_batch_timeout(now),
@@ -263,6 +265,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 Timer::ViewChange => self.on_view_change_timeout(now),
                 Timer::Status => self.on_status_timeout(now),
                 Timer::Fetch => self.on_fetch_timeout(now),
+                Timer::Term => self.on_term_timeout(now),
             }
         }
         self.check_invariants();

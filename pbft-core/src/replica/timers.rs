@@ -15,13 +15,16 @@ pub enum Timer {
     Status,
     /// A state fetch that got no answer moves to another peer when this fires.
     Fetch,
+    /// The current view's term is over: the replica moves to the next view.
+    Term,
 }
 
-const ALL: [Timer; 5] = [Timer::Batch, Timer::Request, Timer::ViewChange, Timer::Status, Timer::Fetch];
+const ALL: [Timer; 6] =
+    [Timer::Batch, Timer::Request, Timer::ViewChange, Timer::Status, Timer::Fetch, Timer::Term];
 
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    deadlines: [Option<Time>; 5],
+    deadlines: [Option<Time>; 6],
 }
 
 impl Timers {
@@ -38,6 +41,7 @@ impl Timers {
             Timer::ViewChange => 2,
             Timer::Status => 3,
             Timer::Fetch => 4,
+            Timer::Term => 5,
         }
     }
 

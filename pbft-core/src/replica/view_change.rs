@@ -89,6 +89,24 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
     }
 
+    /// Starts the current view's term on the first input that finds none
+    /// running (a replica's clock starts with its first input, so a
+    /// restarted replica does not rotate at once).
+    pub(super) fn arm_term(&mut self, now: Time) {
+        if self.config.view_term_ms > 0 && self.status == Status::Normal {
+            self.timers.set_if_unset(Timer::Term, now + self.config.view_term_ms);
+        }
+    }
+
+    /// The view's term is over: move to the next view, whoever the primary
+    /// is, so no primary keeps the role by being just fast enough.
+    pub(super) fn on_term_timeout(&mut self, now: Time) {
+        if self.status == Status::Normal {
+            self.emit(Event::TermEnded { view: self.view });
+            self.start_view_change(now, self.view + 1);
+        }
+    }
+
     pub(super) fn on_view_change_timeout(&mut self, now: Time) {
         if self.status == Status::ViewChanging {
             self.start_view_change(now, self.view + 1);
@@ -104,6 +122,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.last_new_view = None;
         self.timers.cancel(Timer::Batch);
         self.timers.cancel(Timer::Request);
+        self.timers.cancel(Timer::Term);
         self.log.clear();
         self.view_changes.retain(|_, vc| vc.payload().new_view >= target);
         for queue in self.future.values_mut() {
@@ -272,6 +291,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.status = Status::Normal;
         self.last_normal_view = self.view;
         self.timers.cancel(Timer::ViewChange);
+        self.timers.cancel(Timer::Term);
+        self.arm_term(now);
         let view = self.view;
         self.view_changes.retain(|_, vc| vc.payload().new_view > view);
         self.log.clear();

@@ -56,6 +56,7 @@ impl Kit {
             watermark_window: 8,
             view_change_timeout_ms: 100,
             max_view_change_backoff: 6,
+            view_term_ms: 0,
             // Far away, so status reports stay out of single-replica tests.
             status_interval_ms: STATUS_INTERVAL_MS,
             state_chunk_bytes: 64,
@@ -66,9 +67,13 @@ impl Kit {
     }
 
     pub fn replica(&self, id: u32) -> Replica<Summer> {
+        self.replica_with(id, Kit::config())
+    }
+
+    pub fn replica_with(&self, id: u32, config: ProtocolConfig) -> Replica<Summer> {
         Replica::new(
             ReplicaId(id),
-            Kit::config(),
+            config,
             self.book.clone(),
             self.replicas[id as usize].clone(),
             Summer::default(),

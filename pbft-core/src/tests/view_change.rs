@@ -196,3 +196,36 @@ fn new_primary_sends_new_view_at_quorum() {
     assert_eq!(nv.payload().pre_prepares[0].payload().seq, 1);
     assert!(next_primary.is_primary());
 }
+
+/// With a view term, a replica leaves the view when the term ends even though
+/// nothing is wrong (no primary keeps the role by being just fast enough),
+/// and it does not end terms while it changes views.
+#[test]
+fn a_view_ends_with_its_term_and_the_term_starts_with_the_first_input() {
+    let kit = Kit::new(4);
+    let config = crate::ProtocolConfig { view_term_ms: 1_000, ..Kit::config() };
+    let mut backup = kit.replica_with(1, config);
+    let pp = kit.pre_prepare(0, 1, vec![kit.request(1, 1)]);
+    step(&mut backup, T, Message::PrePrepare(pp));
+    assert_eq!(backup.poll_timeout().map(|at| at <= T + 1_000), Some(true));
+    backup.handle_timeout(T + 999);
+    assert_eq!(backup.view(), 0, "the term is not over yet");
+    backup.handle_timeout(T + 1_000);
+    let out = super::kit::drain(&mut backup);
+    let events: Vec<&Event> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(e @ (Event::TermEnded { .. } | Event::ViewChangeStarted { .. })) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(events, [&Event::TermEnded { view: 0 }, &Event::ViewChangeStarted { view: 1 }]);
+    assert!(out.iter().any(|o| matches!(o, Output::Broadcast(Message::ViewChange(_)))));
+    assert_eq!((backup.view(), backup.status()), (1, Status::ViewChanging));
+    backup.handle_timeout(T + 5_000);
+    let later = super::kit::drain(&mut backup);
+    assert!(
+        !later.iter().any(|o| matches!(o, Output::Event(Event::TermEnded { .. }))),
+        "no term runs while the replica changes views"
+    );
+}
