@@ -14,6 +14,7 @@ pub struct Request {
     /// execution exactly-once.
     pub timestamp: u64,
     /// The application operation, opaque to the protocol.
+    #[serde(with = "crate::codec::bytes")]
     pub op: Vec<u8>,
     /// Whether the operation changes state, and how it is ordered.
     pub kind: RequestKind,
@@ -235,6 +236,7 @@ pub struct StateChunk {
     /// The length of the whole state in bytes.
     pub total_len: u64,
     /// The bytes.
+    #[serde(with = "crate::codec::bytes")]
     pub data: Vec<u8>,
     /// The sender, the signer.
     pub replica: ReplicaId,
@@ -252,6 +254,7 @@ pub struct Reply {
     /// The replica that executed it.
     pub replica: ReplicaId,
     /// The application's result.
+    #[serde(with = "crate::codec::bytes")]
     pub result: Vec<u8>,
     /// True when the replica answered an [`RequestKind::UnorderedRead`] from
     /// its state without ordering it. A client never counts such an answer

@@ -84,6 +84,7 @@ pub trait Signable: Serialize {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signed<T> {
     payload: T,
+    #[serde(with = "crate::codec::bytes")]
     signature: Vec<u8>,
 }
 
