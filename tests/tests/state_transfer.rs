@@ -146,3 +146,51 @@ fn replica_catches_up_when_traffic_has_stopped() {
     assert!(caught_up(&mut cluster, ReplicaId(3), deadline), "replica 3 waited for traffic that never came");
     assert_eq!(cluster.replica(ReplicaId(3)).last_executed(), 3 * K + 3);
 }
+
+/// The rest of the cluster keeps ordering and executing while a replica
+/// transfers state: replica 3's chunks are withheld for a second of virtual
+/// time (its fetch keeps moving between peers), and meanwhile replicas 0-2
+/// execute new requests; once the chunks flow it catches up to them.
+#[test]
+fn the_others_keep_executing_while_a_replica_transfers_state() {
+    let mut cluster = recording_cluster(4, 2, protocol());
+    let cut = Rc::new(Cell::new(true));
+    let withhold_chunks = Rc::new(Cell::new(true));
+    let (cut_handle, withhold_handle) = (cut.clone(), withhold_chunks.clone());
+    cluster.set_filter(move |e| {
+        let three = NodeId::Replica(ReplicaId(3));
+        let chunk_to_three = e.to == three
+            && matches!(e.payload, fault_injector::Payload::Message(pbft_core::Message::StateChunk(_)));
+        !(cut.get() && (e.from == three || e.to == three)) && !(withhold_chunks.get() && chunk_to_three)
+    });
+    submit(&mut cluster, 0, 5 * K as usize);
+    assert!(cluster.run_until_complete(Time(60_000)));
+    let before = cluster.replica(ReplicaId(0)).last_executed();
+
+    cut_handle.set(false);
+    let fetching = |c: &Cluster<RecordingApp>| c.replica(ReplicaId(3)).buffer_usage().transfer_bytes > 0;
+    let fell_behind = |c: &Cluster<RecordingApp>| {
+        c.events().iter().any(|(_, r, e)| *r == ReplicaId(3) && matches!(e, Event::FellBehind { .. }))
+    };
+    let deadline = cluster.now() + 5_000;
+    assert!(cluster.run_until(deadline, fell_behind), "replica 3 notices it is behind");
+    submit(&mut cluster, 5 * K as usize, 40);
+    let withheld_until = cluster.now() + 1_000;
+    cluster.run_until(withheld_until, |_| false);
+    assert!(!fetching(&cluster), "no chunk reached replica 3 yet");
+    assert_eq!(transferred(&cluster, ReplicaId(3)), 0, "replica 3 is still waiting for its state");
+    let during = cluster.replica(ReplicaId(0)).last_executed();
+    assert!(
+        during >= before + 20,
+        "replicas 0-2 went on executing while replica 3 waited (from {before} to {during})"
+    );
+    for id in [1, 2] {
+        assert_eq!(cluster.replica(ReplicaId(id)).last_executed(), during);
+    }
+
+    withhold_handle.set(false);
+    let deadline = cluster.now() + 20_000;
+    assert!(cluster.run_until_complete(deadline));
+    assert!(caught_up(&mut cluster, ReplicaId(3), deadline + 10_000), "replica 3 catches up once chunks flow");
+    assert!(transferred(&cluster, ReplicaId(3)) >= 1);
+}
