@@ -50,6 +50,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         if executed_any {
             self.abandon_stale_transfer();
             self.answer_held_reads();
+            // The pipeline may have drained: a waiting partial batch goes now.
+            self.try_propose(now, false);
         }
         if executed_any && self.status == Status::Normal && !self.is_primary() {
             // Progress was made: give the remaining requests a fresh timeout.

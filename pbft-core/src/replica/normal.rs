@@ -121,8 +121,10 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     }
 
     /// The primary proposes pending requests in batches while the window allows:
-    /// a full batch at once, a partial one when `force` (the batch delay passed)
-    /// or when there is no batch delay.
+    /// a full batch at once; a partial one when `force` (the batch delay
+    /// passed), when there is no batch delay, or when every batch it proposed
+    /// has executed. Waiting for a batch to fill only pays while earlier
+    /// batches are still in flight; on an idle pipeline it is pure latency.
     pub(super) fn try_propose(&mut self, now: Time, force: bool) {
         if self.status != Status::Normal || !self.is_primary() {
             return;
@@ -134,7 +136,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 self.timers.cancel(Timer::Batch);
                 return;
             }
-            if waiting < max && !force && self.config.batch_delay_ms > 0 {
+            let idle = self.next_seq <= self.last_executed + 1;
+            if waiting < max && !force && !idle && self.config.batch_delay_ms > 0 {
                 self.timers.set_if_unset(Timer::Batch, now + self.config.batch_delay_ms);
                 return;
             }

@@ -189,35 +189,32 @@ fn execution_waits_for_the_previous_sequence_number() {
     assert_eq!(backup.app().0, 10);
 }
 
-/// The primary proposes a full batch at once and a partial one after the batch delay.
+/// The primary proposes at once when nothing is in flight; while a batch is
+/// in flight it proposes a full batch at once and a partial one after the
+/// batch delay.
 #[test]
 fn primary_batches_requests() {
     let kit = Kit::new(4);
     let mut config = Kit::config();
     config.batch_delay_ms = 5;
     config.max_pending_per_client = 8;
-    let mut primary = crate::Replica::new(
-        ReplicaId(0),
-        config,
-        kit.book.clone(),
-        kit.key(0).clone(),
-        super::kit::Summer::default(),
-    )
-    .unwrap();
-    for ts in 1..=3 {
+    let mut primary = kit.replica_with(0, config);
+    let mut offer = |primary: &mut crate::Replica<super::kit::Summer>, ts| {
         primary.handle_request(T, kit.book.verify_request(kit.request(ts, 1)).unwrap());
+        drain(primary)
+    };
+    let first = kit.pre_prepare(0, 1, vec![kit.request(1, 1)]);
+    assert_eq!(offer(&mut primary, 1), vec![Output::Broadcast(Message::PrePrepare(first))], "idle: at once");
+    for ts in 2..=4 {
+        assert_eq!(offer(&mut primary, ts), vec![], "a partial batch waits while seq 1 is in flight");
     }
-    assert_eq!(drain(&mut primary), vec![], "a partial batch waits for the delay");
     assert_eq!(primary.poll_timeout(), Some(Time(15)));
-    primary.handle_request(T, kit.book.verify_request(kit.request(4, 1)).unwrap());
-    let out = drain(&mut primary);
-    let expected = kit.pre_prepare(0, 1, (1..=4).map(|ts| kit.request(ts, 1)).collect());
-    assert_eq!(out, vec![Output::Broadcast(Message::PrePrepare(expected))]);
+    let full = kit.pre_prepare(0, 2, (2..=5).map(|ts| kit.request(ts, 1)).collect());
+    assert_eq!(offer(&mut primary, 5), vec![Output::Broadcast(Message::PrePrepare(full))]);
     assert_eq!(primary.poll_timeout(), Some(Time(super::kit::STATUS_INTERVAL_MS)), "nothing left to batch");
-    primary.handle_request(T, kit.book.verify_request(kit.request(5, 1)).unwrap());
-    assert_eq!(drain(&mut primary), vec![]);
+    assert_eq!(offer(&mut primary, 6), vec![]);
     primary.handle_timeout(Time(15));
-    let expected = kit.pre_prepare(0, 2, vec![kit.request(5, 1)]);
+    let expected = kit.pre_prepare(0, 3, vec![kit.request(6, 1)]);
     assert_eq!(drain(&mut primary), vec![Output::Broadcast(Message::PrePrepare(expected))]);
 }
 
