@@ -41,6 +41,11 @@ pub struct BenchArgs {
     /// Start the config's replicas as child processes first, stop them after.
     #[arg(long)]
     local: bool,
+    /// With --local: run the cluster with a protocol parameter changed, as
+    /// NAME=VALUE (repeatable), e.g. --protocol max_batch_size=10. The
+    /// config file itself is left alone.
+    #[arg(long = "protocol", value_name = "NAME=VALUE", requires = "local")]
+    protocol: Vec<String>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -64,6 +69,11 @@ pub struct BenchArgs {
 struct BenchReport {
     cluster: String,
     replicas: usize,
+    /// The protocol's batch limit and delay in the measured cluster's config.
+    max_batch_size: usize,
+    batch_delay_ms: u64,
+    /// Bytes of each put's value.
+    payload_bytes: usize,
     workers: usize,
     mode: String,
     seconds: f64,
@@ -103,8 +113,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.ceiling {
         return ceiling(&args);
     }
-    let path = args.config.clone().context("--config is required")?;
-    let config = load(&path)?;
+    let original = args.config.clone().context("--config is required")?;
+    let overridden =
+        if args.protocol.is_empty() { None } else { Some(Overridden::write(&original, &args.protocol)?) };
+    let path = overridden.as_ref().map_or(original.clone(), |o| o.path.clone());
+    let config = match &overridden {
+        Some(_) => load(&path).context("--protocol: the config with these changes is refused")?,
+        None => load(&path)?,
+    };
     anyhow::ensure!(
         config.app == AppKind::Kv,
         "--config: pbft bench drives the kv app; this config runs {:?}",
@@ -121,6 +137,66 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A copy of a cluster config with protocol parameters changed, in the
+/// temporary directory; removed when dropped.
+struct Overridden {
+    path: PathBuf,
+}
+
+impl Overridden {
+    /// Writes `original` with every `NAME=VALUE` of `overrides` set in its
+    /// `[protocol]` table, and its relative key paths made absolute so they
+    /// still resolve from the copy's directory.
+    fn write(original: &Path, overrides: &[String]) -> anyhow::Result<Overridden> {
+        let text = std::fs::read_to_string(original)
+            .with_context(|| format!("cannot read {}", original.display()))?;
+        let mut table: toml::Table =
+            text.parse().with_context(|| format!("{} is not valid TOML", original.display()))?;
+        let base = std::fs::canonicalize(original)?.parent().map(Path::to_path_buf).unwrap_or_default();
+        let absolute = |value: &mut toml::Value| {
+            if let Some(relative) = value.as_str() {
+                *value = toml::Value::String(base.join(relative).display().to_string());
+            }
+        };
+        if let Some(dir) = table.get_mut("cluster").and_then(|c| c.get_mut("keys_dir")) {
+            absolute(dir);
+        }
+        for section in ["replica", "client"] {
+            let entries = table.get_mut(section).and_then(toml::Value::as_array_mut);
+            for entry in entries.into_iter().flatten() {
+                if let Some(file) = entry.get_mut("key_file") {
+                    absolute(file);
+                }
+            }
+        }
+        let protocol = table
+            .entry("protocol")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .context("[protocol] in the config is not a table")?;
+        for assignment in overrides {
+            let (name, value) = assignment
+                .split_once('=')
+                .with_context(|| format!("--protocol {assignment}: expected NAME=VALUE"))?;
+            let value: i64 = value
+                .trim()
+                .parse()
+                .with_context(|| format!("--protocol {assignment}: the value must be a whole number"))?;
+            protocol.insert(name.trim().to_string(), toml::Value::Integer(value));
+        }
+        let path = std::env::temp_dir().join(format!("pbft-bench-{}.toml", std::process::id()));
+        std::fs::write(&path, toml::to_string(&table)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Overridden { path })
+    }
+}
+
+impl Drop for Overridden {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 async fn wait_until_up(config: &ClusterConfig) -> anyhow::Result<()> {
@@ -237,6 +313,9 @@ async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> 
     Ok(BenchReport {
         cluster: config.name.clone(),
         replicas: config.n(),
+        max_batch_size: config.protocol.max_batch_size,
+        batch_delay_ms: config.protocol.batch_delay_ms,
+        payload_bytes: args.payload,
         workers: args.clients,
         mode,
         seconds,
@@ -327,12 +406,20 @@ fn replica_pids(path: &Path, config: &ClusterConfig) -> Vec<Option<u32>> {
 
 fn print_report(report: &BenchReport, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        // One line per run, so runs append to a JSON-lines file for `pbft bench plot`.
+        println!("{}", serde_json::to_string(report)?);
         return Ok(());
     }
     println!(
-        "{} ({} replicas, {} cores): {}, {:.1} s",
-        report.cluster, report.replicas, report.cores, report.mode, report.seconds
+        "{} ({} replicas, {} cores, batches of up to {}, batch delay {} ms, {}-byte values): {}, {:.1} s",
+        report.cluster,
+        report.replicas,
+        report.cores,
+        report.max_batch_size,
+        report.batch_delay_ms,
+        report.payload_bytes,
+        report.mode,
+        report.seconds
     );
     println!(
         "throughput  {:.0} ops/s ({} operations, {} errors)",

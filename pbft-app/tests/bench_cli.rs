@@ -76,3 +76,37 @@ fn bench_refuses_a_config_of_another_app() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("drives the kv app"));
 }
+
+#[test]
+fn bench_protocol_changes_apply_to_the_started_cluster_and_leave_the_file_alone() {
+    let path = init_cluster("bench-protocol", 4, "");
+    let config = path.to_str().unwrap();
+    let before = std::fs::read_to_string(&path).unwrap();
+    let report = json(&[
+        "bench",
+        "--config",
+        config,
+        "--local",
+        "--duration",
+        "1",
+        "--rate",
+        "100",
+        "--protocol",
+        "max_batch_size=7",
+        "--protocol",
+        "batch_delay_ms=0",
+        "--json",
+    ]);
+    assert_eq!((report["max_batch_size"].as_u64(), report["batch_delay_ms"].as_u64()), (Some(7), Some(0)));
+    assert!(report["operations"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["errors"], 0);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before, "the config file is unchanged");
+
+    let output = pbft()
+        .args(["bench", "--config", config, "--local", "--duration", "1", "--protocol", "max_batch_sise=7"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--protocol") && stderr.contains("max_batch_sise"), "{stderr}");
+}
