@@ -199,7 +199,7 @@ fn primary_batches_requests() {
     config.batch_delay_ms = 5;
     config.max_pending_per_client = 8;
     let mut primary = kit.replica_with(0, config);
-    let mut offer = |primary: &mut crate::Replica<super::kit::Summer>, ts| {
+    let offer = |primary: &mut crate::Replica<super::kit::Summer>, ts| {
         primary.handle_request(T, kit.book.verify_request(kit.request(ts, 1)).unwrap());
         drain(primary)
     };
