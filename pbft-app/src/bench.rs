@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 /// `pbft bench`: measure a running cluster (or one it starts with `--local`).
 #[derive(Args)]
 pub struct BenchArgs {
-    /// The cluster config (TOML) of a kv cluster. Required unless --ceiling.
-    #[arg(long, required_unless_present = "ceiling")]
+    /// The cluster config (TOML) of a kv cluster. Required unless --ceiling or --plot.
+    #[arg(long, required_unless_present_any = ["ceiling", "plot"])]
     config: Option<PathBuf>,
     /// Concurrent closed-loop workers, spread over the config's client identities.
     #[arg(long, default_value_t = 8)]
@@ -62,6 +62,13 @@ pub struct BenchArgs {
     /// A measured throughput (ops/s) to compare with the ceiling.
     #[arg(long)]
     measured: Option<f64>,
+    /// Draw the runs in this file (lines of `pbft bench --json`) as
+    /// throughput against latency, one curve per cluster size, into --svg.
+    #[arg(long, value_name = "RUNS", requires = "svg")]
+    plot: Option<PathBuf>,
+    /// Where --plot writes its SVG.
+    #[arg(long, value_name = "FILE", requires = "plot")]
+    svg: Option<PathBuf>,
 }
 
 /// What a load run measured.
@@ -112,6 +119,10 @@ impl Percentiles {
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.ceiling {
         return ceiling(&args);
+    }
+    if let (Some(runs), Some(svg)) = (&args.plot, &args.svg) {
+        crate::bench_plot::plot(runs, svg)?;
+        return Ok(ExitCode::SUCCESS);
     }
     let original = args.config.clone().context("--config is required")?;
     let overridden =
@@ -444,7 +455,8 @@ fn print_report(report: &BenchReport, json: bool) -> anyhow::Result<()> {
 struct Ceiling {
     sign_us: f64,
     verify_us: f64,
-    batch_verify_us: Option<f64>,
+    /// Per signature, verifying a whole batch of request signatures at once.
+    batch_verify_us: f64,
     replicas: usize,
     batch: usize,
     cores: usize,
@@ -452,6 +464,9 @@ struct Ceiling {
     ceiling_ops_per_sec: f64,
     measured_ops_per_sec: Option<f64>,
     measured_over_ceiling: Option<f64>,
+    /// The ceiling if every replica verified the requests of a batch with
+    /// one batch verification (the replicas do not; see BENCHMARKS.md).
+    ceiling_with_batch_verify_ops_per_sec: f64,
 }
 
 /// Each operation costs: one client signature; one verification of the
@@ -460,6 +475,28 @@ struct Ceiling {
 /// and the verification of the PRE-PREPARE and of the other replicas'
 /// PREPAREs and COMMITs at every replica (the request signatures inside a
 /// PRE-PREPARE are cached from the request's arrival).
+/// Per signature, what verifying `signed` in batches of `batch` costs with
+/// ed25519-dalek's batch verification (the same messages the single checks
+/// verify: each request's signing digest).
+fn batch_verify_us(signed: &[Signed<Request>], secret: &SecretKey, batch: usize) -> anyhow::Result<f64> {
+    let key = ed25519_dalek::SigningKey::from_bytes(&secret.to_seed()).verifying_key();
+    let digests: Vec<pbft_core::Digest> = signed.iter().map(Signed::digest).collect();
+    let signatures = signed
+        .iter()
+        .map(|s| ed25519_dalek::Signature::from_slice(s.signature()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let started = Instant::now();
+    let mut verified = 0usize;
+    for (digests, signatures) in digests.chunks(batch).zip(signatures.chunks(batch)) {
+        let messages: Vec<&[u8]> = digests.iter().map(|d| d.as_bytes().as_slice()).collect();
+        let keys = vec![key; messages.len()];
+        ed25519_dalek::verify_batch(&messages, signatures, &keys)
+            .map_err(|e| anyhow::anyhow!("a fresh batch failed to verify: {e}"))?;
+        verified += messages.len();
+    }
+    Ok(started.elapsed().as_secs_f64() * 1e6 / verified.max(1) as f64)
+}
+
 fn ceiling(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.replicas >= 1 && args.batch >= 1, "--replicas and --batch must be at least 1");
     let secret = SecretKey::from_seed([7; 32]);
@@ -470,6 +507,7 @@ fn ceiling(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let signed: Vec<Signed<Request>> = (0..rounds).map(|t| Signed::sign(request(t), &secret)).collect();
     let sign_us = started.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    let batch_verify_us = batch_verify_us(&signed, &secret, args.batch)?;
     let started = Instant::now();
     for request in signed {
         book.verify_request(request).map_err(|e| anyhow::anyhow!("a fresh signature failed: {e}"))?;
@@ -478,14 +516,16 @@ fn ceiling(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let (n, b) = (args.replicas as f64, args.batch as f64);
     let per_batch_signs = 1.0 + (n - 1.0) + n;
     let per_batch_verifies = n * (1.0 + (n - 2.0).max(0.0) + (n - 1.0));
-    let crypto_us_per_op =
-        sign_us + n * verify_us + (per_batch_signs * sign_us + per_batch_verifies * verify_us) / b;
+    let per_batch_us = (per_batch_signs * sign_us + per_batch_verifies * verify_us) / b;
+    let crypto_us_per_op = sign_us + n * verify_us + per_batch_us;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let ceiling_ops_per_sec = cores as f64 * 1e6 / crypto_us_per_op;
+    let ceiling_with_batch_verify_ops_per_sec =
+        cores as f64 * 1e6 / (sign_us + n * batch_verify_us + per_batch_us);
     let report = Ceiling {
         sign_us,
         verify_us,
-        batch_verify_us: None,
+        batch_verify_us,
         replicas: args.replicas,
         batch: args.batch,
         cores,
@@ -493,18 +533,26 @@ fn ceiling(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         ceiling_ops_per_sec,
         measured_ops_per_sec: args.measured,
         measured_over_ceiling: args.measured.map(|m| m / ceiling_ops_per_sec),
+        ceiling_with_batch_verify_ops_per_sec,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("ed25519 on this machine ({cores} cores): sign {sign_us:.1} µs, verify {verify_us:.1} µs (request-sized messages, SHA-256 and encoding included)");
-        println!("batch verification: not measured (ed25519-dalek's `batch` feature is not enabled)");
+        println!(
+            "batch verification of {} request signatures: {batch_verify_us:.1} µs per signature",
+            args.batch
+        );
         println!(
             "n = {} replicas, batches of {}: {:.1} µs of signature work per operation",
             args.replicas, args.batch, crypto_us_per_op
         );
         println!(
             "ceiling: {ceiling_ops_per_sec:.0} ops/s with all {cores} cores doing nothing but signatures"
+        );
+        println!(
+            "with batch verification of each batch's requests the ceiling would be \
+             {ceiling_with_batch_verify_ops_per_sec:.0} ops/s (the replicas verify one signature at a time)"
         );
         if let (Some(measured), Some(ratio)) = (report.measured_ops_per_sec, report.measured_over_ceiling) {
             println!("measured {measured:.0} ops/s = {:.0} % of the ceiling", ratio * 100.0);

@@ -1,6 +1,7 @@
 //! The `pbft` command: run and inspect PBFT clusters.
 
 mod bench;
+mod bench_plot;
 mod cluster_cli;
 mod demo;
 mod demo_bound;

@@ -191,6 +191,9 @@ fn the_others_keep_executing_while_a_replica_transfers_state() {
     withhold_handle.set(false);
     let deadline = cluster.now() + 20_000;
     assert!(cluster.run_until_complete(deadline));
-    assert!(caught_up(&mut cluster, ReplicaId(3), deadline + 10_000), "replica 3 catches up once chunks flow");
+    assert!(
+        caught_up(&mut cluster, ReplicaId(3), deadline + 10_000),
+        "replica 3 catches up once chunks flow"
+    );
     assert!(transferred(&cluster, ReplicaId(3)) >= 1);
 }
