@@ -109,9 +109,14 @@ impl ProtocolConfig {
             return err(
                 "view_term_ms",
                 format!(
-                    "must be 0 (no rotation) or at least twice view_change_timeout_ms ({}), found {}",
+                    "must be 0 (no rotation) or at least twice view_change_timeout_ms ({}), found {}{}",
                     2 * self.view_change_timeout_ms,
-                    self.view_term_ms
+                    self.view_term_ms,
+                    if self.view_term_ms == ProtocolConfig::default().view_term_ms {
+                        " (the default; set view_term_ms when view_change_timeout_ms is above half of it)"
+                    } else {
+                        ""
+                    }
                 ),
             );
         }
