@@ -19,15 +19,16 @@ pub(crate) enum Admit {
     Full,
 }
 
-/// Pending requests in arrival order, with those already proposed in the
-/// current view marked so the primary does not propose them twice.
+/// Pending requests in arrival order; those not yet proposed in the current
+/// view are kept in their own queue, so the primary takes a batch without
+/// walking past the ones it already proposed.
 #[derive(Debug)]
 pub(crate) struct Pending {
     cap_per_client: usize,
     requests: BTreeMap<RequestKey, (u64, Signed<Request>)>,
     arrival: BTreeMap<u64, RequestKey>,
     per_client: BTreeMap<ClientId, usize>,
-    proposed: BTreeSet<RequestKey>,
+    unproposed: BTreeMap<u64, RequestKey>,
     next_arrival: u64,
 }
 
@@ -38,7 +39,7 @@ impl Pending {
             requests: BTreeMap::new(),
             arrival: BTreeMap::new(),
             per_client: BTreeMap::new(),
-            proposed: BTreeSet::new(),
+            unproposed: BTreeMap::new(),
             next_arrival: 0,
         }
     }
@@ -56,6 +57,7 @@ impl Pending {
         let arrival = self.next_arrival;
         self.next_arrival += 1;
         self.arrival.insert(arrival, key);
+        self.unproposed.insert(arrival, key);
         self.requests.insert(key, (arrival, request));
         Admit::New
     }
@@ -80,7 +82,7 @@ impl Pending {
         let key = (client, timestamp);
         if let Some((arrival, _)) = self.requests.remove(&key) {
             self.arrival.remove(&arrival);
-            self.proposed.remove(&key);
+            self.unproposed.remove(&arrival);
             if let Some(count) = self.per_client.get_mut(&client) {
                 *count -= 1;
                 if *count == 0 {
@@ -113,20 +115,16 @@ impl Pending {
 
     /// How many held requests have not been proposed in the current view.
     pub(crate) fn unproposed(&self) -> usize {
-        self.requests.len() - self.proposed.len()
+        self.unproposed.len()
     }
 
     /// Takes up to `max` unproposed requests, oldest first, and marks them proposed.
     pub(crate) fn take_batch(&mut self, max: usize) -> Vec<Signed<Request>> {
-        let mut batch = Vec::new();
-        for key in self.arrival.values() {
-            if batch.len() == max {
-                break;
-            }
-            if self.proposed.insert(*key) {
-                if let Some((_, request)) = self.requests.get(key) {
-                    batch.push(request.clone());
-                }
+        let mut batch = Vec::with_capacity(max.min(self.unproposed.len()));
+        while batch.len() < max {
+            let Some((_, key)) = self.unproposed.pop_first() else { break };
+            if let Some((_, request)) = self.requests.get(&key) {
+                batch.push(request.clone());
             }
         }
         batch
@@ -134,13 +132,10 @@ impl Pending {
 
     /// A new view starts: only the requests in `in_flight` count as proposed.
     pub(crate) fn reset_proposed<'a>(&mut self, in_flight: impl IntoIterator<Item = &'a Request>) {
-        self.proposed.clear();
-        for request in in_flight {
-            let key = (request.client, request.timestamp);
-            if self.requests.contains_key(&key) {
-                self.proposed.insert(key);
-            }
-        }
+        let in_flight: BTreeSet<RequestKey> =
+            in_flight.into_iter().map(|r| (r.client, r.timestamp)).collect();
+        self.unproposed =
+            self.arrival.iter().filter(|(_, key)| !in_flight.contains(key)).map(|(a, k)| (*a, *k)).collect();
     }
 
     /// Every held request, oldest first.

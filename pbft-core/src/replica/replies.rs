@@ -52,7 +52,12 @@ impl ClientReplies {
         self.newest = self.newest.max(timestamp);
         self.recent.insert(timestamp, result);
         let stale_up_to = self.newest.saturating_sub(window as u64);
-        self.recent.retain(|t, _| *t > stale_up_to);
+        while let Some(oldest) = self.recent.first_entry() {
+            if *oldest.key() > stale_up_to {
+                break;
+            }
+            oldest.remove();
+        }
         stale_up_to
     }
 }
