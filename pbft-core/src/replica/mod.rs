@@ -213,9 +213,14 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     }
 
     /// Verifies `message` against the key book, then handles it. A message that
-    /// fails verification is dropped, counted and reported.
+    /// fails verification is dropped, counted and reported, and so is a vote
+    /// this replica no longer needs, without its signature being checked.
     pub fn receive(&mut self, now: Time, message: Message) {
         let (author, kind) = (message.author(), message.kind());
+        if self.vote_unneeded(&message) {
+            self.reject(author, kind, Reject::Unneeded);
+            return;
+        }
         match self.keys.verify_cached(message, &mut self.signatures) {
             Ok(verified) => self.handle_message(now, verified),
             Err(reason) => self.reject(author, kind, reason),

@@ -74,6 +74,25 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
     }
 
+    /// Whether `message` is a vote that can no longer matter here: a PREPARE
+    /// for a slot of the current view that is already prepared, or a COMMIT
+    /// for one already committed-local. The prepared certificate and the
+    /// commit quorum are complete, so no vote, genuine or forged, changes
+    /// anything, and checking its signature would be wasted work (with n = 4,
+    /// a third of all vote verifications). Looks at unverified fields only to
+    /// decide to drop.
+    pub(super) fn vote_unneeded(&self, message: &Message) -> bool {
+        if self.status != Status::Normal {
+            return false;
+        }
+        let slot = |view: View, seq: SeqNum| if view == self.view { self.log.get(&seq) } else { None };
+        match message {
+            Message::Prepare(m) => slot(m.payload().view, m.payload().seq).is_some_and(|s| s.prepared),
+            Message::Commit(m) => slot(m.payload().view, m.payload().seq).is_some_and(|s| s.committed),
+            _ => false,
+        }
+    }
+
     pub(super) fn on_request(&mut self, now: Time, request: Signed<Request>) {
         let body = request.payload();
         if body.kind == RequestKind::UnorderedRead {

@@ -311,3 +311,38 @@ fn differing_checkpoint_digests_are_reported_once_each() {
     let reported: Vec<_> = (0..5).flat_map(|_| reports(&step(&mut backup, T, vote(3, other)))).collect();
     assert_eq!(reported, vec![], "the dissenter repeating its late vote adds nothing");
 }
+
+/// Votes that can no longer change anything are dropped before their
+/// signature is checked: once a slot is prepared another PREPARE for it is
+/// `Unneeded` even with a forged signature, and once it is committed-local so
+/// is another COMMIT. Before that, the same forged votes are caught as bad
+/// signatures, so the shortcut only skips work that could not matter.
+#[test]
+fn votes_after_the_quorum_are_dropped_unverified() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let pp = kit.pre_prepare(0, 1, vec![kit.request(1, 5)]);
+    let digest = pp.payload().digest;
+    let forged_prepare = || {
+        let genuine = kit.prepare(3, 0, 1, digest);
+        Message::Prepare(Signed::from_parts(genuine.payload().clone(), vec![0; 64]))
+    };
+    let forged_commit = || {
+        let genuine = kit.commit(3, 0, 1, digest);
+        Message::Commit(Signed::from_parts(genuine.payload().clone(), vec![0; 64]))
+    };
+    step(&mut backup, T, Message::PrePrepare(pp));
+    let out = step(&mut backup, T, forged_prepare());
+    assert_eq!(out, rejected(3, MessageKind::Prepare, Reject::BadSignature), "not prepared yet");
+    step(&mut backup, T, Message::Prepare(kit.prepare(2, 0, 1, digest)));
+    let out = step(&mut backup, T, forged_prepare());
+    assert_eq!(out, rejected(3, MessageKind::Prepare, Reject::Unneeded), "prepared");
+    let out = step(&mut backup, T, forged_commit());
+    assert_eq!(out, rejected(3, MessageKind::Commit, Reject::BadSignature), "not committed yet");
+    step(&mut backup, T, Message::Commit(kit.commit(0, 0, 1, digest)));
+    step(&mut backup, T, Message::Commit(kit.commit(2, 0, 1, digest)));
+    assert_eq!(backup.last_executed(), 1);
+    let out = step(&mut backup, T, forged_commit());
+    assert_eq!(out, rejected(3, MessageKind::Commit, Reject::Unneeded), "committed");
+    assert_eq!(backup.rejections()[&Reject::Unneeded], 2);
+}
