@@ -2,7 +2,8 @@
 
 use crate::ids::{ClientId, ReplicaId};
 use crate::quorum::Quorum;
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use crate::signature_rule::VerifyKey;
+use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -61,8 +62,8 @@ pub enum KeyBookError {
     /// A cluster needs at least one replica.
     #[error("a cluster needs at least one replica key, found none")]
     NoReplicas,
-    /// The bytes are not a valid ed25519 public key.
-    #[error("the public key of {0} is not a valid ed25519 point")]
+    /// The bytes are not a usable ed25519 public key.
+    #[error("the public key of {0} is not a valid ed25519 point, or is one of small order")]
     InvalidKey(String),
 }
 
@@ -73,8 +74,8 @@ pub enum KeyBookError {
 #[derive(Clone, Debug)]
 pub struct KeyBook {
     quorum: Quorum,
-    replicas: Vec<VerifyingKey>,
-    clients: BTreeMap<ClientId, VerifyingKey>,
+    replicas: Vec<VerifyKey>,
+    clients: BTreeMap<ClientId, VerifyKey>,
 }
 
 impl KeyBook {
@@ -88,16 +89,16 @@ impl KeyBook {
             .iter()
             .enumerate()
             .map(|(i, key)| {
-                VerifyingKey::from_bytes(&key.0)
-                    .map_err(|_| KeyBookError::InvalidKey(ReplicaId(i as u32).to_string()))
+                VerifyKey::from_bytes(key.0)
+                    .ok_or_else(|| KeyBookError::InvalidKey(ReplicaId(i as u32).to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let clients = clients
             .into_iter()
             .map(|(id, key)| {
-                VerifyingKey::from_bytes(&key.0)
+                VerifyKey::from_bytes(key.0)
                     .map(|k| (id, k))
-                    .map_err(|_| KeyBookError::InvalidKey(id.to_string()))
+                    .ok_or_else(|| KeyBookError::InvalidKey(id.to_string()))
             })
             .collect::<Result<BTreeMap<_, _>, _>>()?;
         Ok(KeyBook { quorum, replicas, clients })
@@ -118,11 +119,11 @@ impl KeyBook {
         self.clients.contains_key(&client)
     }
 
-    pub(crate) fn replica_key(&self, id: ReplicaId) -> Option<&VerifyingKey> {
+    pub(crate) fn replica_key(&self, id: ReplicaId) -> Option<&VerifyKey> {
         self.replicas.get(id.index())
     }
 
-    pub(crate) fn client_key(&self, id: ClientId) -> Option<&VerifyingKey> {
+    pub(crate) fn client_key(&self, id: ClientId) -> Option<&VerifyKey> {
         self.clients.get(&id)
     }
 }

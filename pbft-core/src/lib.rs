@@ -47,6 +47,7 @@ mod output;
 mod quorum;
 mod reject;
 mod replica;
+mod signature_rule;
 mod signed;
 mod time;
 pub mod typed;

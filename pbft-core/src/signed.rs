@@ -8,7 +8,8 @@ use crate::digest::Digest;
 use crate::ids::{ClientId, ReplicaId};
 use crate::keys::{KeyBook, SecretKey};
 use crate::reject::Reject;
-use ed25519_dalek::{Signature, Signer as _};
+use crate::signature_rule::{self, VerifyKey};
+use ed25519_dalek::Signer as _;
 use serde::{Deserialize, Serialize};
 use std::ops::Deref;
 
@@ -129,13 +130,21 @@ impl<T: Signable> Signed<T> {
 
     /// [`Signed::check_signature`] for a caller that already computed [`Signed::digest`].
     pub(crate) fn check_signature_over(&self, keys: &KeyBook, digest: Digest) -> Result<(), Reject> {
-        let key = match self.payload.author() {
+        let key = self.author_key(keys)?;
+        if signature_rule::verify(key, digest.as_bytes(), &self.signature) {
+            Ok(())
+        } else {
+            Err(Reject::BadSignature)
+        }
+    }
+
+    /// The key the author signs with, if the book knows the author.
+    pub(crate) fn author_key<'k>(&self, keys: &'k KeyBook) -> Result<&'k VerifyKey, Reject> {
+        match self.payload.author() {
             Author::Replica(id) => keys.replica_key(id),
             Author::Client(id) => keys.client_key(id),
         }
-        .ok_or(Reject::UnknownSigner)?;
-        let bytes: [u8; 64] = self.signature.as_slice().try_into().map_err(|_| Reject::BadSignature)?;
-        key.verify_strict(digest.as_bytes(), &Signature::from_bytes(&bytes)).map_err(|_| Reject::BadSignature)
+        .ok_or(Reject::UnknownSigner)
     }
 }
 

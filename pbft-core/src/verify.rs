@@ -10,6 +10,7 @@ use crate::message::{
     RequestKind, ViewChange,
 };
 use crate::reject::Reject;
+use crate::signature_rule;
 use crate::signed::{Signable, Signed, Verified};
 use crate::Digest;
 use crate::ReplicaId;
@@ -73,6 +74,30 @@ impl Verifier<'_> {
         self.cache.insert(key);
         Ok(())
     }
+
+    /// Checks the signatures of `all` the cache does not hold as one batch
+    /// (the same verdict as checking each, for a fraction of the cost).
+    fn signatures<T: Signable>(&mut self, all: &[Signed<T>]) -> Result<(), Reject> {
+        let mut unchecked = Vec::with_capacity(all.len());
+        for signed in all {
+            let digest = signed.digest();
+            let key = Digest::of_parts(&[digest.as_bytes(), signed.signature()]);
+            if !self.cache.known.contains(&key) {
+                unchecked.push((key, signed.author_key(self.keys)?, digest, signed.signature()));
+            }
+        }
+        let items: Vec<_> = unchecked
+            .iter()
+            .map(|(_, author, digest, signature)| (*author, digest.as_bytes().as_slice(), *signature))
+            .collect();
+        if !signature_rule::verify_all(&items) {
+            return Err(Reject::BadSignature);
+        }
+        for (key, ..) in unchecked {
+            self.cache.insert(key);
+        }
+        Ok(())
+    }
 }
 
 impl KeyBook {
@@ -115,6 +140,16 @@ impl KeyBook {
         request.check_signature(self)?;
         Ok(Verified::new_unchecked(request))
     }
+
+    /// Verifies many client requests at once, for much less than checking
+    /// each (batch verification); `Err` if any one fails, without saying which.
+    pub fn verify_requests(
+        &self,
+        requests: Vec<Signed<Request>>,
+    ) -> Result<Vec<Verified<Signed<Request>>>, Reject> {
+        Verifier { keys: self, cache: &mut SignatureCache::new(0) }.signatures(&requests)?;
+        Ok(requests.into_iter().map(Verified::new_unchecked).collect())
+    }
 }
 
 fn check_pre_prepare(v: &mut Verifier<'_>, pp: &Signed<PrePrepare>) -> Result<(), Reject> {
@@ -123,12 +158,10 @@ fn check_pre_prepare(v: &mut Verifier<'_>, pp: &Signed<PrePrepare>) -> Result<()
     if v.keys.quorum().primary(body.view) != body.primary {
         return Err(Reject::WrongPrimary);
     }
-    for request in &body.batch {
-        if request.payload().kind == RequestKind::UnorderedRead {
-            return Err(Reject::UnorderedReadInBatch);
-        }
-        v.signature(request)?;
+    if body.batch.iter().any(|request| request.payload().kind == RequestKind::UnorderedRead) {
+        return Err(Reject::UnorderedReadInBatch);
     }
+    v.signatures(&body.batch)?;
     if batch_digest(&body.batch) != body.digest {
         return Err(Reject::DigestMismatch);
     }
