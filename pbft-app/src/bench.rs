@@ -466,9 +466,10 @@ struct Ceiling {
     measured_over_ceiling: Option<f64>,
 }
 
-/// The signature work per operation, as the replicas do it: one client
-/// signature; the primary verifies each request as it arrives, every backup
-/// verifies the requests of a PRE-PREPARE as one batch; and, per batch, the
+/// The signature work per operation, as the replicas do it under load: one
+/// client signature; the primary verifies the requests that arrive together
+/// as one batch, every backup verifies the requests of a PRE-PREPARE as one
+/// batch; and, per batch, the
 /// primary's PRE-PREPARE signature, one PREPARE (backups) and one COMMIT
 /// signature per replica, the backups' verification of the PRE-PREPARE, and
 /// the votes each replica needs to complete its quorums (2f PREPAREs at the
@@ -479,7 +480,7 @@ fn crypto_us_per_op(n: f64, batch: f64, sign_us: f64, verify_us: f64, batch_veri
     let per_batch_signs = 1.0 + (n - 1.0) + n;
     let per_batch_verifies = (n - 1.0) + 2.0 * f + (n - 1.0) * (2.0 * f - 1.0) + n * 2.0 * f;
     let per_batch_us = (per_batch_signs * sign_us + per_batch_verifies * verify_us) / batch;
-    sign_us + verify_us + (n - 1.0) * batch_verify_us + per_batch_us
+    sign_us + n * batch_verify_us + per_batch_us
 }
 
 /// Per signature, what verifying `signed` in batches of `batch` costs with

@@ -77,8 +77,11 @@ impl Verifier<'_> {
 
     /// Checks the signatures of `all` the cache does not hold as one batch
     /// (the same verdict as checking each, for a fraction of the cost).
-    fn signatures<T: Signable>(&mut self, all: &[Signed<T>]) -> Result<(), Reject> {
-        let mut unchecked = Vec::with_capacity(all.len());
+    fn signatures<'s, T: Signable + 's>(
+        &mut self,
+        all: impl IntoIterator<Item = &'s Signed<T>>,
+    ) -> Result<(), Reject> {
+        let mut unchecked = Vec::new();
         for signed in all {
             let digest = signed.digest();
             let key = Digest::of_parts(&[digest.as_bytes(), signed.signature()]);
@@ -149,6 +152,19 @@ impl KeyBook {
     ) -> Result<Vec<Verified<Signed<Request>>>, Reject> {
         Verifier { keys: self, cache: &mut SignatureCache::new(0) }.signatures(&requests)?;
         Ok(requests.into_iter().map(Verified::new_unchecked).collect())
+    }
+
+    /// Checks `requests` as one batch and, if every signature holds, adds
+    /// them all to `cache`, so that verifying each afterwards costs a lookup.
+    /// If any fails nothing is added, and the single checks that follow find
+    /// which.
+    pub(crate) fn precheck_requests<'r>(
+        &self,
+        requests: impl IntoIterator<Item = &'r Signed<Request>>,
+        cache: &mut SignatureCache,
+    ) {
+        // A failed batch needs no report here: each request is verified again.
+        let _ = Verifier { keys: self, cache }.signatures(requests);
     }
 }
 

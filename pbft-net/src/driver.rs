@@ -17,6 +17,13 @@ use tokio::time::Instant;
 pub trait ReplicaRuntime {
     /// Verifies and handles a message off the wire.
     fn receive(&mut self, now: Time, message: Message);
+    /// Verifies and handles messages that arrived together, in order; a
+    /// runtime may check their signatures together.
+    fn receive_all(&mut self, now: Time, messages: Vec<Message>) {
+        for message in messages {
+            self.receive(now, message);
+        }
+    }
     /// Fires the timers due at `now`.
     fn handle_timeout(&mut self, now: Time);
     /// The next thing to do.
@@ -30,6 +37,10 @@ pub trait ReplicaRuntime {
 impl<A: ReplicatedStateMachine> ReplicaRuntime for Replica<A> {
     fn receive(&mut self, now: Time, message: Message) {
         Replica::receive(self, now, message);
+    }
+
+    fn receive_all(&mut self, now: Time, messages: Vec<Message>) {
+        Replica::receive_all(self, now, messages);
     }
 
     fn handle_timeout(&mut self, now: Time) {
@@ -87,7 +98,14 @@ pub async fn run_replica<R: ReplicaRuntime>(
             _ = &mut shutdown => break,
             inbound = inbox.recv() => {
                 let Some(inbound) = inbound else { break };
-                handle_inbound(&mut replica, &net, &mut clients, now(), inbound);
+                let mut burst = vec![inbound];
+                while burst.len() < MAX_BURST {
+                    match inbox.try_recv() {
+                        Ok(more) => burst.push(more),
+                        Err(_) => break,
+                    }
+                }
+                handle_burst(&mut replica, &net, &mut clients, now(), burst);
             }
             _ = sleep_until(deadline) => replica.handle_timeout(now()),
         }
@@ -102,6 +120,32 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
+}
+
+/// At most this many frames waiting in the inbox are taken at once, so that
+/// their signatures can be checked together and outputs flushed between bursts.
+const MAX_BURST: usize = 256;
+
+/// Handles frames in arrival order, passing each run of protocol messages
+/// to the replica in one call.
+fn handle_burst<R: ReplicaRuntime>(
+    replica: &mut R,
+    net: &ReplicaNet,
+    clients: &mut BTreeMap<ClientId, Outbox>,
+    now: Time,
+    burst: Vec<Inbound>,
+) {
+    let mut messages = Vec::new();
+    for inbound in burst {
+        match inbound.wire {
+            Wire::Message(message) => messages.push(message),
+            _ => {
+                replica.receive_all(now, std::mem::take(&mut messages));
+                handle_inbound(replica, net, clients, now, inbound);
+            }
+        }
+    }
+    replica.receive_all(now, messages);
 }
 
 fn handle_inbound<R: ReplicaRuntime>(

@@ -113,3 +113,27 @@ fn own_messages_from_the_network_are_dropped() {
         Some((Author::Replica(ReplicaId(1)), MessageKind::Prepare, Reject::FromSelf))
     );
 }
+
+/// Requests that arrive together are checked as one signature batch; when
+/// one of them is forged the batch fails and each is checked alone, so the
+/// forgery alone is refused and the genuine ones are admitted.
+#[test]
+fn requests_received_together_are_judged_one_by_one_when_their_batch_fails() {
+    let kit = Kit::new(4);
+    let genuine: Vec<Message> = (1..=4).map(|t| Message::Request(kit.request(t, 1))).collect();
+    let mut all_good = kit.replica(1);
+    all_good.receive_all(T, genuine.clone());
+    assert_eq!(all_good.buffer_usage().pending_requests, 4);
+    assert!(all_good.rejections().is_empty());
+
+    let mut with_forgery = kit.replica(1);
+    let mut messages = genuine;
+    let Message::Request(third) = &messages[2] else { unreachable!("built as requests") };
+    let mut signature = third.signature().to_vec();
+    signature[5] ^= 1;
+    messages[2] = Message::Request(Signed::from_parts(third.payload().clone(), signature));
+    with_forgery.receive_all(T, messages);
+    assert_eq!(with_forgery.buffer_usage().pending_requests, 3);
+    assert_eq!(with_forgery.rejections()[&Reject::BadSignature], 1);
+    assert_eq!(with_forgery.rejections().len(), 1);
+}
