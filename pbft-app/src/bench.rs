@@ -90,6 +90,9 @@ struct BenchReport {
     latency_ms: Percentiles,
     /// Per replica id, CPU seconds spent per 1,000 operations (`None` when its process was not found).
     cpu_seconds_per_1000_ops: Vec<Option<f64>>,
+    /// The load generator's own CPU seconds per 1,000 operations (it signs
+    /// every request and takes every reply, on the same cores as the replicas).
+    load_generator_cpu_seconds_per_1000_ops: Option<f64>,
     cores: usize,
 }
 
@@ -255,6 +258,7 @@ async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> 
     }
     let pids = replica_pids(path, config);
     let cpu_before: Vec<Option<u64>> = pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
+    let own_cpu_before = cpu_ticks(std::process::id());
     let tally = Arc::new(Mutex::new(Tally { latencies_us: Vec::new(), errors: 0 }));
     let payload = "x".repeat(args.payload);
     let duration = Duration::from_secs(args.duration);
@@ -306,21 +310,20 @@ async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> 
     let seconds = start.elapsed().as_secs_f64();
     progress.abort();
     let cpu_after: Vec<Option<u64>> = pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
+    let own_cpu_after = cpu_ticks(std::process::id());
     let mut tally = match Arc::try_unwrap(tally) {
         Ok(tally) => tally.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()),
         Err(_) => anyhow::bail!("a worker outlived the run"),
     };
     let operations = tally.latencies_us.len() as u64;
-    let cpu_seconds_per_1000_ops = cpu_before
-        .iter()
-        .zip(&cpu_after)
-        .map(|(before, after)| match (before, after) {
-            (Some(b), Some(a)) if operations > 0 => {
-                Some((a.saturating_sub(*b)) as f64 / CLOCK_TICKS_PER_SECOND / operations as f64 * 1000.0)
-            }
-            _ => None,
-        })
-        .collect();
+    let per_1000_ops = |before: Option<u64>, after: Option<u64>| match (before, after) {
+        (Some(b), Some(a)) if operations > 0 => {
+            Some(a.saturating_sub(b) as f64 / CLOCK_TICKS_PER_SECOND / operations as f64 * 1000.0)
+        }
+        _ => None,
+    };
+    let cpu_seconds_per_1000_ops =
+        cpu_before.iter().zip(&cpu_after).map(|(before, after)| per_1000_ops(*before, *after)).collect();
     Ok(BenchReport {
         cluster: config.name.clone(),
         replicas: config.n(),
@@ -335,6 +338,7 @@ async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> 
         ops_per_sec: operations as f64 / seconds,
         latency_ms: Percentiles::of(&mut tally.latencies_us),
         cpu_seconds_per_1000_ops,
+        load_generator_cpu_seconds_per_1000_ops: per_1000_ops(own_cpu_before, own_cpu_after),
         cores: std::thread::available_parallelism().map_or(1, usize::from),
     })
 }
@@ -446,6 +450,9 @@ fn print_report(report: &BenchReport, json: bool) -> anyhow::Result<()> {
             Some(cpu) => println!("replica {id}   {cpu:.3} CPU s per 1,000 operations"),
             None => println!("replica {id}   CPU not measured (no local process found)"),
         }
+    }
+    if let Some(cpu) = report.load_generator_cpu_seconds_per_1000_ops {
+        println!("load gen.   {cpu:.3} CPU s per 1,000 operations");
     }
     Ok(())
 }

@@ -46,6 +46,10 @@ fn bench_local_reports_throughput_latency_and_cpu_of_every_replica() {
         cpu.iter().all(|c| c.as_f64().is_some_and(|c| c > 0.0)),
         "every local replica's CPU was read: {report}"
     );
+    assert!(
+        report["load_generator_cpu_seconds_per_1000_ops"].as_f64().is_some_and(|c| c > 0.0),
+        "the load generator's own CPU was read: {report}"
+    );
 }
 
 #[test]
