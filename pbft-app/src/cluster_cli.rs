@@ -493,15 +493,17 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_table(statuses: &[Option<NodeStatus>], config: &ClusterConfig) {
-    println!("replica  address                 view  mode         executed  checkpoint  state digest");
+    println!("replica  address                 view  mode         links  executed  checkpoint  state digest");
+    let peers = config.n().saturating_sub(1);
     for (replica, status) in config.replicas.iter().zip(statuses) {
         match status {
             Some(s) => println!(
-                "{:<8} {:<23} {:>4}  {:<11} {:>9}  {:>10}  {}{}",
+                "{:<8} {:<23} {:>4}  {:<11} {:>5}  {:>8}  {:>10}  {}{}",
                 s.replica,
                 replica.address,
                 s.view,
                 if s.normal { "normal" } else { "view-change" },
+                format!("{}/{peers}", s.net.links_up),
                 s.last_executed,
                 s.stable_checkpoint,
                 short(&s.state_digest),

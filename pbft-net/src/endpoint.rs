@@ -355,7 +355,11 @@ impl Dialer {
             if let Some(connection) = self.dial().await {
                 backoff = MIN_BACKOFF;
                 if let Some(mut send) = self.open_stream(&connection).await {
-                    match crate::link::write_frames(&mut send, &mut queue, &connection, unsent.take()).await {
+                    self.stats.link_up();
+                    let end =
+                        crate::link::write_frames(&mut send, &mut queue, &connection, unsent.take()).await;
+                    self.stats.link_down();
+                    match end {
                         crate::link::WriteEnd::QueueClosed => {
                             connection.close(0u32.into(), b"done");
                             return;

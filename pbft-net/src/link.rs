@@ -30,6 +30,7 @@ pub struct Stats {
     oversized_frames: AtomicU64,
     send_queue_drops: AtomicU64,
     failed_handshakes: AtomicU64,
+    links_up: AtomicU64,
 }
 
 impl Stats {
@@ -41,7 +42,17 @@ impl Stats {
             oversized_frames: self.oversized_frames.load(Ordering::Relaxed),
             send_queue_drops: self.send_queue_drops.load(Ordering::Relaxed),
             failed_handshakes: self.failed_handshakes.load(Ordering::Relaxed),
+            links_up: self.links_up.load(Ordering::Relaxed),
         }
+    }
+
+    /// An outgoing link opened its stream; `link_down` when it closes.
+    pub(crate) fn link_up(&self) {
+        self.links_up.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn link_down(&self) {
+        self.links_up.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub(crate) fn failed_handshake(&self) {

@@ -86,6 +86,9 @@ pub struct NetCounters {
     pub send_queue_drops: u64,
     /// Incoming connections whose TLS handshake failed (unknown key, garbage).
     pub failed_handshakes: u64,
+    /// Outgoing links to replicas whose stream is open now (not a count
+    /// since start): a replica of n that reaches every peer reports n − 1.
+    pub links_up: u64,
 }
 
 /// The bytes of `wire`, as the payload of one frame.

@@ -121,6 +121,18 @@ async fn four_replicas_over_quic_execute_requests_in_one_order() {
     let status = query_status(secret, &cluster.replicas, Duration::from_secs(5)).await.unwrap();
     let answered: Vec<_> = status.iter().flatten().collect();
     assert_eq!(answered.len(), 4, "every replica answers the status probe");
+    // Every replica reports its outgoing links to the three others as up
+    // (they may still be connecting right after start, so ask until they are).
+    let mut links = Vec::new();
+    for _ in 0..100 {
+        let status = query_status(secret, &cluster.replicas, Duration::from_secs(5)).await.unwrap();
+        links = status.iter().map(|s| s.as_ref().map(|s| s.net.links_up)).collect();
+        if links.iter().all(|l| *l == Some(3)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(links, vec![Some(3); 4], "each replica reaches the other three");
     cluster.stop.send(true).unwrap();
     let mut journals = Vec::new();
     for task in cluster.tasks {
