@@ -54,7 +54,9 @@ impl ClientHandle {
         let client =
             Client::new(id, secret.clone(), quorum, retry_timeout_ms, fresh_timestamp()).with_window(window);
         let (invocations, queue) = mpsc::channel(1024);
-        tokio::spawn(run_client(client, net, inbox, queue));
+        let ready =
+            LinksReady { links: quorum.quorum() as u64, within: Duration::from_millis(retry_timeout_ms) };
+        tokio::spawn(run_client(client, net, inbox, queue, ready));
         Ok(ClientHandle { invocations })
     }
 
@@ -95,12 +97,33 @@ fn fresh_timestamp() -> u64 {
         .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
+/// How many replicas must have this client's hello before its first request
+/// goes out, and how long to wait for them at most.
+struct LinksReady {
+    links: u64,
+    within: Duration,
+}
+
+/// Waits until `ready.links` links are up or `ready.within` passed. A replica
+/// answers a client only once it has the client's hello: a request sent
+/// while fewer than f+1 replicas have it can execute with too few answers
+/// delivered, and then waits for the retry (seen as 0.5 s stalls at the start
+/// of benchmark runs). A quorum is enough, so f dead replicas cost nothing.
+async fn wait_for_links(net: &ClientNet, ready: &LinksReady) {
+    let deadline = Instant::now() + ready.within;
+    while net.counters().links_up < ready.links && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 async fn run_client(
     mut client: Client,
     net: ClientNet,
     mut inbox: mpsc::Receiver<Inbound>,
     mut queue: mpsc::Receiver<Invocation>,
+    ready: LinksReady,
 ) {
+    wait_for_links(&net, &ready).await;
     let start = Instant::now();
     let now = || Time(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
     let mut waiting: BTreeMap<u64, oneshot::Sender<Vec<u8>>> = BTreeMap::new();

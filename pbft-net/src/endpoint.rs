@@ -328,6 +328,15 @@ struct Dialer {
     client: Option<ClientLink>,
 }
 
+/// How one attempt to reach a peer ended.
+enum Dial {
+    Connected(quinn::Connection),
+    /// Try again after a back-off.
+    Failed,
+    /// This side was closed: stop trying.
+    EndpointClosed,
+}
+
 impl Dialer {
     /// A dialler of `replica` from `endpoint`, proving `secret`'s key.
     fn new(
@@ -348,11 +357,18 @@ impl Dialer {
         })
     }
 
+    /// Keeps the link up, reconnecting with back-off, until its queue closes
+    /// or the endpoint is closed.
     async fn run(self, mut queue: mpsc::Receiver<Frame>) {
         let mut backoff = MIN_BACKOFF;
         let mut unsent = None;
         loop {
-            if let Some(connection) = self.dial().await {
+            let dialled = match self.dial().await {
+                Dial::Connected(connection) => Some(connection),
+                Dial::Failed => None,
+                Dial::EndpointClosed => return,
+            };
+            if let Some(connection) = dialled {
                 backoff = MIN_BACKOFF;
                 if let Some(mut send) = self.open_stream(&connection).await {
                     self.stats.link_up();
@@ -376,19 +392,20 @@ impl Dialer {
         }
     }
 
-    async fn dial(&self) -> Option<quinn::Connection> {
+    async fn dial(&self) -> Dial {
         let connecting = match self.endpoint.connect_with(self.config.clone(), self.address, SERVER_NAME) {
             Ok(connecting) => connecting,
+            Err(quinn::ConnectError::EndpointStopping) => return Dial::EndpointClosed,
             Err(error) => {
                 tracing::debug!(address = %self.address, %error, "cannot dial");
-                return None;
+                return Dial::Failed;
             }
         };
         match connecting.await {
-            Ok(connection) => Some(connection),
+            Ok(connection) => Dial::Connected(connection),
             Err(error) => {
                 tracing::debug!(address = %self.address, %error, "dial failed");
-                None
+                Dial::Failed
             }
         }
     }
