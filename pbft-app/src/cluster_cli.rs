@@ -55,6 +55,14 @@ pub struct ReplicaArgs {
     /// Which replica of the config to run.
     #[arg(long)]
     id: u32,
+    /// Threads of the replica's async runtime. With 1 (the default) the
+    /// protocol, QUIC and signature checks share one thread, which was the
+    /// fastest where replicas share cores (BENCHMARKS.md: four replicas on
+    /// two cores, +12 % throughput and -28 % median latency against a
+    /// runtime with a thread per core). More threads let a replica with
+    /// cores of its own spread its QUIC work over them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: u16,
     /// Stop when standard input closes (how `pbft up` makes sure its replicas
     /// never outlive it).
     #[arg(long, hide = true)]
@@ -149,6 +157,18 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
+/// The runtime a replica process runs on: one thread, or a pool of `threads`.
+fn replica_runtime(threads: u16) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut pool = tokio::runtime::Builder::new_multi_thread();
+        pool.worker_threads(usize::from(threads));
+        pool
+    };
+    builder.enable_all().build().context("cannot start the async runtime")
+}
+
 pub(crate) fn load(path: &Path) -> anyhow::Result<ClusterConfig> {
     Ok(ClusterConfig::load(path)?)
 }
@@ -230,7 +250,7 @@ pub fn replica(args: ReplicaArgs) -> anyhow::Result<ExitCode> {
         config.n() - 1,
         args.id
     );
-    runtime()?.block_on(async {
+    replica_runtime(args.threads)?.block_on(async {
         let shutdown = shutdown_signal(args.stop_when_stdin_closes);
         run_replica_node(&config, id, shutdown).await
     })?;

@@ -25,3 +25,11 @@ fn demo_cluster_refuses_zero_replicas_naming_the_flag() {
     assert_eq!(code, 2);
     assert!(stderr.contains("--replicas"), "{stderr}");
 }
+
+#[test]
+fn replica_refuses_zero_threads_naming_the_flag() {
+    let (code, _, stderr) =
+        pbft(&["replica", "--config", "configs/local-4.toml", "--id", "0", "--threads", "0"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--threads"), "{stderr}");
+}

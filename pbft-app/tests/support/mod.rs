@@ -79,6 +79,11 @@ impl Replicas {
 
     /// Starts replica `id` (with empty memory).
     pub fn start(&mut self, id: usize) {
+        self.start_with(id, &[]);
+    }
+
+    /// Starts replica `id` (with empty memory) with more `pbft replica` options.
+    pub fn start_with(&mut self, id: usize, options: &[&str]) {
         assert!(self.children[id].is_none(), "replica {id} is already running");
         let stem = self.config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let parent = self.config.parent().and_then(Path::file_name).map(|s| s.to_string_lossy().into_owned());
@@ -90,6 +95,7 @@ impl Replicas {
             .args(["replica", "--config"])
             .arg(&self.config)
             .args(["--id", &id.to_string()])
+            .args(options)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
