@@ -13,23 +13,18 @@ fn json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// The JSON report of a one-second `pbft bench --local` on `config` with `options`.
+fn bench_local(config: &str, options: &[&str]) -> serde_json::Value {
+    let mut args = vec!["bench", "--config", config, "--local", "--duration", "1", "--json"];
+    args.extend_from_slice(options);
+    json(&args)
+}
+
 #[test]
 fn bench_local_reports_throughput_latency_and_cpu_of_every_replica() {
     let path = init_cluster("bench", 4, "");
     let config = path.to_str().unwrap();
-    let report = json(&[
-        "bench",
-        "--config",
-        config,
-        "--local",
-        "--duration",
-        "1",
-        "--clients",
-        "2",
-        "--read-ratio",
-        "0.5",
-        "--json",
-    ]);
+    let report = bench_local(config, &["--clients", "2", "--read-ratio", "0.5"]);
     let operations = report["operations"].as_u64().unwrap();
     assert!(operations > 0, "{report}");
     assert_eq!(report["errors"], 0);
@@ -56,8 +51,7 @@ fn bench_local_reports_throughput_latency_and_cpu_of_every_replica() {
 fn bench_open_loop_runs_at_a_fixed_rate() {
     let path = init_cluster("bench-open", 4, "");
     let config = path.to_str().unwrap();
-    let report =
-        json(&["bench", "--config", config, "--local", "--duration", "1", "--rate", "100", "--json"]);
+    let report = bench_local(config, &["--rate", "100"]);
     assert_eq!(report["mode"], "open loop, 100 ops/s");
     assert!(report["operations"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["errors"], 0);
@@ -86,21 +80,10 @@ fn bench_protocol_changes_apply_to_the_started_cluster_and_leave_the_file_alone(
     let path = init_cluster("bench-protocol", 4, "");
     let config = path.to_str().unwrap();
     let before = std::fs::read_to_string(&path).unwrap();
-    let report = json(&[
-        "bench",
-        "--config",
+    let report = bench_local(
         config,
-        "--local",
-        "--duration",
-        "1",
-        "--rate",
-        "100",
-        "--protocol",
-        "max_batch_size=7",
-        "--protocol",
-        "batch_delay_ms=0",
-        "--json",
-    ]);
+        &["--rate", "100", "--protocol", "max_batch_size=7", "--protocol", "batch_delay_ms=0"],
+    );
     assert_eq!((report["max_batch_size"].as_u64(), report["batch_delay_ms"].as_u64()), (Some(7), Some(0)));
     assert!(report["operations"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["errors"], 0);

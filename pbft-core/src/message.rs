@@ -331,8 +331,12 @@ impl Message {
 
 /// The digest of a batch: over the digests of its requests, in order.
 pub fn batch_digest(batch: &[Signed<Request>]) -> Digest {
-    let digests: Vec<[u8; 32]> = batch.iter().map(|r| *r.digest().as_bytes()).collect();
-    let parts: Vec<&[u8]> = digests.iter().map(|d| d.as_slice()).collect();
+    batch_digest_of(&batch.iter().map(Signed::digest).collect::<Vec<_>>())
+}
+
+/// [`batch_digest`] from the requests' digests, for a caller that has them.
+pub(crate) fn batch_digest_of(request_digests: &[Digest]) -> Digest {
+    let parts: Vec<&[u8]> = request_digests.iter().map(|d| d.as_bytes().as_slice()).collect();
     Digest::of_parts(&parts)
 }
 

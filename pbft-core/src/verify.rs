@@ -6,7 +6,7 @@
 
 use crate::keys::KeyBook;
 use crate::message::{
-    batch_digest, CheckpointProof, Committed, Message, NewView, PrePrepare, PreparedCert, Request,
+    batch_digest_of, CheckpointProof, Committed, Message, NewView, PrePrepare, PreparedCert, Request,
     RequestKind, ViewChange,
 };
 use crate::reject::Reject;
@@ -76,14 +76,17 @@ impl Verifier<'_> {
     }
 
     /// Checks the signatures of `all` the cache does not hold as one batch
-    /// (the same verdict as checking each, for a fraction of the cost).
+    /// (the same verdict as checking each, for a fraction of the cost), and
+    /// returns the signed digest of each, in order.
     fn signatures<'s, T: Signable + 's>(
         &mut self,
         all: impl IntoIterator<Item = &'s Signed<T>>,
-    ) -> Result<(), Reject> {
+    ) -> Result<Vec<Digest>, Reject> {
+        let mut digests = Vec::new();
         let mut unchecked = Vec::new();
         for signed in all {
             let digest = signed.digest();
+            digests.push(digest);
             let key = Digest::of_parts(&[digest.as_bytes(), signed.signature()]);
             if !self.cache.known.contains(&key) {
                 unchecked.push((key, signed.author_key(self.keys)?, digest, signed.signature()));
@@ -99,7 +102,7 @@ impl Verifier<'_> {
         for (key, ..) in unchecked {
             self.cache.insert(key);
         }
-        Ok(())
+        Ok(digests)
     }
 }
 
@@ -177,8 +180,8 @@ fn check_pre_prepare(v: &mut Verifier<'_>, pp: &Signed<PrePrepare>) -> Result<()
     if body.batch.iter().any(|request| request.payload().kind == RequestKind::UnorderedRead) {
         return Err(Reject::UnorderedReadInBatch);
     }
-    v.signatures(&body.batch)?;
-    if batch_digest(&body.batch) != body.digest {
+    let request_digests = v.signatures(&body.batch)?;
+    if batch_digest_of(&request_digests) != body.digest {
         return Err(Reject::DigestMismatch);
     }
     Ok(())
