@@ -10,7 +10,7 @@ use crate::message::{
     RequestKind, ViewChange,
 };
 use crate::reject::Reject;
-use crate::signature_rule;
+use crate::signature_rule::{self, VerifyKey};
 use crate::signed::{Signable, Signed, Verified};
 use crate::Digest;
 use crate::ReplicaId;
@@ -82,27 +82,77 @@ impl Verifier<'_> {
         &mut self,
         all: impl IntoIterator<Item = &'s Signed<T>>,
     ) -> Result<Vec<Digest>, Reject> {
-        let mut digests = Vec::new();
-        let mut unchecked = Vec::new();
-        for signed in all {
-            let digest = signed.digest();
-            digests.push(digest);
-            let key = Digest::of_parts(&[digest.as_bytes(), signed.signature()]);
-            if !self.cache.known.contains(&key) {
-                unchecked.push((key, signed.author_key(self.keys)?, digest, signed.signature()));
-            }
-        }
-        let items: Vec<_> = unchecked
-            .iter()
-            .map(|(_, author, digest, signature)| (*author, digest.as_bytes().as_slice(), *signature))
-            .collect();
+        let mut batch = Batch::default();
+        let digests = all.into_iter().map(|signed| batch.add(self, signed)).collect::<Result<_, _>>()?;
+        self.check(batch)?;
+        Ok(digests)
+    }
+
+    /// Checks every signature in `batch` at once and, if all hold, caches them.
+    fn check(&mut self, batch: Batch<'_>) -> Result<(), Reject> {
+        let items: Vec<_> =
+            batch.unchecked.iter().map(|u| (u.author, u.digest.as_bytes().as_slice(), u.signature)).collect();
         if !signature_rule::verify_all(&items) {
             return Err(Reject::BadSignature);
         }
-        for (key, ..) in unchecked {
-            self.cache.insert(key);
+        for unchecked in batch.unchecked {
+            self.cache.insert(unchecked.cache_key);
         }
-        Ok(digests)
+        Ok(())
+    }
+}
+
+/// A signature not yet checked, with what checking and caching it needs.
+struct Unchecked<'a> {
+    cache_key: Digest,
+    author: &'a VerifyKey,
+    digest: Digest,
+    signature: &'a [u8],
+}
+
+/// Signatures gathered to be checked together, each once.
+#[derive(Default)]
+struct Batch<'a> {
+    unchecked: Vec<Unchecked<'a>>,
+    keys: BTreeSet<Digest>,
+}
+
+impl<'a> Batch<'a> {
+    /// Adds `signed` unless the cache or this batch already holds its
+    /// signature, and returns its signed digest; `Err` if its author is unknown.
+    fn add<T: Signable>(&mut self, v: &Verifier<'a>, signed: &'a Signed<T>) -> Result<Digest, Reject> {
+        let digest = signed.digest();
+        let cache_key = Digest::of_parts(&[digest.as_bytes(), signed.signature()]);
+        if !v.cache.known.contains(&cache_key) && self.keys.insert(cache_key) {
+            let author = signed.author_key(v.keys)?;
+            self.unchecked.push(Unchecked { cache_key, author, digest, signature: signed.signature() });
+        }
+        Ok(digest)
+    }
+
+    /// Adds the outer signature of `message` and, for a PRE-PREPARE, those of
+    /// its requests. A signature that cannot be added is left to the single
+    /// check that follows, which reports it.
+    fn add_message(&mut self, v: &Verifier<'a>, message: &'a Message) {
+        let _ = match message {
+            Message::Request(m) => self.add(v, m),
+            Message::PrePrepare(m) => {
+                for request in &m.payload().batch {
+                    let _ = self.add(v, request);
+                }
+                self.add(v, m)
+            }
+            Message::Prepare(m) => self.add(v, m),
+            Message::Commit(m) => self.add(v, m),
+            Message::Checkpoint(m) => self.add(v, m),
+            Message::ViewChange(m) => self.add(v, m),
+            Message::NewView(m) => self.add(v, m),
+            Message::Status(m) => self.add(v, m),
+            Message::Committed(m) => self.add(v, m),
+            Message::StableCheckpoint(m) => self.add(v, m),
+            Message::FetchState(m) => self.add(v, m),
+            Message::StateChunk(m) => self.add(v, m),
+        };
     }
 }
 
@@ -157,17 +207,25 @@ impl KeyBook {
         Ok(requests.into_iter().map(Verified::new_unchecked).collect())
     }
 
-    /// Checks `requests` as one batch and, if every signature holds, adds
-    /// them all to `cache`, so that verifying each afterwards costs a lookup.
-    /// If any fails nothing is added, and the single checks that follow find
-    /// which.
-    pub(crate) fn precheck_requests<'r>(
+    /// Checks the signatures of `messages` (their outer ones, and the
+    /// requests inside PRE-PREPAREs) as one batch and, if every one holds,
+    /// adds them all to `cache`, so that verifying each message afterwards
+    /// skips them. If any fails nothing is added, and the single checks that
+    /// follow find which.
+    pub(crate) fn precheck<'m>(
         &self,
-        requests: impl IntoIterator<Item = &'r Signed<Request>>,
+        messages: impl IntoIterator<Item = &'m Message>,
         cache: &mut SignatureCache,
     ) {
-        // A failed batch needs no report here: each request is verified again.
-        let _ = Verifier { keys: self, cache }.signatures(requests);
+        let mut v = Verifier { keys: self, cache };
+        let mut batch = Batch::default();
+        for message in messages {
+            batch.add_message(&v, message);
+        }
+        if batch.unchecked.len() > 1 {
+            // A failed batch needs no report here: each message is verified again.
+            let _ = v.check(batch);
+        }
     }
 }
 

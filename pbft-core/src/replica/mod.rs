@@ -227,16 +227,14 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
     }
 
-    /// [`Replica::receive`] for messages that arrived together, in order. The
-    /// client requests among them are checked as one signature batch first,
-    /// which is most of a primary's verification work.
+    /// [`Replica::receive`] for messages that arrived together, in order.
+    /// Their signatures (client requests, those inside PRE-PREPAREs, and the
+    /// replicas' own) are checked as one batch first, for about half the cost
+    /// of checking each; votes this replica no longer needs are left out.
     pub fn receive_all(&mut self, now: Time, messages: Vec<Message>) {
-        let requests = messages.iter().filter_map(|message| match message {
-            Message::Request(request) => Some(request),
-            _ => None,
-        });
-        if requests.clone().nth(1).is_some() {
-            self.keys.precheck_requests(requests, &mut self.signatures);
+        if messages.len() > 1 {
+            let needed: Vec<&Message> = messages.iter().filter(|m| !self.vote_unneeded(m)).collect();
+            self.keys.precheck(needed, &mut self.signatures);
         }
         for message in messages {
             self.receive(now, message);

@@ -137,3 +137,38 @@ fn requests_received_together_are_judged_one_by_one_when_their_batch_fails() {
     assert_eq!(with_forgery.rejections()[&Reject::BadSignature], 1);
     assert_eq!(with_forgery.rejections().len(), 1);
 }
+
+/// A backup that receives a whole round at once (the PRE-PREPARE with its
+/// requests, the prepares and the commits) checks their signatures as one
+/// batch. With every signature genuine it executes the batch and refuses
+/// nothing as forged; with one commit forged the batch fails, each message is
+/// checked alone, the forgery alone is refused, and the genuine commit from
+/// the remaining replica still completes the quorum.
+#[test]
+fn a_round_received_together_is_judged_one_by_one_when_its_batch_fails() {
+    let kit = Kit::new(4);
+    let pre_prepare = kit.pre_prepare(0, 1, vec![kit.request(1, 1), kit.request(2, 2)]);
+    let digest = pre_prepare.payload().digest;
+    let round = vec![
+        Message::PrePrepare(pre_prepare),
+        Message::Prepare(kit.prepare(2, 0, 1, digest)),
+        Message::Prepare(kit.prepare(3, 0, 1, digest)),
+        Message::Commit(kit.commit(2, 0, 1, digest)),
+        Message::Commit(kit.commit(0, 0, 1, digest)),
+        Message::Commit(kit.commit(3, 0, 1, digest)),
+    ];
+    let mut all_good = kit.replica(1);
+    all_good.receive_all(T, round.clone());
+    assert_eq!(all_good.last_executed(), 1);
+    assert_eq!(all_good.rejections().get(&Reject::BadSignature), None);
+
+    let mut with_forgery = kit.replica(1);
+    let mut messages = round;
+    let Message::Commit(from_two) = &messages[3] else { unreachable!("built as a commit") };
+    let mut signature = from_two.signature().to_vec();
+    signature[7] ^= 1;
+    messages[3] = Message::Commit(Signed::from_parts(from_two.payload().clone(), signature));
+    with_forgery.receive_all(T, messages);
+    assert_eq!(with_forgery.last_executed(), 1);
+    assert_eq!(with_forgery.rejections()[&Reject::BadSignature], 1);
+}
