@@ -2,7 +2,7 @@
 //! report throughput, latency percentiles and replica CPU per operation; or,
 //! with `--ceiling`, measure what the signatures alone allow on this machine.
 
-use crate::cluster_cli::{load, runtime, spawn_replicas};
+use crate::cluster_cli::{load, runtime, runtime_on, spawn_replicas};
 use anyhow::Context;
 use clap::Args;
 use pbft_app::apps::kv::{KvOp, KvQuery};
@@ -46,6 +46,11 @@ pub struct BenchArgs {
     /// config file itself is left alone.
     #[arg(long = "protocol", value_name = "NAME=VALUE", requires = "local")]
     protocol: Vec<String>,
+    /// Threads of the load generator's async runtime (default: one per
+    /// core). One thread costs the cores it shares with a local cluster
+    /// less CPU per operation, but gave no clear gain here (BENCHMARKS.md).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -143,7 +148,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.clients > 0, "--clients: need at least 1");
     anyhow::ensure!((0.0..=1.0).contains(&args.read_ratio), "--read-ratio: must be between 0 and 1");
     anyhow::ensure!(args.rate != Some(0), "--rate: must be at least 1 operation per second");
-    runtime()?.block_on(async {
+    let runtime = match args.threads {
+        Some(threads) => runtime_on(threads)?,
+        None => runtime()?,
+    };
+    runtime.block_on(async {
         let _local = if args.local { Some(spawn_replicas(&path, &config)?) } else { None };
         wait_until_up(&config).await?;
         let report = load_cluster(&args, &path, &config).await?;

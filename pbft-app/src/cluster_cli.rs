@@ -157,8 +157,9 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
-/// The runtime a replica process runs on: one thread, or a pool of `threads`.
-fn replica_runtime(threads: u16) -> anyhow::Result<tokio::runtime::Runtime> {
+/// An async runtime on one thread, or on a pool of `threads`: what a replica
+/// process and the bench's load generator run on.
+pub(crate) fn runtime_on(threads: u16) -> anyhow::Result<tokio::runtime::Runtime> {
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -250,7 +251,7 @@ pub fn replica(args: ReplicaArgs) -> anyhow::Result<ExitCode> {
         config.n() - 1,
         args.id
     );
-    replica_runtime(args.threads)?.block_on(async {
+    runtime_on(args.threads)?.block_on(async {
         let shutdown = shutdown_signal(args.stop_when_stdin_closes);
         run_replica_node(&config, id, shutdown).await
     })?;

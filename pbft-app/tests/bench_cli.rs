@@ -47,11 +47,12 @@ fn bench_local_reports_throughput_latency_and_cpu_of_every_replica() {
     );
 }
 
+/// Open loop, with the load generator on a single-threaded runtime.
 #[test]
 fn bench_open_loop_runs_at_a_fixed_rate() {
     let path = init_cluster("bench-open", 4, "");
     let config = path.to_str().unwrap();
-    let report = bench_local(config, &["--rate", "100"]);
+    let report = bench_local(config, &["--rate", "100", "--threads", "1"]);
     assert_eq!(report["mode"], "open loop, 100 ops/s");
     assert!(report["operations"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["errors"], 0);
