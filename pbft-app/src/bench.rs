@@ -92,6 +92,13 @@ struct BenchReport {
     operations: u64,
     errors: u64,
     ops_per_sec: f64,
+    /// Sequence numbers the cluster executed during the run (the highest
+    /// `last_executed` any replica reports, after minus before); `None` if
+    /// no replica answered a status query.
+    sequence_numbers: Option<u64>,
+    /// Operations per sequence number: the mean batch the primary proposed,
+    /// which sets how far the per-batch protocol work is shared.
+    operations_per_sequence_number: Option<f64>,
     latency_ms: Percentiles,
     /// Per replica id, CPU seconds spent per 1,000 operations (`None` when its process was not found).
     cpu_seconds_per_1000_ops: Vec<Option<f64>>,
@@ -281,6 +288,7 @@ async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> 
     for id in identities.iter().take(args.clients) {
         clients.push(Arc::new(connect_client(config, *id)?));
     }
+    let executed_before = highest_executed(config, identities[0]).await;
     let pids = replica_pids(path, config);
     let cpu_before: Vec<Option<u64>> = pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
     let own_cpu_before = cpu_ticks(std::process::id());
@@ -347,6 +355,10 @@ async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> 
         }
         _ => None,
     };
+    let sequence_numbers = match (executed_before, highest_executed(config, identities[0]).await) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+        _ => None,
+    };
     let cpu_seconds_per_1000_ops =
         cpu_before.iter().zip(&cpu_after).map(|(before, after)| per_1000_ops(*before, *after)).collect();
     Ok(BenchReport {
@@ -361,11 +373,21 @@ async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> 
         operations,
         errors: tally.errors,
         ops_per_sec: operations as f64 / seconds,
+        sequence_numbers,
+        operations_per_sequence_number: sequence_numbers
+            .filter(|seqs| *seqs > 0)
+            .map(|seqs| operations as f64 / seqs as f64),
         latency_ms: Percentiles::of(&mut tally.latencies_us),
         cpu_seconds_per_1000_ops,
         load_generator_cpu_seconds_per_1000_ops: per_1000_ops(own_cpu_before, own_cpu_after),
         cores: std::thread::available_parallelism().map_or(1, usize::from),
     })
+}
+
+/// The highest sequence number any replica reports executed, if any answers.
+async fn highest_executed(config: &ClusterConfig, client: ClientId) -> Option<u64> {
+    let statuses = cluster_status(config, client, Duration::from_millis(500)).await.ok()?;
+    statuses.iter().flatten().map(|status| status.last_executed).max()
 }
 
 /// How long one operation may take before it counts as an error.
@@ -465,6 +487,9 @@ fn print_report(report: &BenchReport, json: bool) -> anyhow::Result<()> {
         "throughput  {:.0} ops/s ({} operations, {} errors)",
         report.ops_per_sec, report.operations, report.errors
     );
+    if let (Some(seqs), Some(per_seq)) = (report.sequence_numbers, report.operations_per_sequence_number) {
+        println!("batches     {seqs} sequence numbers, {per_seq:.1} operations each");
+    }
     let l = &report.latency_ms;
     println!(
         "latency     p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",

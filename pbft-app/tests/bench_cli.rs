@@ -45,6 +45,11 @@ fn bench_local_reports_throughput_latency_and_cpu_of_every_replica() {
         report["load_generator_cpu_seconds_per_1000_ops"].as_f64().is_some_and(|c| c > 0.0),
         "the load generator's own CPU was read: {report}"
     );
+    assert!(
+        report["sequence_numbers"].as_u64().is_some_and(|s| s > 0)
+            && report["operations_per_sequence_number"].as_f64().is_some_and(|o| o > 0.0),
+        "the batches the cluster ordered were counted: {report}"
+    );
 }
 
 /// Open loop, with the load generator on a single-threaded runtime.
