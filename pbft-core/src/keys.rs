@@ -24,7 +24,12 @@ impl fmt::Debug for PublicKey {
 
 /// A participant's ed25519 signing key. Never serialised by this crate.
 #[derive(Clone)]
-pub struct SecretKey(SigningKey);
+pub struct SecretKey {
+    key: SigningKey,
+    /// Benchmarks only: sign nothing (see [`SecretKey::signing_nothing`]).
+    #[cfg(feature = "unverified-input")]
+    blank: bool,
+}
 
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -38,21 +43,42 @@ impl SecretKey {
     /// Where the seed comes from is the host's business: the OS random source
     /// for real clusters, a PRNG stream for reproducible simulations.
     pub fn from_seed(seed: [u8; 32]) -> SecretKey {
-        SecretKey(SigningKey::from_bytes(&seed))
+        SecretKey {
+            key: SigningKey::from_bytes(&seed),
+            #[cfg(feature = "unverified-input")]
+            blank: false,
+        }
+    }
+
+    /// The key of `seed` that "signs" with 64 zero bytes and computes
+    /// nothing, so that a benchmark can measure the protocol without any
+    /// signature work. Every verifier refuses its signatures: replicas given
+    /// it only work when handed messages by [`crate::Verified::assume_verified`].
+    #[cfg(feature = "unverified-input")]
+    pub fn signing_nothing(seed: [u8; 32]) -> SecretKey {
+        SecretKey { blank: true, ..SecretKey::from_seed(seed) }
+    }
+
+    /// Whether this key signs nothing (benchmarks only).
+    pub(crate) fn is_blank(&self) -> bool {
+        #[cfg(feature = "unverified-input")]
+        return self.blank;
+        #[cfg(not(feature = "unverified-input"))]
+        false
     }
 
     /// The 32-byte seed, for writing the key to a key file.
     pub fn to_seed(&self) -> [u8; 32] {
-        self.0.to_bytes()
+        self.key.to_bytes()
     }
 
     /// The matching public key.
     pub fn public(&self) -> PublicKey {
-        PublicKey(self.0.verifying_key().to_bytes())
+        PublicKey(self.key.verifying_key().to_bytes())
     }
 
     pub(crate) fn signing_key(&self) -> &SigningKey {
-        &self.0
+        &self.key
     }
 }
 

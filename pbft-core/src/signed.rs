@@ -93,6 +93,9 @@ impl<T: Signable> Signed<T> {
     /// Signs `payload` with `key`. The key should be the payload's author's;
     /// if it is not, every honest verifier rejects the result.
     pub fn sign(payload: T, key: &SecretKey) -> Signed<T> {
+        if key.is_blank() {
+            return Signed { payload, signature: vec![0; 64] };
+        }
         let digest = signing_digest(&payload);
         let signature = key.signing_key().sign(digest.as_bytes()).to_bytes().to_vec();
         Signed { payload, signature }
