@@ -11,7 +11,9 @@ use crate::reject::Reject;
 use crate::signature_rule::{self, VerifyKey};
 use ed25519_dalek::Signer as _;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::ops::Deref;
+use std::sync::OnceLock;
 
 /// Domain separation for every signature this protocol makes.
 const SIGNING_DOMAIN: &[u8] = b"pbft-v1 signed message";
@@ -82,11 +84,31 @@ pub trait Signable: Serialize {
 }
 
 /// A payload with its author's signature, not yet checked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Signed<T> {
     payload: T,
     #[serde(with = "crate::codec::bytes")]
     signature: Vec<u8>,
+    /// [`Signed::digest`], once computed: verification, batch digests and
+    /// execution all need it, and hashing the payload each time showed in
+    /// profiles. The payload cannot change, so the value cannot go stale;
+    /// never encoded, never compared.
+    #[serde(skip)]
+    digest: OnceLock<Digest>,
+}
+
+impl<T: PartialEq> PartialEq for Signed<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.payload == other.payload && self.signature == other.signature
+    }
+}
+
+impl<T: Eq> Eq for Signed<T> {}
+
+impl<T: fmt::Debug> fmt::Debug for Signed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signed").field("payload", &self.payload).field("signature", &self.signature).finish()
+    }
 }
 
 impl<T: Signable> Signed<T> {
@@ -94,21 +116,21 @@ impl<T: Signable> Signed<T> {
     /// if it is not, every honest verifier rejects the result.
     pub fn sign(payload: T, key: &SecretKey) -> Signed<T> {
         if key.is_blank() {
-            return Signed { payload, signature: vec![0; 64] };
+            return Signed::from_parts(payload, vec![0; 64]);
         }
         let digest = signing_digest(&payload);
         let signature = key.signing_key().sign(digest.as_bytes()).to_bytes().to_vec();
-        Signed { payload, signature }
+        Signed { payload, signature, digest: OnceLock::from(digest) }
     }
 
     /// A signed value from its parts, as a decoder (or a forger) would make it.
     pub fn from_parts(payload: T, signature: Vec<u8>) -> Signed<T> {
-        Signed { payload, signature }
+        Signed { payload, signature, digest: OnceLock::new() }
     }
 
     /// The digest the signature covers; it identifies the payload.
     pub fn digest(&self) -> Digest {
-        signing_digest(&self.payload)
+        *self.digest.get_or_init(|| signing_digest(&self.payload))
     }
 
     /// The payload (unverified unless reached through a `Verified`).
