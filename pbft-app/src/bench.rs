@@ -160,10 +160,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         None => runtime()?,
     };
     runtime.block_on(async {
-        let _local = if args.local { Some(spawn_replicas(&path, &config)?) } else { None };
-        wait_until_up(&config).await?;
-        let report = load_cluster(&args, &path, &config).await?;
-        print_report(&report, args.json)?;
+        let local = if args.local { Some(spawn_replicas(&path, &config)?) } else { None };
+        let measured = async {
+            wait_until_up(&config).await?;
+            load_cluster(&args, &path, &config).await
+        }
+        .await;
+        if let Some(local) = local {
+            // Their ports must be free when this returns: the next bench may bind them.
+            local.stop(LOCAL_STOP_GRACE).await;
+        }
+        print_report(&measured?, args.json)?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
@@ -389,6 +396,10 @@ async fn highest_executed(config: &ClusterConfig, client: ClientId) -> Option<u6
     let statuses = cluster_status(config, client, Duration::from_millis(500)).await.ok()?;
     statuses.iter().flatten().map(|status| status.last_executed).max()
 }
+
+/// How long `--local` replicas get to exit after their lifelines close,
+/// before they are killed.
+const LOCAL_STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// How long one operation may take before it counts as an error.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);

@@ -302,6 +302,23 @@ pub(crate) struct LocalReplicas {
     pub(crate) lifelines: Vec<Option<tokio::process::ChildStdin>>,
 }
 
+impl LocalReplicas {
+    /// Stops the replicas and returns once every process has exited, so
+    /// that their ports are free: closes their lifelines, then kills any
+    /// replica still running after `grace`.
+    pub(crate) async fn stop(self, grace: Duration) {
+        let LocalReplicas { children, lifelines } = self;
+        drop(lifelines);
+        for (id, mut child) in children {
+            if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                if let Err(error) = child.kill().await {
+                    eprintln!("warning: cannot stop replica {}: {error}", id.0);
+                }
+            }
+        }
+    }
+}
+
 /// Starts every replica of the config at `path` as a `pbft replica` child
 /// process. Must run inside a tokio runtime.
 pub(crate) fn spawn_replicas(path: &Path, config: &ClusterConfig) -> anyhow::Result<LocalReplicas> {

@@ -5,6 +5,7 @@
 
 mod support;
 
+use pbft_app::cluster_config::ClusterConfig;
 use support::{init_cluster, pbft};
 
 fn json(args: &[&str]) -> serde_json::Value {
@@ -52,12 +53,18 @@ fn bench_local_reports_throughput_latency_and_cpu_of_every_replica() {
     );
 }
 
-/// Open loop, with the load generator on a single-threaded runtime.
+/// Open loop, with the load generator on a single-threaded runtime. When
+/// `pbft bench --local` returns, its replicas have exited and their ports
+/// are free, so that a script can start the next run at once.
 #[test]
 fn bench_open_loop_runs_at_a_fixed_rate() {
     let path = init_cluster("bench-open", 4, "");
     let config = path.to_str().unwrap();
     let report = bench_local(config, &["--rate", "100", "--threads", "1"]);
+    for replica in &ClusterConfig::load(&path).unwrap().replicas {
+        let bound = std::net::UdpSocket::bind(replica.address);
+        assert!(bound.is_ok(), "replica {}'s port is still taken: {bound:?}", replica.id.0);
+    }
     assert_eq!(report["mode"], "open loop, 100 ops/s");
     assert!(report["operations"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["errors"], 0);
