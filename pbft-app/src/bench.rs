@@ -8,7 +8,7 @@ use clap::Args;
 use pbft_app::apps::kv::{KvOp, KvQuery};
 use pbft_app::cluster_config::{AppKind, ClusterConfig};
 use pbft_app::node::{cluster_status, connect_client};
-use pbft_core::{ClientId, KeyBook, Request, RequestKind, SecretKey, Signed};
+use pbft_core::{ClientId, KeyBook, PublicKey, Request, RequestKind, SecretKey, Signed};
 use pbft_net::ClientHandle;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -564,17 +564,39 @@ fn batch_verify_us(book: &KeyBook, signed: &[Signed<Request>], batch: usize) -> 
 
 fn ceiling(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.replicas >= 1 && args.batch >= 1, "--replicas and --batch must be at least 1");
-    let secret = SecretKey::from_seed([7; 32]);
-    let book = KeyBook::new(&[secret.public()], vec![(ClientId(0), secret.public())])?;
-    let request =
-        |timestamp| Request { client: ClientId(0), timestamp, op: vec![0; 32], kind: RequestKind::Write };
+    // A batch holds requests of different clients, so each has its own key
+    // (a batch of one key's signatures would verify unrealistically fast).
+    let clients: Vec<SecretKey> = (0..args.batch.min(256))
+        .map(|c| {
+            let mut seed = [7; 32];
+            seed[0] = c as u8;
+            SecretKey::from_seed(seed)
+        })
+        .collect();
+    let client_keys: Vec<(ClientId, PublicKey)> =
+        clients.iter().enumerate().map(|(c, key)| (ClientId(c as u64), key.public())).collect();
+    let book = KeyBook::new(&[clients[0].public()], client_keys)?;
     let rounds = 10_000u64;
+    let request = |t: u64| {
+        let client = (t % clients.len() as u64) as usize;
+        let body = Request {
+            client: ClientId(client as u64),
+            timestamp: t,
+            op: vec![0; 32],
+            kind: RequestKind::Write,
+        };
+        (body, &clients[client])
+    };
     let started = Instant::now();
-    let signed: Vec<Signed<Request>> = (0..rounds).map(|t| Signed::sign(request(t), &secret)).collect();
+    let signed: Vec<Signed<Request>> =
+        (0..rounds).map(request).map(|(body, key)| Signed::sign(body, key)).collect();
     let sign_us = started.elapsed().as_secs_f64() * 1e6 / rounds as f64;
-    let batch_verify_us = batch_verify_us(&book, &signed, args.batch)?;
+    // As a replica receives them: decoded, no digest computed yet.
+    let received = || signed.iter().map(|s| Signed::from_parts(s.payload().clone(), s.signature().to_vec()));
+    let batch_verify_us = batch_verify_us(&book, &received().collect::<Vec<_>>(), args.batch)?;
+    let fresh: Vec<Signed<Request>> = received().collect();
     let started = Instant::now();
-    for request in signed {
+    for request in fresh {
         book.verify_request(request).map_err(|e| anyhow::anyhow!("a fresh signature failed: {e}"))?;
     }
     let verify_us = started.elapsed().as_secs_f64() * 1e6 / rounds as f64;
