@@ -4,10 +4,17 @@
 use super::kit::{step, Kit};
 use crate::{
     Author, ClientId, Commit, Event, Message, MessageKind, Output, Reject, ReplicaId, Request, SecretKey,
-    Signed, Time,
+    Signable, Signed, Time,
 };
 
 const T: Time = Time(10);
+
+/// `signed` with one bit of its signature's byte `byte` flipped: a forgery.
+fn flipped<T: Signable + Clone>(signed: &Signed<T>, byte: usize) -> Signed<T> {
+    let mut signature = signed.signature().to_vec();
+    signature[byte] ^= 1;
+    Signed::from_parts(signed.payload().clone(), signature)
+}
 
 fn rejection(out: &[Output]) -> Option<(Author, MessageKind, Reject)> {
     match out {
@@ -23,10 +30,8 @@ fn forged_signatures_are_rejected_and_counted() {
     let kit = Kit::new(4);
     let mut backup = kit.replica(1);
     let prepare = kit.prepare(2, 0, 1, crate::Digest::of(b"x"));
-    let mut flipped = prepare.signature().to_vec();
-    flipped[10] ^= 1;
     let forgeries = [
-        Signed::from_parts(prepare.payload().clone(), flipped),
+        flipped(&prepare, 10),
         Signed::sign(prepare.payload().clone(), kit.key(3)),
         Signed::from_parts(prepare.payload().clone(), prepare.signature()[..63].to_vec()),
     ];
@@ -129,9 +134,7 @@ fn requests_received_together_are_judged_one_by_one_when_their_batch_fails() {
     let mut with_forgery = kit.replica(1);
     let mut messages = genuine;
     let Message::Request(third) = &messages[2] else { unreachable!("built as requests") };
-    let mut signature = third.signature().to_vec();
-    signature[5] ^= 1;
-    messages[2] = Message::Request(Signed::from_parts(third.payload().clone(), signature));
+    messages[2] = Message::Request(flipped(third, 5));
     with_forgery.receive_all(T, messages);
     assert_eq!(with_forgery.buffer_usage().pending_requests, 3);
     assert_eq!(with_forgery.rejections()[&Reject::BadSignature], 1);
@@ -165,9 +168,7 @@ fn a_round_received_together_is_judged_one_by_one_when_its_batch_fails() {
     let mut with_forgery = kit.replica(1);
     let mut messages = round;
     let Message::Commit(from_two) = &messages[3] else { unreachable!("built as a commit") };
-    let mut signature = from_two.signature().to_vec();
-    signature[7] ^= 1;
-    messages[3] = Message::Commit(Signed::from_parts(from_two.payload().clone(), signature));
+    messages[3] = Message::Commit(flipped(from_two, 7));
     with_forgery.receive_all(T, messages);
     assert_eq!(with_forgery.last_executed(), 1);
     assert_eq!(with_forgery.rejections()[&Reject::BadSignature], 1);
