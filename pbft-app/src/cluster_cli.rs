@@ -350,7 +350,7 @@ pub(crate) fn spawn_replicas(path: &Path, config: &ClusterConfig) -> anyhow::Res
 pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args.config)?;
     runtime()?.block_on(async {
-        let LocalReplicas { mut children, lifelines } = spawn_replicas(&args.config, &config)?;
+        let mut local = spawn_replicas(&args.config, &config)?;
         println!(
             "started {} replicas of `{}` (f = {}); Ctrl-C stops them",
             config.n(),
@@ -377,20 +377,15 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                     };
                     next_status = tokio::time::Instant::now() + wait;
                 }
-                (index, exit) = first_exit(&mut children) => {
-                    println!("replica {} exited ({exit}); the others keep running", children[index].0 .0);
-                    children.remove(index);
-                    if children.is_empty() { break; }
+                (index, exit) = first_exit(&mut local.children) => {
+                    println!("replica {} exited ({exit}); the others keep running", local.children[index].0 .0);
+                    local.children.remove(index);
+                    if local.children.is_empty() { break; }
                 }
             }
         }
-        println!("stopping {} replicas", children.len());
-        drop(lifelines);
-        for (_, child) in &mut children {
-            if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
-                let _ = child.kill().await;
-            }
-        }
+        println!("stopping {} replicas", local.children.len());
+        local.stop(Duration::from_secs(5)).await;
         println!("all replicas stopped");
         anyhow::Ok(())
     })?;
