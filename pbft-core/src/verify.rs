@@ -64,9 +64,8 @@ struct Verifier<'a> {
 
 impl Verifier<'_> {
     fn signature<T: Signable>(&mut self, signed: &Signed<T>) -> Result<(), Reject> {
-        // The signed digest binds the author, so (digest, signature) names one check.
         let digest = signed.digest();
-        let key = Digest::of_parts(&[digest.as_bytes(), signed.signature()]);
+        let key = cache_key(digest, signed.signature());
         if self.cache.known.contains(&key) {
             return Ok(());
         }
@@ -102,6 +101,12 @@ impl Verifier<'_> {
     }
 }
 
+/// What the signature cache remembers of one check. The signed digest binds
+/// the author, so (digest, signature) names one check.
+fn cache_key(digest: Digest, signature: &[u8]) -> Digest {
+    Digest::of_parts(&[digest.as_bytes(), signature])
+}
+
 /// A signature not yet checked, with what checking and caching it needs.
 struct Unchecked<'a> {
     cache_key: Digest,
@@ -122,7 +127,7 @@ impl<'a> Batch<'a> {
     /// signature, and returns its signed digest; `Err` if its author is unknown.
     fn add<T: Signable>(&mut self, v: &Verifier<'a>, signed: &'a Signed<T>) -> Result<Digest, Reject> {
         let digest = signed.digest();
-        let cache_key = Digest::of_parts(&[digest.as_bytes(), signed.signature()]);
+        let cache_key = cache_key(digest, signed.signature());
         if !v.cache.known.contains(&cache_key) && self.keys.insert(cache_key) {
             let author = signed.author_key(v.keys)?;
             self.unchecked.push(Unchecked { cache_key, author, digest, signature: signed.signature() });
