@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Measured throughput against the crypto ceiling, both taken on this machine
+# at the same moment. This VM's speed drifts by a quarter within an hour, so a
+# ceiling measured in one spell and a throughput in another say little; here
+# every round measures the ceiling, then the cluster, then the ceiling again,
+# and divides the throughput by the mean of the two ceilings around it.
+#
+#   scripts/bench-ratio.sh [ROUNDS] [-- EXTRA BENCH ARGS]   (default: 5 rounds)
+#
+# The load is BENCHMARKS.md's headline one: n = 4 (configs/local-4.toml),
+# 64 closed-loop clients, 32-byte values, 5 s. Prints one line per round and
+# the median ratio; appends each round as a JSON line to
+# target/bench-ratio/rounds.jsonl. About 30 s per round.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds="${1:-5}"
+shift || true
+[[ "${1:-}" == "--" ]] && shift
+cargo build --release -p pbft-app
+pbft="${CARGO_TARGET_DIR:-target}/release/pbft"
+out=target/bench-ratio
+mkdir -p "$out"
+
+# The value of a numeric JSON field in the text on stdin.
+field() { grep -o "\"$1\": *[0-9.e+-]*" | head -1 | sed 's/.*: *//'; }
+ceiling() { "$pbft" bench --ceiling --replicas 4 --json | field ceiling_ops_per_sec; }
+
+ratios=()
+for round in $(seq 1 "$rounds"); do
+    before="$(ceiling)"
+    run="$("$pbft" bench --config configs/local-4.toml --local --clients 64 --duration 5 --json "$@" 2>/dev/null)"
+    after="$(ceiling)"
+    measured="$(field ops_per_sec <<<"$run")"
+    ratio="$(awk -v m="$measured" -v b="$before" -v a="$after" 'BEGIN { printf "%.3f", 2 * m / (b + a) }')"
+    ratios+=("$ratio")
+    printf 'round %d: ceiling %.0f then %.0f ops/s, measured %.0f ops/s: %.1f %% of the ceiling\n' \
+        "$round" "$before" "$after" "$measured" "$(awk -v r="$ratio" 'BEGIN { print 100 * r }')"
+    echo "{\"round\":$round,\"ceiling_before\":$before,\"ceiling_after\":$after,\"measured\":$measured,\"ratio\":$ratio}" \
+        >> "$out/rounds.jsonl"
+done
+median="$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+echo "median over $rounds rounds: $(awk -v r="$median" 'BEGIN { printf "%.1f", 100 * r }') % of the ceiling"
