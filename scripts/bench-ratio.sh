@@ -13,9 +13,18 @@
 # target/bench-ratio/rounds.jsonl. About 30 s per round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds="${1:-5}"
-shift || true
-[[ "${1:-}" == "--" ]] && shift
+rounds=5
+if [[ "${1:-}" =~ ^[0-9]+$ ]]; then
+    rounds="$1"
+    shift
+fi
+if [[ "${1:-}" == "--" ]]; then
+    shift
+elif [[ $# -gt 0 ]]; then
+    echo "usage: $0 [ROUNDS] [-- EXTRA BENCH ARGS]" >&2
+    exit 2
+fi
+[[ "$rounds" -ge 1 ]] || { echo "ROUNDS must be at least 1" >&2; exit 2; }
 cargo build --release -p pbft-app
 pbft="${CARGO_TARGET_DIR:-target}/release/pbft"
 out=target/bench-ratio
