@@ -90,44 +90,32 @@ pub trait Signable: Serialize {
 /// once, and copying its requests for each was a tenth of the core's time.
 pub struct Signed<T>(Arc<Parts<T>>);
 
+/// What clones of a [`Signed`] share; also its encoding (the digest is not
+/// encoded).
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Signed")]
 struct Parts<T> {
     payload: T,
+    #[serde(with = "crate::codec::bytes")]
     signature: Vec<u8>,
     /// [`Signed::digest`], once computed: verification, batch digests and
     /// execution all need it, and hashing the payload each time showed in
     /// profiles. The payload cannot change, so the value cannot go stale;
     /// never encoded, never compared.
+    #[serde(skip)]
     digest: OnceLock<Digest>,
 }
 
-/// How a [`Signed`] travels: the payload, then the signature's bytes.
-#[derive(Serialize)]
-#[serde(rename = "Signed")]
-struct WireRef<'a, T> {
-    payload: &'a T,
-    #[serde(with = "crate::codec::bytes")]
-    signature: &'a Vec<u8>,
-}
-
-/// [`WireRef`] as a decoder fills it in.
-#[derive(Deserialize)]
-#[serde(rename = "Signed")]
-struct Wire<T> {
-    payload: T,
-    #[serde(with = "crate::codec::bytes")]
-    signature: Vec<u8>,
-}
-
+/// Travels as its parts: the payload, then the signature's bytes.
 impl<T: Serialize> Serialize for Signed<T> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        WireRef { payload: &self.0.payload, signature: &self.0.signature }.serialize(serializer)
+        self.0.serialize(serializer)
     }
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Signed<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let Wire { payload, signature } = Wire::deserialize(deserializer)?;
-        Ok(Signed::new(payload, signature, OnceLock::new()))
+        Parts::deserialize(deserializer).map(|parts| Signed(Arc::new(parts)))
     }
 }
 
