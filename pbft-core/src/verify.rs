@@ -93,7 +93,7 @@ struct Verifier<'a> {
 impl Verifier<'_> {
     fn signature<T: Signable>(&mut self, signed: &Signed<T>) -> Result<(), Reject> {
         let digest = signed.digest();
-        let key = cache_key(digest, signed.signature());
+        let key = signed.check_id();
         if self.cache.known.contains(&key) {
             return Ok(());
         }
@@ -129,12 +129,6 @@ impl Verifier<'_> {
     }
 }
 
-/// What the signature cache remembers of one check. The signed digest binds
-/// the author, so (digest, signature) names one check.
-fn cache_key(digest: Digest, signature: &[u8]) -> Digest {
-    Digest::of_parts(&[digest.as_bytes(), signature])
-}
-
 /// A signature not yet checked, with what checking and caching it needs.
 struct Unchecked<'a> {
     cache_key: Digest,
@@ -155,7 +149,7 @@ impl<'a> Batch<'a> {
     /// signature, and returns its signed digest; `Err` if its author is unknown.
     fn add<T: Signable>(&mut self, v: &Verifier<'a>, signed: &'a Signed<T>) -> Result<Digest, Reject> {
         let digest = signed.digest();
-        let cache_key = cache_key(digest, signed.signature());
+        let cache_key = signed.check_id();
         if !v.cache.known.contains(&cache_key) && self.keys.insert(cache_key) {
             let author = signed.author_key(v.keys)?;
             self.unchecked.push(Unchecked { cache_key, author, digest, signature: signed.signature() });
