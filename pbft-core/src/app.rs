@@ -1,5 +1,8 @@
 //! The replicated application: what the protocol orders operations for.
 
+use crate::digest::Digest;
+use std::sync::{Arc, OnceLock};
+
 /// Why an application could not restore a snapshot.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("cannot restore snapshot: {0}")]
@@ -23,4 +26,61 @@ pub trait ReplicatedStateMachine {
     fn snapshot(&self) -> Vec<u8>;
     /// Replaces the state with one taken by `snapshot`.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), AppError>;
+
+    /// The whole state as pages: what checkpoints actually take. The state's
+    /// digest is built from the pages' digests, and a page that is the same
+    /// [`Page`] (a clone) as at the previous checkpoint is neither encoded nor
+    /// hashed again, so an application whose state is large can keep the
+    /// pages of the parts that did not change and make a checkpoint cost
+    /// what changed since the last one. The default is one page holding
+    /// [`snapshot`](Self::snapshot): right for small states.
+    fn snapshot_pages(&self) -> Vec<Page> {
+        vec![Page::new(self.snapshot())]
+    }
+
+    /// Replaces the state with one taken by
+    /// [`snapshot_pages`](Self::snapshot_pages). The default expects the one
+    /// page the default `snapshot_pages` makes.
+    fn restore_pages(&mut self, pages: &[Page]) -> Result<(), AppError> {
+        match pages {
+            [page] => self.restore(page.bytes()),
+            _ => Err(AppError(format!("expected one page, got {}", pages.len()))),
+        }
+    }
 }
+
+/// A piece of an application snapshot. Clones share the bytes, and the
+/// digest is computed once per page however many checkpoints hold it.
+#[derive(Clone, Debug)]
+pub struct Page(Arc<PageParts>);
+
+#[derive(Debug)]
+struct PageParts {
+    bytes: Vec<u8>,
+    digest: OnceLock<Digest>,
+}
+
+impl Page {
+    /// A page holding `bytes`.
+    pub fn new(bytes: Vec<u8>) -> Page {
+        Page(Arc::new(PageParts { bytes, digest: OnceLock::new() }))
+    }
+
+    /// The page's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0.bytes
+    }
+
+    /// The page's digest, computed on first use.
+    pub fn digest(&self) -> Digest {
+        *self.0.digest.get_or_init(|| Digest::of_parts(&[b"pbft-v1 page", &self.0.bytes]))
+    }
+}
+
+impl PartialEq for Page {
+    fn eq(&self, other: &Page) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for Page {}

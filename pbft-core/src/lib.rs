@@ -56,7 +56,7 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use app::{AppError, ReplicatedStateMachine};
+pub use app::{AppError, Page, ReplicatedStateMachine};
 pub use client::{Client, ClientError, ClientOutput};
 pub use config::{ConfigError, ProtocolConfig};
 pub use digest::Digest;

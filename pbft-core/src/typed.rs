@@ -6,7 +6,7 @@
 //! codec), so keep it in ordered collections (`BTreeMap`, `Vec`), never in
 //! `HashMap`, whose iteration order differs between replicas.
 
-use crate::app::{AppError, ReplicatedStateMachine};
+use crate::app::{AppError, Page, ReplicatedStateMachine};
 use crate::codec::{self, CodecError};
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -30,6 +30,38 @@ pub trait StateMachine: Serialize + DeserializeOwned {
     fn validate(&self) -> Result<(), String> {
         Ok(())
     }
+
+    /// The state as pages for checkpoints (see
+    /// [`ReplicatedStateMachine::snapshot_pages`]). The default is one page
+    /// holding the whole serialised state; a large state can keep pages of
+    /// its unchanged parts between checkpoints instead.
+    fn snapshot_pages(&self) -> Vec<Page> {
+        vec![Page::new(whole_state(self))]
+    }
+
+    /// The state `snapshot_pages` gave these pages of. The default decodes
+    /// the one page of the default `snapshot_pages`. [`validate`](Self::validate)
+    /// runs on the result before it replaces anything.
+    fn from_pages(pages: &[Page]) -> Result<Self, String> {
+        match pages {
+            [page] => codec::decode(page.bytes()).map_err(|e| e.to_string()),
+            _ => Err(format!("expected one page, got {}", pages.len())),
+        }
+    }
+}
+
+fn whole_state<S: Serialize>(state: &S) -> Vec<u8> {
+    match codec::try_encode(state) {
+        Ok(bytes) => bytes,
+        Err(error) => panic!("the application state does not serialise: {error}"),
+    }
+}
+
+fn install<S: StateMachine>(target: &mut S, state: Result<S, String>) -> Result<(), AppError> {
+    let state = state.map_err(AppError)?;
+    state.validate().map_err(AppError)?;
+    *target = state;
+    Ok(())
 }
 
 /// What a replica answers to a typed operation: the output, or why the
@@ -81,17 +113,19 @@ impl<S: StateMachine> ReplicatedStateMachine for S {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        match codec::try_encode(self) {
-            Ok(bytes) => bytes,
-            Err(error) => panic!("the application state does not serialise: {error}"),
-        }
+        whole_state(self)
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), AppError> {
-        let state: S = codec::decode(snapshot).map_err(|e| AppError(e.to_string()))?;
-        state.validate().map_err(AppError)?;
-        *self = state;
-        Ok(())
+        install(self, codec::decode(snapshot).map_err(|e| e.to_string()))
+    }
+
+    fn snapshot_pages(&self) -> Vec<Page> {
+        StateMachine::snapshot_pages(self)
+    }
+
+    fn restore_pages(&mut self, pages: &[Page]) -> Result<(), AppError> {
+        install(self, S::from_pages(pages))
     }
 }
 
@@ -141,5 +175,11 @@ mod tests {
         assert!(tally.restore(&codec::encode(&Tally(3))).is_err());
         tally.restore(&codec::encode(&Tally(6))).unwrap();
         assert_eq!(tally, Tally(6));
+        let page = |t: u32| Page::new(codec::encode(&Tally(t)));
+        assert!(tally.restore_pages(&[page(5)]).is_err(), "validate runs on pages too");
+        assert!(tally.restore_pages(&[page(8), page(8)]).is_err(), "the default takes one page");
+        assert_eq!(tally, Tally(6), "nothing changed");
+        tally.restore_pages(&ReplicatedStateMachine::snapshot_pages(&Tally(8))).unwrap();
+        assert_eq!(tally, Tally(8));
     }
 }

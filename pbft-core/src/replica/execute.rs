@@ -1,21 +1,14 @@
 //! Execution in sequence order, replies, and taking checkpoints (OSDI'99 §4.2–4.3).
 
-use super::replies::{seen, ReplyCache, Seen};
+use super::checkpoint_state::CheckpointState;
+use super::replies::{seen, Seen};
 use super::{CommitProof, Replica, Status, Timer};
 use crate::app::ReplicatedStateMachine;
-use crate::codec;
-use crate::digest::Digest;
 use crate::ids::SeqNum;
 use crate::message::{Checkpoint, Message, PrePrepare, RequestKind};
 use crate::output::{Event, ExecutedRequest};
 use crate::signed::Signed;
 use crate::time::Time;
-
-/// The digest replicas agree on at a checkpoint: the application snapshot and
-/// the reply cache, so exactly-once survives anything rebuilt from a checkpoint.
-pub(crate) fn state_digest(snapshot: &[u8], reply_cache: &ReplyCache) -> Digest {
-    Digest::of_parts(&[b"pbft-v1 state", snapshot, &codec::encode(reply_cache)])
-}
 
 impl<A: ReplicatedStateMachine> Replica<A> {
     /// The proof that `seq` committed, if this replica has one: from its own
@@ -94,10 +87,10 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     }
 
     fn take_checkpoint(&mut self, now: Time, seq: SeqNum) {
-        let snapshot = self.app.snapshot();
-        let state_digest = state_digest(&snapshot, &self.reply_cache);
+        let state = CheckpointState::new(self.app.snapshot_pages(), &self.reply_cache);
+        let state_digest = state.digest();
         self.own_checkpoints.insert(seq, state_digest);
-        self.checkpoint_states.insert(seq, super::state_transfer::encode_state(&snapshot, &self.reply_cache));
+        self.checkpoint_states.insert(seq, state);
         let checkpoint = Signed::sign(Checkpoint { seq, state_digest, replica: self.id }, &self.secret);
         self.checkpoint_votes.entry(seq).or_default().insert(self.id, checkpoint.clone());
         self.broadcast(Message::Checkpoint(checkpoint));

@@ -6,6 +6,7 @@
 //! then [`Replica::poll_timeout`] for the next deadline.
 
 mod checkpoint;
+pub(crate) mod checkpoint_state;
 pub(crate) mod execute;
 mod normal;
 mod pending;
@@ -113,7 +114,7 @@ pub struct Replica<A> {
     own_checkpoints: BTreeMap<SeqNum, Digest>,
     /// The state bytes of this replica's checkpoints at and above the stable
     /// one, served to peers that fetch them.
-    checkpoint_states: BTreeMap<SeqNum, Vec<u8>>,
+    checkpoint_states: BTreeMap<SeqNum, checkpoint_state::CheckpointState>,
     transfer: Option<state_transfer::Transfer>,
     checkpoint_votes: BTreeMap<SeqNum, BTreeMap<ReplicaId, Signed<crate::message::Checkpoint>>>,
     /// The latest checkpoint at which replicas signed different digests.
@@ -369,7 +370,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// Digest of the current application state and reply cache: what
     /// checkpoints agree on.
     pub fn state_digest(&self) -> Digest {
-        execute::state_digest(&self.app.snapshot(), &self.reply_cache)
+        checkpoint_state::CheckpointState::new(self.app.snapshot_pages(), &self.reply_cache).digest()
     }
 
     /// The latest checkpoint at which replicas signed different state

@@ -2,9 +2,9 @@
 //! checkpoint fetches that checkpoint's state from peers in bounded chunks,
 //! checks it against the certified digest, and installs it.
 
-use super::{Replica, ReplyCache, Timer};
+use super::checkpoint_state::CheckpointState;
+use super::{Replica, Timer};
 use crate::app::ReplicatedStateMachine;
-use crate::codec;
 use crate::digest::Digest;
 use crate::ids::{ReplicaId, SeqNum};
 use crate::message::{CheckpointProof, FetchState, Message, StableCheckpoint, StateChunk};
@@ -28,29 +28,6 @@ impl Transfer {
     pub(crate) fn held(&self) -> usize {
         self.buffer.len()
     }
-}
-
-/// The checkpointed state as bytes: the application snapshot's length, the
-/// snapshot, then the encoded reply cache. Its digest is [`super::execute::state_digest`]
-/// of the two parts.
-pub(crate) fn encode_state(snapshot: &[u8], reply_cache: &ReplyCache) -> Vec<u8> {
-    let replies = codec::encode(reply_cache);
-    let mut bytes = Vec::with_capacity(8 + snapshot.len() + replies.len());
-    bytes.extend_from_slice(&(snapshot.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(snapshot);
-    bytes.extend_from_slice(&replies);
-    bytes
-}
-
-/// Splits state bytes into the snapshot and the reply cache.
-fn decode_state(bytes: &[u8]) -> Option<(&[u8], ReplyCache)> {
-    let (length, rest) = bytes.split_first_chunk::<8>()?;
-    let length = usize::try_from(u64::from_le_bytes(*length)).ok()?;
-    if length > rest.len() {
-        return None;
-    }
-    let (snapshot, replies) = rest.split_at(length);
-    Some((snapshot, codec::decode(replies).ok()?))
 }
 
 impl<A: ReplicatedStateMachine> Replica<A> {
@@ -135,16 +112,16 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             return;
         }
         let Ok(offset) = usize::try_from(body.offset) else { return };
-        if offset > state.len() {
+        let total_len = state.len();
+        if offset > total_len {
             return;
         }
-        let end = state.len().min(offset + self.config.state_chunk_bytes);
         let chunk = StateChunk {
             seq: body.seq,
             state_digest: body.state_digest,
             offset: body.offset,
-            total_len: state.len() as u64,
-            data: state[offset..end].to_vec(),
+            total_len: total_len as u64,
+            data: state.read(offset, self.config.state_chunk_bytes),
             replica: self.id,
         };
         let to = body.replica;
@@ -219,14 +196,14 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             return;
         }
         let proof = transfer.proof;
-        let installed = decode_state(&transfer.buffer).and_then(|(snapshot, replies)| {
-            if super::execute::state_digest(snapshot, &replies) != proof.state_digest {
+        let installed = CheckpointState::decode(&transfer.buffer).and_then(|(state, replies)| {
+            if state.digest() != proof.state_digest {
                 return None;
             }
-            self.app.restore(snapshot).ok()?;
-            Some(replies)
+            self.app.restore_pages(state.pages()).ok()?;
+            Some((state, replies))
         });
-        let Some(replies) = installed else {
+        let Some((state, replies)) = installed else {
             let peer = transfer.peer;
             self.reject(crate::signed::Author::Replica(peer), StateChunk::KIND, Reject::DigestMismatch);
             self.transfer = Some(Transfer { proof, peer, buffer: Vec::new(), total: None });
@@ -242,7 +219,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         let (seq, state_digest) = (proof.seq, proof.state_digest);
         self.last_executed = seq;
         self.own_checkpoints.insert(seq, state_digest);
-        self.checkpoint_states.insert(seq, transfer.buffer);
+        self.checkpoint_states.insert(seq, state);
         self.emit(Event::StateTransferred { seq, state_digest });
         self.make_stable(now, proof);
         self.try_execute(now);

@@ -4,10 +4,9 @@
 //! buffer never exceeds the configured bound.
 
 use super::kit::{drain, step, Kit, CLIENT};
-use crate::replica::execute::state_digest;
-use crate::replica::state_transfer::encode_state;
+use crate::replica::checkpoint_state::CheckpointState;
 use crate::{
-    Checkpoint, CheckpointProof, ClientReplies, Event, Message, Output, Reject, ReplicaId, Signed,
+    Checkpoint, CheckpointProof, ClientReplies, Event, Message, Output, Page, Reject, ReplicaId, Signed,
     StableCheckpoint, StateChunk, Time,
 };
 use std::collections::BTreeMap;
@@ -43,9 +42,9 @@ fn byzantine_state_is_refused_and_an_honest_peer_supplies_it() {
     // about 230 bytes, so it travels in several 64-byte chunks.
     let replies =
         BTreeMap::from([(CLIENT, ClientReplies { newest: 1, recent: BTreeMap::from([(1, vec![5; 200])]) })]);
-    let snapshot = 5u64.to_le_bytes().to_vec();
-    let state = encode_state(&snapshot, &replies);
-    let digest = state_digest(&snapshot, &replies);
+    let certified = CheckpointState::new(vec![Page::new(5u64.to_le_bytes().to_vec())], &replies);
+    let state = certified.to_bytes();
+    let digest = certified.digest();
     let checkpoints = (0..3)
         .map(|r| Signed::sign(Checkpoint { seq: 4, state_digest: digest, replica: ReplicaId(r) }, kit.key(r)))
         .collect();
@@ -68,7 +67,7 @@ fn byzantine_state_is_refused_and_an_honest_peer_supplies_it() {
 
     // Replica 1 is asked now; suppose it too lies: a well-formed state of the
     // right length whose digest does not match. Chunks past the end are refused.
-    let forged = encode_state(&9u64.to_le_bytes(), &replies);
+    let forged = CheckpointState::new(vec![Page::new(9u64.to_le_bytes().to_vec())], &replies).to_bytes();
     let mut offset = 0;
     let mut last = Vec::new();
     for piece in forged.chunks(64) {
