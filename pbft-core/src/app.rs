@@ -71,6 +71,13 @@ impl Page {
         &self.0.bytes
     }
 
+    /// Whether `other` is this very page (a clone of it), not merely one
+    /// with equal bytes: what an application's tests check to see that an
+    /// unchanged part kept its page between checkpoints.
+    pub fn is_shared_with(&self, other: &Page) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The page's digest, computed on first use.
     pub fn digest(&self) -> Digest {
         *self.0.digest.get_or_init(|| Digest::of_parts(&[b"pbft-v1 page", &self.0.bytes]))
