@@ -70,9 +70,10 @@ pub enum KvResult {
 /// keeps its encoded page until it is written again, so a checkpoint encodes
 /// and hashes only the buckets written since the previous one: with tens of
 /// thousands of keys a checkpoint no longer stalls every replica for
-/// milliseconds. The bucket count doubles as the store grows (never shrinks)
-/// and depends only on the operations executed, so every replica has the same
-/// buckets. A client that picks keys hashing to one bucket only makes that
+/// milliseconds. The store grows by linear hashing: whenever it averages more
+/// than 8 keys per bucket, one bucket splits in two, so growing never
+/// rewrites the whole store at once. The buckets never merge, and depend
+/// only on the operations executed, so every replica has the same ones. A client that picks keys hashing to one bucket only makes that
 /// bucket's page large: a checkpoint then costs what the whole store did
 /// before buckets.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -96,28 +97,33 @@ struct Bucket {
     page: OnceLock<Page>,
 }
 
-/// Keys per bucket, on average, above which the buckets double.
+/// Keys per bucket, on average, above which a bucket splits.
 const KEYS_PER_BUCKET: usize = 8;
-/// Beyond this many buckets they grow instead of doubling again.
+/// Beyond this many buckets they grow instead of splitting again.
 const MAX_BUCKETS: usize = 1 << 16;
 
-/// The bucket of `key` among `buckets` (a power of two): FNV-1a, folded.
-fn bucket_of(key: &str, buckets: usize) -> usize {
+/// The bucket of `key` among `count` buckets, by linear hashing: with
+/// `2^k <= count < 2^(k+1)`, the key's hash modulo `2^(k+1)` if that bucket
+/// exists (it was split off, or splits no further), else modulo `2^k`.
+fn bucket_of(key: &str, count: usize) -> usize {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in key.bytes() {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    (hash ^ (hash >> 32)) as usize & (buckets - 1)
+    let hash = (hash ^ (hash >> 32)) as usize;
+    let low = 1 << count.ilog2();
+    let index = hash & (2 * low - 1);
+    if index < count {
+        index
+    } else {
+        index - low
+    }
 }
 
-/// The bucket count a store reaches when it grows to `len` keys.
+/// The bucket count of a store that grew to `len` keys.
 fn buckets_for(len: usize) -> usize {
-    let mut buckets = 1;
-    while len > KEYS_PER_BUCKET * buckets && buckets < MAX_BUCKETS {
-        buckets *= 2;
-    }
-    buckets
+    len.div_ceil(KEYS_PER_BUCKET).clamp(1, MAX_BUCKETS)
 }
 
 impl Default for KvStore {
@@ -192,11 +198,24 @@ impl KvStore {
         if previous.is_none() {
             self.len += 1;
             if buckets_for(self.len) > self.buckets.len() {
-                let entries = std::mem::take(&mut self.buckets).into_iter().flat_map(|bucket| bucket.entries);
-                *self = KvStore::with_buckets(buckets_for(self.len), entries);
+                self.split();
             }
         }
         previous
+    }
+
+    /// Adds a bucket: the one linear hashing splits next gives it the keys
+    /// that now hash to it. Only those two buckets' pages change.
+    fn split(&mut self) {
+        let count = self.buckets.len();
+        let splitting = count - (1 << count.ilog2());
+        self.buckets.push(Bucket::default());
+        let entries = std::mem::take(&mut self.buckets[splitting].entries);
+        self.buckets[splitting].page.take();
+        for (key, value) in entries {
+            let index = bucket_of(&key, count + 1);
+            self.buckets[index].entries.insert(key, value);
+        }
     }
 
     fn remove(&mut self, key: &str) -> Option<String> {
@@ -243,8 +262,8 @@ impl StateMachine for KvStore {
 
     fn from_pages(pages: &[Page]) -> Result<KvStore, String> {
         let count = pages.len();
-        if !count.is_power_of_two() || count > MAX_BUCKETS {
-            return Err(format!("{count} pages: a store has a power of two up to {MAX_BUCKETS}"));
+        if !(1..=MAX_BUCKETS).contains(&count) {
+            return Err(format!("{count} pages: a store has 1 to {MAX_BUCKETS}"));
         }
         let mut store = KvStore { buckets: Vec::with_capacity(count), len: 0 };
         for (index, page) in pages.iter().enumerate() {
@@ -342,7 +361,7 @@ mod tests {
             put(&mut store, &format!("key-{i}"));
         }
         let before = ReplicatedStateMachine::snapshot_pages(&store);
-        assert_eq!(before.len(), 128, "1,000 keys at most 8 per bucket on average");
+        assert_eq!(before.len(), 125, "1,000 keys, at most 8 per bucket on average");
         put(&mut store, "key-17");
         let after = ReplicatedStateMachine::snapshot_pages(&store);
         let kept = before.iter().zip(&after).filter(|(b, a)| b.is_shared_with(a)).count();
@@ -353,6 +372,31 @@ mod tests {
             after.iter().zip(&unchanged).all(|(a, u)| a.is_shared_with(u)),
             "a failed swap writes nothing"
         );
+    }
+
+    /// Growing by one key splits one bucket: the snapshot gains a page, and
+    /// only the written bucket and the split pair change; every key is still
+    /// found, through all the splits of a growing store.
+    #[test]
+    fn growing_splits_one_bucket_at_a_time() {
+        let mut store = KvStore::default();
+        for i in 0..1000 {
+            put(&mut store, &format!("key-{i}"));
+        }
+        let before = ReplicatedStateMachine::snapshot_pages(&store);
+        put(&mut store, "one more");
+        let after = ReplicatedStateMachine::snapshot_pages(&store);
+        assert_eq!((before.len(), after.len()), (125, 126));
+        let changed = before.iter().zip(&after).filter(|(b, a)| !b.is_shared_with(a)).count();
+        assert!((1..=2).contains(&changed), "{changed} pages changed");
+        for i in 0..1000 {
+            let key = format!("key-{i}");
+            assert_eq!(store.get(&key), Some(format!("value of {key}").as_str()));
+            assert_eq!(
+                bucket_of(&key, store.buckets.len()),
+                (0..126).find(|b| store.buckets[*b].entries.contains_key(&key)).unwrap()
+            );
+        }
     }
 
     /// Pages restore the same store, whichever way it was built; the same
@@ -377,8 +421,7 @@ mod tests {
     }
 
     /// Pages that no store makes are refused and leave the store as it was:
-    /// a count that is not a power of two, a key in the wrong bucket, bytes
-    /// that are not entries.
+    /// no pages, a key in the wrong bucket, bytes that are not entries.
     #[test]
     fn pages_no_store_makes_are_refused_without_change() {
         let mut store = KvStore::default();
@@ -388,7 +431,7 @@ mod tests {
             Page::new(codec::encode(&map))
         };
         let empty = entries(&[]);
-        assert!(store.restore_pages(&[empty.clone(), empty.clone(), empty.clone()]).is_err());
+        assert!(store.restore_pages(&[]).is_err());
         let misplaced = (0..64).map(|i| format!("k{i}")).find(|k| bucket_of(k, 2) == 1).unwrap();
         assert!(store.restore_pages(&[entries(&[&misplaced]), empty.clone()]).is_err());
         assert!(store.restore_pages(&[Page::new(vec![0xff; 5])]).is_err());
