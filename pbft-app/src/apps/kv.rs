@@ -71,16 +71,43 @@ pub enum KvResult {
 /// and hashes only the buckets written since the previous one: with tens of
 /// thousands of keys a checkpoint no longer stalls every replica for
 /// milliseconds. The store grows by linear hashing: whenever it averages more
-/// than 8 keys per bucket, one bucket splits in two, so growing never
-/// rewrites the whole store at once. The buckets never merge, and depend
-/// only on the operations executed, so every replica has the same ones. A client that picks keys hashing to one bucket only makes that
+/// than 8 keys or 2 KiB per bucket, one bucket splits in two, so growing
+/// never rewrites the whole store at once, and a write re-encodes a page of
+/// a few KiB at most, however large the values. The buckets never merge, and
+/// depend only on the operations executed, so every replica has the same
+/// ones. A client that picks keys hashing to one bucket only makes that
 /// bucket's page large: a checkpoint then costs what the whole store did
 /// before buckets.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(from = "Entries", into = "Entries")]
 pub struct KvStore {
     buckets: Vec<Bucket>,
-    len: usize,
+    size: Size,
+}
+
+/// How much a store holds, which decides how many buckets it has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Size {
+    keys: usize,
+    /// Bytes of all keys and values.
+    bytes: usize,
+}
+
+impl Size {
+    fn add(&mut self, key: &str, value: &str) {
+        self.keys += 1;
+        self.bytes += key.len() + value.len();
+    }
+
+    fn remove(&mut self, key: &str, value: &str) {
+        self.keys -= 1;
+        self.bytes -= key.len() + value.len();
+    }
+
+    /// The bucket count a store reaches as it grows to this size.
+    fn buckets(self) -> usize {
+        self.keys.div_ceil(KEYS_PER_BUCKET).max(self.bytes.div_ceil(BYTES_PER_BUCKET)).clamp(1, MAX_BUCKETS)
+    }
 }
 
 /// The store's whole-state encoding: every entry in key order.
@@ -99,6 +126,8 @@ struct Bucket {
 
 /// Keys per bucket, on average, above which a bucket splits.
 const KEYS_PER_BUCKET: usize = 8;
+/// Bytes of keys and values per bucket, on average, above which a bucket splits.
+const BYTES_PER_BUCKET: usize = 2048;
 /// Beyond this many buckets they grow instead of splitting again.
 const MAX_BUCKETS: usize = 1 << 16;
 
@@ -121,20 +150,15 @@ fn bucket_of(key: &str, count: usize) -> usize {
     }
 }
 
-/// The bucket count of a store that grew to `len` keys.
-fn buckets_for(len: usize) -> usize {
-    len.div_ceil(KEYS_PER_BUCKET).clamp(1, MAX_BUCKETS)
-}
-
 impl Default for KvStore {
     fn default() -> KvStore {
-        KvStore { buckets: vec![Bucket::default()], len: 0 }
+        KvStore { buckets: vec![Bucket::default()], size: Size::default() }
     }
 }
 
 impl PartialEq for KvStore {
     fn eq(&self, other: &KvStore) -> bool {
-        self.len == other.len
+        self.size == other.size
             && self.buckets.len() == other.buckets.len()
             && self.buckets.iter().zip(&other.buckets).all(|(a, b)| a.entries == b.entries)
     }
@@ -144,7 +168,9 @@ impl Eq for KvStore {}
 
 impl From<Entries> for KvStore {
     fn from(Entries { entries }: Entries) -> KvStore {
-        KvStore::with_buckets(buckets_for(entries.len()), entries)
+        let mut size = Size::default();
+        entries.iter().for_each(|(key, value)| size.add(key, value));
+        KvStore::with_buckets(size.buckets(), entries)
     }
 }
 
@@ -162,21 +188,19 @@ impl KvStore {
 
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.len
+        self.size.keys
     }
 
     /// Whether the store is empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.size.keys == 0
     }
 
     fn with_buckets(count: usize, entries: impl IntoIterator<Item = (String, String)>) -> KvStore {
-        let mut store = KvStore { buckets: vec![Bucket::default(); count], len: 0 };
+        let mut store = KvStore { buckets: vec![Bucket::default(); count], size: Size::default() };
         for (key, value) in entries {
-            let index = bucket_of(&key, count);
-            if store.buckets[index].entries.insert(key, value).is_none() {
-                store.len += 1;
-            }
+            store.size.add(&key, &value);
+            store.buckets[bucket_of(&key, count)].entries.insert(key, value);
         }
         store
     }
@@ -194,12 +218,15 @@ impl KvStore {
     }
 
     fn insert(&mut self, key: String, value: String) -> Option<String> {
+        self.size.add(&key, &value);
+        let key_len = key.len();
         let previous = self.bucket_to_write(&key).entries.insert(key, value);
-        if previous.is_none() {
-            self.len += 1;
-            if buckets_for(self.len) > self.buckets.len() {
-                self.split();
-            }
+        if let Some(old) = &previous {
+            self.size.keys -= 1;
+            self.size.bytes -= key_len + old.len();
+        }
+        while self.buckets.len() < self.size.buckets() {
+            self.split();
         }
         previous
     }
@@ -220,8 +247,8 @@ impl KvStore {
 
     fn remove(&mut self, key: &str) -> Option<String> {
         let previous = self.bucket_to_write(key).entries.remove(key);
-        if previous.is_some() {
-            self.len -= 1;
+        if let Some(old) = &previous {
+            self.size.remove(key, old);
         }
         previous
     }
@@ -265,14 +292,14 @@ impl StateMachine for KvStore {
         if !(1..=MAX_BUCKETS).contains(&count) {
             return Err(format!("{count} pages: a store has 1 to {MAX_BUCKETS}"));
         }
-        let mut store = KvStore { buckets: Vec::with_capacity(count), len: 0 };
+        let mut store = KvStore { buckets: Vec::with_capacity(count), size: Size::default() };
         for (index, page) in pages.iter().enumerate() {
             let entries: BTreeMap<String, String> =
                 codec::decode(page.bytes()).map_err(|e| format!("page {index}: {e}"))?;
             if let Some(key) = entries.keys().find(|key| bucket_of(key, count) != index) {
                 return Err(format!("page {index} holds key {key:?}, which belongs in another"));
             }
-            store.len += entries.len();
+            entries.iter().for_each(|(key, value)| store.size.add(key, value));
             // The pages matched the certified digest, so they are the very
             // bytes the bucket encodes to on the replicas that made them.
             store.buckets.push(Bucket { entries, page: OnceLock::from(page.clone()) });
@@ -397,6 +424,24 @@ mod tests {
                 (0..126).find(|b| store.buckets[*b].entries.contains_key(&key)).unwrap()
             );
         }
+    }
+
+    /// Large values split buckets by their bytes, so a page (what one write
+    /// makes a checkpoint encode again) stays near 2 KiB on average instead
+    /// of holding 8 values of any size.
+    #[test]
+    fn large_values_keep_pages_small() {
+        let mut store = KvStore::default();
+        for i in 0..100 {
+            run(&mut store, KvOp::Put { key: format!("k{i}"), value: "v".repeat(1024) });
+        }
+        let pages = ReplicatedStateMachine::snapshot_pages(&store);
+        assert!(pages.len() >= 100 * 1024 / BYTES_PER_BUCKET, "{} pages", pages.len());
+        let mean = pages.iter().map(|page| page.bytes().len()).sum::<usize>() / pages.len();
+        assert!(mean <= BYTES_PER_BUCKET + 64, "{mean} bytes per page");
+        run(&mut store, KvOp::Delete { key: "k7".into() });
+        let expected: usize = (0..100).filter(|i| *i != 7).map(|i| format!("k{i}").len() + 1024).sum();
+        assert_eq!((store.size.keys, store.size.bytes), (99, expected), "the size follows deletes");
     }
 
     /// Pages restore the same store, whichever way it was built; the same
