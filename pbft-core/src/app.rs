@@ -56,19 +56,42 @@ pub struct Page(Arc<PageParts>);
 
 #[derive(Debug)]
 struct PageParts {
-    bytes: Vec<u8>,
+    bytes: PageBytes,
     digest: OnceLock<Digest>,
+}
+
+/// Where a page's bytes live: its own vector, or a range of a larger
+/// buffer shared with other pages (a state received from a peer, so that
+/// installing it does not copy it).
+#[derive(Debug)]
+enum PageBytes {
+    Own(Vec<u8>),
+    Shared { buffer: Arc<Vec<u8>>, range: std::ops::Range<usize> },
 }
 
 impl Page {
     /// A page holding `bytes`.
     pub fn new(bytes: Vec<u8>) -> Page {
+        Page::of(PageBytes::Own(bytes))
+    }
+
+    /// The page holding `buffer[range]`, sharing the buffer; `None` if the
+    /// range is not inside it.
+    pub(crate) fn within(buffer: &Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Option<Page> {
+        buffer.get(range.clone())?;
+        Some(Page::of(PageBytes::Shared { buffer: buffer.clone(), range }))
+    }
+
+    fn of(bytes: PageBytes) -> Page {
         Page(Arc::new(PageParts { bytes, digest: OnceLock::new() }))
     }
 
     /// The page's bytes.
     pub fn bytes(&self) -> &[u8] {
-        &self.0.bytes
+        match &self.0.bytes {
+            PageBytes::Own(bytes) => bytes,
+            PageBytes::Shared { buffer, range } => buffer.get(range.clone()).unwrap_or_default(),
+        }
     }
 
     /// Whether `other` is this very page (a clone of it), not merely one
@@ -80,7 +103,7 @@ impl Page {
 
     /// The page's digest, computed on first use.
     pub fn digest(&self) -> Digest {
-        *self.0.digest.get_or_init(|| Digest::of_parts(&[b"pbft-v1 page", &self.0.bytes]))
+        *self.0.digest.get_or_init(|| Digest::of_parts(&[b"pbft-v1 page", self.bytes()]))
     }
 }
 

@@ -300,9 +300,11 @@ impl StateMachine for KvStore {
                 return Err(format!("page {index} holds key {key:?}, which belongs in another"));
             }
             entries.iter().for_each(|(key, value)| store.size.add(key, value));
-            // The pages matched the certified digest, so they are the very
-            // bytes the bucket encodes to on the replicas that made them.
-            store.buckets.push(Bucket { entries, page: OnceLock::from(page.clone()) });
+            // The received pages are not kept: they are ranges of the whole
+            // transferred state, which they would keep alive after the
+            // replica's checkpoint copy of it is gone. The next checkpoint
+            // encodes every bucket once.
+            store.buckets.push(Bucket { entries, page: OnceLock::new() });
         }
         Ok(store)
     }

@@ -10,6 +10,7 @@ use super::replies::ReplyCache;
 use crate::app::Page;
 use crate::codec;
 use crate::digest::Digest;
+use std::sync::Arc;
 
 /// The application's pages and the encoded reply cache at one checkpoint.
 #[derive(Clone, Debug)]
@@ -68,25 +69,26 @@ impl CheckpointState {
     }
 
     /// The state whose transferred bytes are `bytes`, and its reply cache;
-    /// `None` if they are not such bytes.
-    pub(crate) fn decode(bytes: &[u8]) -> Option<(CheckpointState, ReplyCache)> {
-        let (count, mut rest) = split_u64(bytes)?;
+    /// `None` if they are not such bytes. The pages keep `bytes` and are
+    /// ranges of it, so a state of many MiB is not copied.
+    pub(crate) fn decode(bytes: Vec<u8>) -> Option<(CheckpointState, ReplyCache)> {
+        let buffer = Arc::new(bytes);
+        let (count, mut at) = (read_u64(&buffer, 0)?, 8);
         // Every page takes at least its 8-byte length: a count beyond that is a lie.
-        if count > rest.len() / 8 {
+        if count > (buffer.len() - at) / 8 {
             return None;
         }
         let mut pages = Vec::with_capacity(count);
         for _ in 0..count {
-            let (length, after) = split_u64(rest)?;
-            if length > after.len() {
-                return None;
-            }
-            let (page, after) = after.split_at(length);
-            pages.push(Page::new(page.to_vec()));
-            rest = after;
+            let length = read_u64(&buffer, at)?;
+            let start = at + 8;
+            let end = start.checked_add(length)?;
+            pages.push(Page::within(&buffer, start..end)?);
+            at = end;
         }
-        let replies: ReplyCache = codec::decode(rest).ok()?;
-        Some((Self::of_parts(pages, rest.to_vec()), replies))
+        let replies = buffer.get(at..)?;
+        let cache: ReplyCache = codec::decode(replies).ok()?;
+        Some((Self::of_parts(pages, replies.to_vec()), cache))
     }
 
     /// The transferred bytes in one piece (tests build peers' answers from it).
@@ -96,10 +98,10 @@ impl CheckpointState {
     }
 }
 
-/// A length-prefix at the front of `bytes`, and what follows it.
-fn split_u64(bytes: &[u8]) -> Option<(usize, &[u8])> {
-    let (length, rest) = bytes.split_first_chunk::<8>()?;
-    Some((usize::try_from(u64::from_le_bytes(*length)).ok()?, rest))
+/// The 8-byte little-endian length at `at` in `bytes`.
+fn read_u64(bytes: &[u8], at: usize) -> Option<usize> {
+    let field: [u8; 8] = bytes.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    usize::try_from(u64::from_le_bytes(field)).ok()
 }
 
 /// Copies the window `[offset, offset + max)` out of pieces met in order.
@@ -161,7 +163,7 @@ mod tests {
             assert_eq!(pieces, whole, "chunks of {chunk}");
         }
         assert!(original.read(whole.len(), 64).is_empty());
-        let (decoded, replies) = CheckpointState::decode(&whole).expect("decodes");
+        let (decoded, replies) = CheckpointState::decode(whole.clone()).expect("decodes");
         assert_eq!(decoded.pages(), original.pages());
         assert_eq!(decoded.digest(), original.digest());
         assert_eq!(codec::encode(&replies), original.replies);
@@ -187,16 +189,16 @@ mod tests {
     fn malformed_state_bytes_are_refused() {
         let whole = state(&[b"page"]).to_bytes();
         for cut in 0..whole.len() {
-            assert!(CheckpointState::decode(&whole[..cut]).is_none(), "cut at {cut}");
+            assert!(CheckpointState::decode(whole[..cut].to_vec()).is_none(), "cut at {cut}");
         }
         let mut many_pages = whole.clone();
         many_pages[..8].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(CheckpointState::decode(&many_pages).is_none());
+        assert!(CheckpointState::decode(many_pages).is_none());
         let mut long_page = whole.clone();
         long_page[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes());
-        assert!(CheckpointState::decode(&long_page).is_none());
+        assert!(CheckpointState::decode(long_page).is_none());
         let mut trailing = whole;
         trailing.push(0xff);
-        assert!(CheckpointState::decode(&trailing).is_none());
+        assert!(CheckpointState::decode(trailing).is_none());
     }
 }

@@ -112,8 +112,8 @@ pub struct Replica<A> {
 
     stable_checkpoint: CheckpointProof,
     own_checkpoints: BTreeMap<SeqNum, Digest>,
-    /// The state bytes of this replica's checkpoints at and above the stable
-    /// one, served to peers that fetch them.
+    /// The states (application pages and reply cache) of this replica's
+    /// checkpoints at and above the stable one, served to peers that fetch them.
     checkpoint_states: BTreeMap<SeqNum, checkpoint_state::CheckpointState>,
     transfer: Option<state_transfer::Transfer>,
     checkpoint_votes: BTreeMap<SeqNum, BTreeMap<ReplicaId, Signed<crate::message::Checkpoint>>>,

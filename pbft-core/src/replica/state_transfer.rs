@@ -196,7 +196,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             return;
         }
         let proof = transfer.proof;
-        let installed = CheckpointState::decode(&transfer.buffer).and_then(|(state, replies)| {
+        let installed = CheckpointState::decode(transfer.buffer).and_then(|(state, replies)| {
             if state.digest() != proof.state_digest {
                 return None;
             }
