@@ -40,7 +40,9 @@ pub trait ReplicatedStateMachine {
 
     /// Replaces the state with one taken by
     /// [`snapshot_pages`](Self::snapshot_pages). The default expects the one
-    /// page the default `snapshot_pages` makes.
+    /// page the default `snapshot_pages` makes. Pages received from a peer
+    /// share one buffer holding the whole state, so keep what you decode
+    /// from them, not the pages, or that buffer stays alive with them.
     fn restore_pages(&mut self, pages: &[Page]) -> Result<(), AppError> {
         match pages {
             [page] => self.restore(page.bytes()),

@@ -41,7 +41,8 @@ pub trait StateMachine: Serialize + DeserializeOwned {
 
     /// The state `snapshot_pages` gave these pages of. The default decodes
     /// the one page of the default `snapshot_pages`. [`validate`](Self::validate)
-    /// runs on the result before it replaces anything.
+    /// runs on the result before it replaces anything. Keep what you decode,
+    /// not the pages (see [`ReplicatedStateMachine::restore_pages`]).
     fn from_pages(pages: &[Page]) -> Result<Self, String> {
         match pages {
             [page] => codec::decode(page.bytes()).map_err(|e| e.to_string()),
