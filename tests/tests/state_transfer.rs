@@ -57,6 +57,24 @@ fn caught_up<A: ReplicatedStateMachine>(cluster: &mut Cluster<A>, id: ReplicaId,
     })
 }
 
+/// Cuts replica 3 off while `load` is submitted and completed by the
+/// others, then reconnects it and checks that it caught up by state transfer.
+fn cut_off_then_caught_up<A: ReplicatedStateMachine>(
+    cluster: &mut Cluster<A>,
+    cut: &Cell<[bool; 4]>,
+    load: impl FnOnce(&mut Cluster<A>),
+    deadline: Time,
+) {
+    cut.set([false, false, false, true]);
+    load(cluster);
+    assert!(cluster.run_until_complete(deadline));
+    assert_eq!(cluster.replica(ReplicaId(3)).last_executed(), 0);
+    cut.set([false; 4]);
+    let deadline = cluster.now() + 10_000;
+    assert!(caught_up(cluster, ReplicaId(3), deadline), "replica 3 did not catch up");
+    assert!(transferred(cluster, ReplicaId(3)) >= 1, "caught up without state transfer");
+}
+
 /// Issue 5 test 1: replica 3 is cut off while 5 checkpoint intervals of
 /// requests commit; reconnected, it catches up to the same state digest and
 /// reply cache; then with replica 2 cut off the cluster, now needing replica
@@ -65,14 +83,7 @@ fn caught_up<A: ReplicatedStateMachine>(cluster: &mut Cluster<A>, id: ReplicaId,
 fn cut_off_replica_catches_up_and_then_carries_the_quorum() {
     let mut cluster = recording_cluster(4, 2, protocol());
     let cut = partitionable(&mut cluster);
-    cut.set([false, false, false, true]);
-    submit(&mut cluster, 0, 5 * K as usize);
-    assert!(cluster.run_until_complete(Time(60_000)));
-    assert_eq!(cluster.replica(ReplicaId(3)).last_executed(), 0);
-    cut.set([false; 4]);
-    let deadline = cluster.now() + 10_000;
-    assert!(caught_up(&mut cluster, ReplicaId(3), deadline), "replica 3 did not catch up");
-    assert!(transferred(&cluster, ReplicaId(3)) >= 1, "caught up without state transfer");
+    cut_off_then_caught_up(&mut cluster, &cut, |c| submit(c, 0, 5 * K as usize), Time(60_000));
     assert_eq!(cluster.replica(ReplicaId(3)).reply_cache(), cluster.replica(ReplicaId(0)).reply_cache());
 
     cut.set([false, false, true, false]);
@@ -213,14 +224,7 @@ fn a_cut_off_replica_restores_a_key_value_store_of_many_pages() {
         let op = KvOp::Put { key: format!("key-{i}"), value: format!("value-{i}") };
         cluster.submit(ClientId(0), encode_request(&op).expect("encodes"));
     };
-    cut.set([false, false, false, true]);
-    (0..400).for_each(|i| put(&mut cluster, i));
-    assert!(cluster.run_until_complete(Time(600_000)));
-    assert_eq!(cluster.replica(ReplicaId(3)).last_executed(), 0);
-    cut.set([false; 4]);
-    let deadline = cluster.now() + 10_000;
-    assert!(caught_up(&mut cluster, ReplicaId(3), deadline), "replica 3 did not catch up");
-    assert!(transferred(&cluster, ReplicaId(3)) >= 1, "caught up without state transfer");
+    cut_off_then_caught_up(&mut cluster, &cut, |c| (0..400).for_each(|i| put(c, i)), Time(600_000));
     let behind = cluster.replica(ReplicaId(3)).app();
     assert_eq!(behind.snapshot_pages().len(), 50);
     assert_eq!(behind, cluster.replica(ReplicaId(0)).app());

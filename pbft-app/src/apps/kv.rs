@@ -381,14 +381,20 @@ mod tests {
         run(store, KvOp::Put { key: key.into(), value: format!("value of {key}") });
     }
 
+    /// A store of `count` keys `key-0`, `key-1`, … in 125 buckets per 1,000.
+    fn store_of(count: usize) -> KvStore {
+        let mut store = KvStore::default();
+        for i in 0..count {
+            put(&mut store, &format!("key-{i}"));
+        }
+        store
+    }
+
     /// After a write, a snapshot shares every page but the written key's
     /// with the previous one, so a checkpoint encodes and hashes one bucket.
     #[test]
     fn a_snapshot_after_a_write_keeps_the_pages_of_the_other_buckets() {
-        let mut store = KvStore::default();
-        for i in 0..1000 {
-            put(&mut store, &format!("key-{i}"));
-        }
+        let mut store = store_of(1000);
         let before = ReplicatedStateMachine::snapshot_pages(&store);
         assert_eq!(before.len(), 125, "1,000 keys, at most 8 per bucket on average");
         put(&mut store, "key-17");
@@ -408,10 +414,7 @@ mod tests {
     /// found, through all the splits of a growing store.
     #[test]
     fn growing_splits_one_bucket_at_a_time() {
-        let mut store = KvStore::default();
-        for i in 0..1000 {
-            put(&mut store, &format!("key-{i}"));
-        }
+        let mut store = store_of(1000);
         let before = ReplicatedStateMachine::snapshot_pages(&store);
         put(&mut store, "one more");
         let after = ReplicatedStateMachine::snapshot_pages(&store);
