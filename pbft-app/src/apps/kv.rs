@@ -78,8 +78,8 @@ pub enum KvResult {
 /// ones. A client that picks keys hashing to one bucket only makes that
 /// bucket's page large: a checkpoint then costs what the whole store did
 /// before buckets.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(from = "Entries", into = "Entries")]
+#[derive(Clone, Debug, Deserialize)]
+#[serde(from = "Entries")]
 pub struct KvStore {
     buckets: Vec<Bucket>,
     size: Size,
@@ -94,14 +94,14 @@ struct Size {
 }
 
 impl Size {
-    fn add(&mut self, key: &str, value: &str) {
+    fn add(&mut self, key_len: usize, value_len: usize) {
         self.keys += 1;
-        self.bytes += key.len() + value.len();
+        self.bytes += key_len + value_len;
     }
 
-    fn remove(&mut self, key: &str, value: &str) {
+    fn remove(&mut self, key_len: usize, value_len: usize) {
         self.keys -= 1;
-        self.bytes -= key.len() + value.len();
+        self.bytes -= key_len + value_len;
     }
 
     /// The bucket count a store reaches as it grows to this size.
@@ -111,9 +111,24 @@ impl Size {
 }
 
 /// The store's whole-state encoding: every entry in key order.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Entries {
     entries: BTreeMap<String, String>,
+}
+
+/// [`Entries`] made of borrowed strings, to encode a store without copying it.
+#[derive(Serialize)]
+#[serde(rename = "Entries")]
+struct EntriesRef<'a> {
+    entries: BTreeMap<&'a str, &'a str>,
+}
+
+impl Serialize for KvStore {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let entries = self.buckets.iter().flat_map(|bucket| &bucket.entries);
+        EntriesRef { entries: entries.map(|(key, value)| (key.as_str(), value.as_str())).collect() }
+            .serialize(serializer)
+    }
 }
 
 /// The entries whose key hashes to one bucket, and their page as of the last
@@ -169,14 +184,8 @@ impl Eq for KvStore {}
 impl From<Entries> for KvStore {
     fn from(Entries { entries }: Entries) -> KvStore {
         let mut size = Size::default();
-        entries.iter().for_each(|(key, value)| size.add(key, value));
+        entries.iter().for_each(|(key, value)| size.add(key.len(), value.len()));
         KvStore::with_buckets(size.buckets(), entries)
-    }
-}
-
-impl From<KvStore> for Entries {
-    fn from(store: KvStore) -> Entries {
-        Entries { entries: store.buckets.into_iter().flat_map(|bucket| bucket.entries).collect() }
     }
 }
 
@@ -199,7 +208,7 @@ impl KvStore {
     fn with_buckets(count: usize, entries: impl IntoIterator<Item = (String, String)>) -> KvStore {
         let mut store = KvStore { buckets: vec![Bucket::default(); count], size: Size::default() };
         for (key, value) in entries {
-            store.size.add(&key, &value);
+            store.size.add(key.len(), value.len());
             store.buckets[bucket_of(&key, count)].entries.insert(key, value);
         }
         store
@@ -218,12 +227,11 @@ impl KvStore {
     }
 
     fn insert(&mut self, key: String, value: String) -> Option<String> {
-        self.size.add(&key, &value);
         let key_len = key.len();
+        self.size.add(key_len, value.len());
         let previous = self.bucket_to_write(&key).entries.insert(key, value);
         if let Some(old) = &previous {
-            self.size.keys -= 1;
-            self.size.bytes -= key_len + old.len();
+            self.size.remove(key_len, old.len());
         }
         while self.buckets.len() < self.size.buckets() {
             self.split();
@@ -248,7 +256,7 @@ impl KvStore {
     fn remove(&mut self, key: &str) -> Option<String> {
         let previous = self.bucket_to_write(key).entries.remove(key);
         if let Some(old) = &previous {
-            self.size.remove(key, old);
+            self.size.remove(key.len(), old.len());
         }
         previous
     }
@@ -299,7 +307,7 @@ impl StateMachine for KvStore {
             if let Some(key) = entries.keys().find(|key| bucket_of(key, count) != index) {
                 return Err(format!("page {index} holds key {key:?}, which belongs in another"));
             }
-            entries.iter().for_each(|(key, value)| store.size.add(key, value));
+            entries.iter().for_each(|(key, value)| store.size.add(key.len(), value.len()));
             // The received pages are not kept: they are ranges of the whole
             // transferred state, which they would keep alive after the
             // replica's checkpoint copy of it is gone. The next checkpoint
@@ -371,6 +379,8 @@ mod tests {
     fn snapshot_restores_the_same_state() {
         let mut store = KvStore::default();
         run(&mut store, KvOp::Put { key: "x".into(), value: "y".into() });
+        let entries = BTreeMap::from([("x".to_string(), "y".to_string())]);
+        assert_eq!(store.snapshot(), codec::encode(&entries), "the whole state is every entry in key order");
         let mut copy = KvStore::default();
         copy.restore(&store.snapshot()).unwrap();
         assert_eq!(copy, store);
