@@ -22,7 +22,9 @@ pub trait ReplicatedStateMachine {
     /// Replicas answer queries without ordering them when they can (the
     /// read-only optimisation), and order them when their answers disagree.
     fn query(&self, op: &[u8]) -> Vec<u8>;
-    /// The whole state as bytes, taken at checkpoints; replicas agree on its digest.
+    /// The whole state as bytes. Checkpoints take it as their one page (and
+    /// replicas agree on its digest) unless
+    /// [`snapshot_pages`](Self::snapshot_pages) is overridden.
     fn snapshot(&self) -> Vec<u8>;
     /// Replaces the state with one taken by `snapshot`.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), AppError>;
