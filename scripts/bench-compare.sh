@@ -41,14 +41,13 @@ for rev in "$@"; do
     cp "$out/target/release/pbft" "$out/bin/pbft-$rev"
 done
 
-# The value of a numeric JSON field in the text on stdin.
-field() { grep -o "\"$1\": *[0-9.e+-]*" | head -1 | sed 's/.*: *//'; }
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 # The sum of the replicas' CPU seconds per 1,000 operations.
 replicas_cpu() {
     grep -o '"cpu_seconds_per_1000_ops": *\[[^]]*\]' | sed 's/.*\[//; s/\]//' |
         awk -F, '{ s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.3f", s }'
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 for round in $(seq 1 "$rounds"); do
     for rev in "$@"; do

@@ -30,8 +30,8 @@ pbft="${CARGO_TARGET_DIR:-target}/release/pbft"
 out=target/bench-ratio
 mkdir -p "$out"
 
-# The value of a numeric JSON field in the text on stdin.
-field() { grep -o "\"$1\": *[0-9.e+-]*" | head -1 | sed 's/.*: *//'; }
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 ceiling() { "$pbft" bench --ceiling --replicas 4 --json | field ceiling_ops_per_sec; }
 
 ratios=()
@@ -47,5 +47,5 @@ for round in $(seq 1 "$rounds"); do
     echo "{\"round\":$round,\"ceiling_before\":$before,\"ceiling_after\":$after,\"measured\":$measured,\"ratio\":$ratio}" \
         >> "$out/rounds.jsonl"
 done
-median="$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+median="$(printf '%s\n' "${ratios[@]}" | median)"
 echo "median over $rounds rounds: $(awk -v r="$median" 'BEGIN { printf "%.1f", 100 * r }') % of the ceiling"
