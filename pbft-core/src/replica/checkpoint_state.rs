@@ -13,7 +13,7 @@ use crate::digest::Digest;
 use std::sync::Arc;
 
 /// The application's pages and the encoded reply cache at one checkpoint.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct CheckpointState {
     pages: Vec<Page>,
     replies: Vec<u8>,
