@@ -100,6 +100,11 @@ struct BenchReport {
     /// which sets how far the per-batch protocol work is shared.
     operations_per_sequence_number: Option<f64>,
     latency_ms: Percentiles,
+    /// Open loop only: how long after its scheduled instant each operation
+    /// was issued. Counted in its latency too; large values mean the load
+    /// generator, not the cluster, fell behind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issue_lateness_ms: Option<Percentiles>,
     /// Per replica id, CPU seconds spent per 1,000 operations (`None` when its process was not found).
     cpu_seconds_per_1000_ops: Vec<Option<f64>>,
     /// The load generator's own CPU seconds per 1,000 operations (it signs
@@ -285,6 +290,8 @@ fn operation(worker: usize, index: u64, payload: &str, read_ratio: f64) -> Call 
 
 struct Tally {
     latencies_us: Vec<u64>,
+    /// Open loop: microseconds from each operation's scheduled instant to its issue.
+    lateness_us: Vec<u64>,
     errors: u64,
 }
 
@@ -299,7 +306,7 @@ async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> 
     let pids = replica_pids(path, config);
     let cpu_before: Vec<Option<u64>> = pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
     let own_cpu_before = cpu_ticks(std::process::id());
-    let tally = Arc::new(Mutex::new(Tally { latencies_us: Vec::new(), errors: 0 }));
+    let tally = Arc::new(Mutex::new(Tally { latencies_us: Vec::new(), lateness_us: Vec::new(), errors: 0 }));
     let payload = "x".repeat(args.payload);
     let duration = Duration::from_secs(args.duration);
     let start = Instant::now();
@@ -327,15 +334,14 @@ async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> 
         }
         Some(rate) => {
             let gap = Duration::from_secs_f64(1.0 / rate as f64);
-            let mut ticker = tokio::time::interval(gap);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let (mut schedule, ticker) = crate::bench_ticker::start(start, gap, duration);
             let mut index = 0u64;
             let mut in_flight = Vec::new();
-            while start.elapsed() < duration {
-                let scheduled = ticker.tick().await;
+            while let Some(scheduled) = schedule.recv().await {
                 let client = clients[index as usize % clients.len()].clone();
                 let (tally, op) = (tally.clone(), operation(0, index, &payload, args.read_ratio));
                 in_flight.push(tokio::spawn(async move {
+                    record_lateness(&tally, scheduled.elapsed());
                     let ok = invoke(&client, op).await;
                     record(&tally, ok, scheduled.elapsed());
                 }));
@@ -344,6 +350,7 @@ async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> 
             for op in in_flight {
                 op.await?;
             }
+            ticker.join().map_err(|_| anyhow::anyhow!("the open loop's ticker thread panicked"))?;
             format!("open loop, {rate} ops/s")
         }
     };
@@ -385,6 +392,7 @@ async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> 
             .filter(|seqs| *seqs > 0)
             .map(|seqs| operations as f64 / seqs as f64),
         latency_ms: Percentiles::of(&mut tally.latencies_us),
+        issue_lateness_ms: args.rate.map(|_| Percentiles::of(&mut tally.lateness_us)),
         cpu_seconds_per_1000_ops,
         load_generator_cpu_seconds_per_1000_ops: per_1000_ops(own_cpu_before, own_cpu_after),
         cores: std::thread::available_parallelism().map_or(1, usize::from),
@@ -409,6 +417,11 @@ async fn invoke(client: &ClientHandle, call: Call) -> bool {
         Call::Put(op) => client.invoke_within(op, OPERATION_TIMEOUT).await.is_ok(),
         Call::Get(query) => client.query_within(query, OPERATION_TIMEOUT).await.is_ok(),
     }
+}
+
+fn record_lateness(tally: &Mutex<Tally>, lateness: Duration) {
+    let mut tally = tally.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    tally.lateness_us.push(u64::try_from(lateness.as_micros()).unwrap_or(u64::MAX));
 }
 
 fn record(tally: &Mutex<Tally>, ok: bool, latency: Duration) {
@@ -506,6 +519,9 @@ fn print_report(report: &BenchReport, json: bool) -> anyhow::Result<()> {
         "latency     p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
         l.p50, l.p90, l.p99, l.max
     );
+    if let Some(late) = &report.issue_lateness_ms {
+        println!("issued late p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms (after the scheduled instant; counted in the latency)", late.p50, late.p99, late.max);
+    }
     for (id, cpu) in report.cpu_seconds_per_1000_ops.iter().enumerate() {
         match cpu {
             Some(cpu) => println!("replica {id}   {cpu:.3} CPU s per 1,000 operations"),

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_plot;
+mod bench_ticker;
 mod cluster_cli;
 mod demo;
 mod demo_bound;

@@ -53,9 +53,11 @@ fn bench_local_reports_throughput_latency_and_cpu_of_every_replica() {
     );
 }
 
-/// Open loop, with the load generator on a single-threaded runtime. When
-/// `pbft bench --local` returns, its replicas have exited and their ports
-/// are free, so that a script can start the next run at once.
+/// Open loop, with the load generator on a single-threaded runtime: every
+/// operation of the schedule (rate times duration) is issued and answered,
+/// and how late each was issued is reported and counted in its latency.
+/// When `pbft bench --local` returns, its replicas have exited and their
+/// ports are free, so that a script can start the next run at once.
 #[test]
 fn bench_open_loop_runs_at_a_fixed_rate() {
     let path = init_cluster("bench-open", 4, "");
@@ -66,8 +68,11 @@ fn bench_open_loop_runs_at_a_fixed_rate() {
         assert!(bound.is_ok(), "replica {}'s port is still taken: {bound:?}", replica.id.0);
     }
     assert_eq!(report["mode"], "open loop, 100 ops/s");
-    assert!(report["operations"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["operations"], 100, "{report}");
     assert_eq!(report["errors"], 0);
+    let (late, latency) = (&report["issue_lateness_ms"], &report["latency_ms"]);
+    let (late_max, latency_max) = (late["max"].as_f64().unwrap(), latency["max"].as_f64().unwrap());
+    assert!(late["p50"].as_f64().unwrap() <= late_max && late_max <= latency_max, "{report}");
 }
 
 #[test]
