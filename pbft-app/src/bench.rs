@@ -22,7 +22,10 @@ pub struct BenchArgs {
     /// The cluster config (TOML) of a kv cluster. Required unless --ceiling or --plot.
     #[arg(long, required_unless_present_any = ["ceiling", "plot"])]
     config: Option<PathBuf>,
-    /// Concurrent closed-loop workers, spread over the config's client identities.
+    /// Concurrent closed-loop workers. Each client identity of the config
+    /// takes as many workers as it may have requests pending
+    /// (`max_pending_per_client`) before the next identity is used; with
+    /// --rate, the schedule is spread over this many identities instead.
     #[arg(long, default_value_t = 8)]
     clients: usize,
     /// How long to measure, in seconds.
@@ -269,6 +272,16 @@ async fn wait_until_up(config: &ClusterConfig) -> anyhow::Result<()> {
     }
 }
 
+/// How many of the config's `available` client identities a load of
+/// `clients` uses. A closed loop fills each identity's `window` before
+/// taking the next, so that a client's replies share datagrams as they do
+/// for a client that pipelines its requests; the open loop spreads its
+/// schedule over `clients` identities.
+fn identities_used(clients: usize, open_loop: bool, available: usize, window: usize) -> usize {
+    let wanted = if open_loop { clients } else { clients.div_ceil(window.max(1)) };
+    wanted.clamp(1, available.max(1))
+}
+
 /// One operation of the load: an ordered put or a read-only get, encoded.
 enum Call {
     Put(Vec<u8>),
@@ -298,8 +311,18 @@ struct Tally {
 async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> anyhow::Result<BenchReport> {
     let identities: Vec<ClientId> = config.clients.iter().map(|c| c.id).collect();
     anyhow::ensure!(!identities.is_empty(), "{}: the config has no [[client]]", path.display());
+    let window = config.protocol.max_pending_per_client.max(1);
+    let used = identities_used(args.clients, args.rate.is_some(), identities.len(), window);
+    if args.rate.is_none() && args.clients > used * window {
+        eprintln!(
+            "warning: {} workers but {} request slots ({used} client identities x {window} pending each): \
+             the rest wait in the load generator; add [[client]] entries to the config for more",
+            args.clients,
+            used * window
+        );
+    }
     let mut clients = Vec::new();
-    for id in identities.iter().take(args.clients) {
+    for id in identities.iter().take(used) {
         clients.push(Arc::new(connect_client(config, *id)?));
     }
     let executed_before = highest_executed(config, identities[0]).await;
@@ -652,4 +675,26 @@ fn ceiling(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::identities_used;
+
+    #[test]
+    fn a_closed_loop_fills_each_identitys_window_before_the_next() {
+        assert_eq!(identities_used(1, false, 16, 16), 1);
+        assert_eq!(identities_used(16, false, 16, 16), 1);
+        assert_eq!(identities_used(17, false, 16, 16), 2);
+        assert_eq!(identities_used(64, false, 16, 16), 4);
+        assert_eq!(identities_used(256, false, 16, 16), 16);
+        assert_eq!(identities_used(1000, false, 16, 16), 16, "never more than the config has");
+    }
+
+    #[test]
+    fn an_open_loop_spreads_over_as_many_identities_as_clients() {
+        assert_eq!(identities_used(8, true, 16, 16), 8);
+        assert_eq!(identities_used(64, true, 16, 16), 16);
+        assert_eq!(identities_used(0, true, 16, 16), 1);
+    }
 }
