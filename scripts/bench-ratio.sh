@@ -8,9 +8,10 @@
 #   scripts/bench-ratio.sh [ROUNDS] [--clients C] [-- EXTRA BENCH ARGS]
 #
 # Default: 5 rounds of n = 4 (configs/local-4.toml), 256 closed-loop
-# clients, 32-byte values, 5 s. 256 is where throughput stops rising with
-# clients on this machine (BENCHMARKS.md), i.e. what the cluster can carry;
-# latency there is high, and BENCHMARKS.md gives it. Prints one line per round and
+# clients, 32-byte values, 5 s. 256 workers fill every request slot of the
+# config (16 client identities x 16 pending requests each); throughput still
+# rises up to there (BENCHMARKS.md), so this is near what the cluster can
+# carry, at a latency BENCHMARKS.md gives. Prints one line per round and
 # the median ratio; appends each round as a JSON line to
 # target/bench-ratio/rounds.jsonl. About 30 s per round.
 set -euo pipefail
