@@ -4,10 +4,10 @@
 #
 #   scripts/bench-sweep.sh [OUT_DIR]      (default: target/bench-sweep)
 #
-# Writes OUT_DIR/curve.jsonl (clients 1..64, n = 4 and n = 7),
-# OUT_DIR/batches.jsonl (64 clients, batch limits 1/10/100/500),
+# Writes OUT_DIR/curve.jsonl (clients 1..256, n = 4 and n = 7),
+# OUT_DIR/batches.jsonl (256 clients, batch limits 1/10/100/500),
 # OUT_DIR/payloads.jsonl (64 clients, 32-byte and 1 KiB values) and
-# docs/bench-throughput-latency.svg from the curve. About 6 minutes.
+# docs/bench-throughput-latency.svg from the curve. About 7 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-target/bench-sweep}"
@@ -19,14 +19,14 @@ bench() { "$pbft" bench --local --duration "$seconds" --json "$@"; }
 
 : > "$out/curve.jsonl"
 for config in configs/local-4.toml configs/local-7.toml; do
-    for clients in 1 2 4 8 16 32 64; do
+    for clients in 1 2 4 8 16 32 64 128 256; do
         bench --config "$config" --clients "$clients" >> "$out/curve.jsonl"
     done
 done
 
 : > "$out/batches.jsonl"
 for batch in 1 10 100 500; do
-    bench --config configs/local-4.toml --clients 64 --protocol "max_batch_size=$batch" >> "$out/batches.jsonl"
+    bench --config configs/local-4.toml --clients 256 --protocol "max_batch_size=$batch" >> "$out/batches.jsonl"
 done
 
 : > "$out/payloads.jsonl"
