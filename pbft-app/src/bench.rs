@@ -443,17 +443,24 @@ async fn invoke(client: &ClientHandle, call: Call) -> bool {
 }
 
 fn record_lateness(tally: &Mutex<Tally>, lateness: Duration) {
-    let mut tally = tally.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    tally.lateness_us.push(u64::try_from(lateness.as_micros()).unwrap_or(u64::MAX));
+    lock(tally).lateness_us.push(micros(lateness));
 }
 
 fn record(tally: &Mutex<Tally>, ok: bool, latency: Duration) {
-    let mut tally = tally.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut tally = lock(tally);
     if ok {
-        tally.latencies_us.push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+        tally.latencies_us.push(micros(latency));
     } else {
         tally.errors += 1;
     }
+}
+
+fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
+    tally.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// A one-line progress bar on stderr, when stderr is a terminal.

@@ -31,13 +31,12 @@ pub fn start(start: Instant, gap: Duration, duration: Duration) -> (mpsc::Receiv
     (receiver, ticker)
 }
 
-/// The instants `start + i * gap` before `start + duration`.
-fn schedule(start: Instant, gap: Duration, duration: Duration) -> impl Iterator<Item = Instant> {
+/// The instants `start + i * gap` before `start + duration`, at most
+/// `u32::MAX` of them.
+fn schedule(start: Instant, gap: Duration, duration: Duration) -> impl ExactSizeIterator<Item = Instant> {
     let gap = gap.max(Duration::from_nanos(1));
-    (0u32..)
-        .map(move |i| gap.checked_mul(i))
-        .map_while(move |offset| offset.filter(|o| *o < duration))
-        .map(move |o| start + o)
+    let count = u32::try_from(duration.as_nanos().div_ceil(gap.as_nanos())).unwrap_or(u32::MAX);
+    (0..count).map(move |i| start + gap * i)
 }
 
 #[cfg(test)]
@@ -53,6 +52,20 @@ mod tests {
         for (i, tick) in ticks.iter().enumerate() {
             assert_eq!(*tick - start, Duration::from_millis(i as u64));
         }
+    }
+
+    #[test]
+    fn a_schedule_ends_before_its_duration_and_is_capped() {
+        let start = Instant::now();
+        let thirds: Vec<Instant> =
+            schedule(start, Duration::from_nanos(333), Duration::from_nanos(1000)).collect();
+        assert_eq!(thirds.last().map(|t| *t - start), Some(Duration::from_nanos(999)));
+        assert_eq!(thirds.len(), 4);
+        assert_eq!(
+            schedule(start, Duration::from_nanos(1), Duration::from_secs(3600)).len(),
+            u32::MAX as usize
+        );
+        assert_eq!(schedule(start, Duration::ZERO, Duration::from_millis(1)).len(), 1_000_000);
     }
 
     #[test]
