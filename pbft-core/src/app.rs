@@ -46,10 +46,16 @@ pub trait ReplicatedStateMachine {
     /// share one buffer holding the whole state, so keep what you decode
     /// from them, not the pages, or that buffer stays alive with them.
     fn restore_pages(&mut self, pages: &[Page]) -> Result<(), AppError> {
-        match pages {
-            [page] => self.restore(page.bytes()),
-            _ => Err(AppError(format!("expected one page, got {}", pages.len()))),
-        }
+        self.restore(only_page(pages).map_err(AppError)?.bytes())
+    }
+}
+
+/// The one page of a state the default `snapshot_pages` took, or why
+/// `pages` is not such a state.
+pub(crate) fn only_page(pages: &[Page]) -> Result<&Page, String> {
+    match pages {
+        [page] => Ok(page),
+        _ => Err(format!("expected one page, got {}", pages.len())),
     }
 }
 

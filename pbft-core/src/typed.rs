@@ -44,10 +44,7 @@ pub trait StateMachine: Serialize + DeserializeOwned {
     /// runs on the result before it replaces anything. Keep what you decode,
     /// not the pages (see [`ReplicatedStateMachine::restore_pages`]).
     fn from_pages(pages: &[Page]) -> Result<Self, String> {
-        match pages {
-            [page] => codec::decode(page.bytes()).map_err(|e| e.to_string()),
-            _ => Err(format!("expected one page, got {}", pages.len())),
-        }
+        codec::decode(crate::app::only_page(pages)?.bytes()).map_err(|e| e.to_string())
     }
 }
 
