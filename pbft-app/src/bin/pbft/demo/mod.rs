@@ -1,5 +1,8 @@
 //! `pbft demo`: runs the real protocol core on the in-memory simulated cluster.
 
+mod bound;
+mod throughput;
+
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use fault_injector::{Cluster, ClusterConfig};
@@ -15,10 +18,10 @@ pub enum Demo {
     Cluster(ClusterArgs),
     /// Shows why consensus needs n ≥ 3f+1: the same fork attack with f colluding
     /// traitors (every checker passes) and with f+1 (honest replicas diverge).
-    Bound(crate::demo_bound::BoundArgs),
+    Bound(bound::BoundArgs),
     /// Measures throughput under a slow primary and a flooding replica as a
     /// fraction of fault-free throughput (simulator, virtual time).
-    Throughput(crate::demo_throughput::ThroughputArgs),
+    Throughput(throughput::ThroughputArgs),
 }
 
 /// Options of `pbft demo cluster`.
@@ -46,8 +49,8 @@ impl Demo {
     pub fn run(self) -> Result<ExitCode> {
         match self {
             Demo::Cluster(args) => run_cluster(args),
-            Demo::Bound(args) => crate::demo_bound::run(args),
-            Demo::Throughput(args) => crate::demo_throughput::run(args),
+            Demo::Bound(args) => bound::run(args),
+            Demo::Throughput(args) => throughput::run(args),
         }
     }
 }

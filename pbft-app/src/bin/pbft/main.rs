@@ -1,12 +1,8 @@
 //! The `pbft` command: run and inspect PBFT clusters.
 
 mod bench;
-mod bench_plot;
-mod bench_ticker;
 mod cluster_cli;
 mod demo;
-mod demo_bound;
-mod demo_throughput;
 mod sim;
 
 use clap::{Parser, Subcommand};

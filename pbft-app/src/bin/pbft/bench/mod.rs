@@ -2,6 +2,9 @@
 //! report throughput, latency percentiles and replica CPU per operation; or,
 //! with `--ceiling`, measure what the signatures alone allow on this machine.
 
+mod plot;
+mod ticker;
+
 use crate::cluster_cli::{load, runtime, runtime_on, spawn_replicas};
 use anyhow::Context;
 use clap::Args;
@@ -144,7 +147,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         return ceiling(&args);
     }
     if let (Some(runs), Some(svg)) = (&args.plot, &args.svg) {
-        crate::bench_plot::plot(runs, svg)?;
+        plot::plot(runs, svg)?;
         return Ok(ExitCode::SUCCESS);
     }
     let original = args.config.clone().context("--config is required")?;
@@ -357,7 +360,7 @@ async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> 
         }
         Some(rate) => {
             let gap = Duration::from_secs_f64(1.0 / rate as f64);
-            let (mut schedule, ticker) = crate::bench_ticker::start(start, gap, duration);
+            let (mut schedule, ticker) = ticker::start(start, gap, duration);
             let mut index = 0u64;
             let mut in_flight = Vec::new();
             while let Some(scheduled) = schedule.recv().await {
