@@ -1,9 +1,32 @@
 //! The `pbft` command: run and inspect PBFT clusters.
+//!
+//! One module per command group: `init` and `check` (config files), `up`
+//! and `replica` (running replicas), `kv` and `bank` (client calls),
+//! `status`, `bench/`, `demo/` and `sim`. What several commands share lives
+//! in modules of its own, and no command module imports another's:
+//! `config_file` (loading `--config`), `runtime` (async runtimes), `signals`
+//! (what stops a process), `local` (replica child processes and their
+//! supervision), `table` (the status table) and `call` (one client call).
 
+// Commands.
+mod bank;
 mod bench;
-mod cluster_cli;
+mod check;
 mod demo;
+mod init;
+mod kv;
+mod replica;
 mod sim;
+mod status;
+mod up;
+
+// Shared by several commands.
+mod call;
+mod config_file;
+mod local;
+mod runtime;
+mod signals;
+mod table;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,21 +54,21 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Writes a new cluster config (DIR/cluster.toml) and fresh keys (DIR/keys/).
-    Init(cluster_cli::InitArgs),
+    Init(init::InitArgs),
     /// Checks a cluster config and summarises it; errors name the field at fault.
-    Check(cluster_cli::ConfigArgs),
+    Check(check::CheckArgs),
     /// Runs every replica of a config on this machine as child processes and
     /// shows their status; Ctrl-C or SIGTERM stops them all.
-    Up(cluster_cli::UpArgs),
+    Up(up::UpArgs),
     /// Runs one replica of a config in the foreground (Ctrl-C or SIGTERM stops it).
-    Replica(cluster_cli::ReplicaArgs),
+    Replica(replica::ReplicaArgs),
     /// Puts, gets, deletes or compare-and-swaps a key in the replicated key-value store.
-    Kv(cluster_cli::KvArgs),
+    Kv(kv::KvArgs),
     /// Opens accounts, transfers and reads balances in the replicated bank
     /// ledger (configs with `app = "bank"`).
-    Bank(cluster_cli::BankArgs),
+    Bank(bank::BankArgs),
     /// Shows every replica's view, progress and state digest, and whether they agree.
-    Status(cluster_cli::StatusArgs),
+    Status(status::StatusArgs),
     /// Runs the deterministic simulator: one seed (`--seed S`) or a sweep
     /// (`--seeds A..B`), with faults, then checks safety and liveness.
     Sim(sim::SimArgs),
@@ -65,13 +88,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(demo) => demo.run(),
         Command::Sim(args) => sim::run(args),
-        Command::Init(args) => cluster_cli::init(args),
-        Command::Check(args) => cluster_cli::check(args),
-        Command::Replica(args) => cluster_cli::replica(args),
-        Command::Up(args) => cluster_cli::up(args),
-        Command::Kv(args) => cluster_cli::kv(args),
-        Command::Bank(args) => cluster_cli::bank(args),
-        Command::Status(args) => cluster_cli::status(args),
+        Command::Init(args) => init::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Replica(args) => replica::run(args),
+        Command::Up(args) => up::run(args),
+        Command::Kv(args) => kv::run(args),
+        Command::Bank(args) => bank::run(args),
+        Command::Status(args) => status::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

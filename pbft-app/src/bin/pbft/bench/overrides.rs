@@ -1,0 +1,66 @@
+//! `pbft bench --local --protocol NAME=VALUE`: the config the local cluster
+//! runs, with protocol parameters changed, leaving the file itself alone.
+
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+
+/// A copy of a cluster config with protocol parameters changed, in the
+/// temporary directory; removed when dropped.
+pub struct Overridden {
+    /// Where the copy is.
+    pub path: PathBuf,
+}
+
+impl Overridden {
+    /// Writes `original` with every `NAME=VALUE` of `overrides` set in its
+    /// `[protocol]` table, and its relative key paths made absolute so they
+    /// still resolve from the copy's directory.
+    pub fn write(original: &Path, overrides: &[String]) -> anyhow::Result<Overridden> {
+        let text = std::fs::read_to_string(original)
+            .with_context(|| format!("cannot read {}", original.display()))?;
+        let mut table: toml::Table =
+            text.parse().with_context(|| format!("{} is not valid TOML", original.display()))?;
+        let base = std::fs::canonicalize(original)?.parent().map(Path::to_path_buf).unwrap_or_default();
+        let absolute = |value: &mut toml::Value| {
+            if let Some(relative) = value.as_str() {
+                *value = toml::Value::String(base.join(relative).display().to_string());
+            }
+        };
+        if let Some(dir) = table.get_mut("cluster").and_then(|c| c.get_mut("keys_dir")) {
+            absolute(dir);
+        }
+        for section in ["replica", "client"] {
+            let entries = table.get_mut(section).and_then(toml::Value::as_array_mut);
+            for entry in entries.into_iter().flatten() {
+                if let Some(file) = entry.get_mut("key_file") {
+                    absolute(file);
+                }
+            }
+        }
+        let protocol = table
+            .entry("protocol")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .context("[protocol] in the config is not a table")?;
+        for assignment in overrides {
+            let (name, value) = assignment
+                .split_once('=')
+                .with_context(|| format!("--protocol {assignment}: expected NAME=VALUE"))?;
+            let value: i64 = value
+                .trim()
+                .parse()
+                .with_context(|| format!("--protocol {assignment}: the value must be a whole number"))?;
+            protocol.insert(name.trim().to_string(), toml::Value::Integer(value));
+        }
+        let path = std::env::temp_dir().join(format!("pbft-bench-{}.toml", std::process::id()));
+        std::fs::write(&path, toml::to_string(&table)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Overridden { path })
+    }
+}
+
+impl Drop for Overridden {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,43 @@
+//! What the client commands (`pbft kv`, `pbft bank`) share: the options that
+//! name the cluster and the client, and one call to the cluster.
+
+use crate::config_file::load_for;
+use clap::Args;
+use pbft_app::cluster_config::AppKind;
+use pbft_app::{BlockingClient, StateMachine};
+use pbft_core::ClientId;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What every client command needs: the cluster, who to be, how long to wait.
+#[derive(Args)]
+pub struct ClientArgs {
+    /// The cluster config (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// The client identity to use (one process per identity at a time).
+    #[arg(long, default_value_t = 0)]
+    client: u64,
+    /// Give up after this many seconds without f+1 matching replies.
+    #[arg(long, default_value_t = 10)]
+    timeout_secs: u64,
+}
+
+/// An operation or a read-only query of application `S`.
+pub enum Call<S: StateMachine> {
+    /// An operation, ordered by the protocol.
+    Invoke(S::Op),
+    /// A read-only query.
+    Query(S::Query),
+}
+
+/// Runs `call` on the `app` cluster `args` names and returns the agreed output.
+pub fn call<S: StateMachine>(args: &ClientArgs, app: AppKind, call: Call<S>) -> anyhow::Result<S::Output> {
+    let config = load_for(&args.config, app)?;
+    let client = BlockingClient::<S>::connect(&config, ClientId(args.client))?
+        .with_timeout(Duration::from_secs(args.timeout_secs));
+    Ok(match call {
+        Call::Invoke(op) => client.invoke(&op)?,
+        Call::Query(query) => client.query(&query)?,
+    })
+}

@@ -1,0 +1,83 @@
+//! `pbft init`: writes a new cluster config and fresh keys.
+
+use crate::config_file::load;
+use anyhow::Context;
+use clap::Args;
+use pbft_app::cluster_config::AppKind;
+use pbft_app::keyfile;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// `pbft init`: writes a cluster config and fresh keys.
+#[derive(Args)]
+pub struct InitArgs {
+    /// Number of replicas (n = 3f+1 tolerates f traitors: 4, 7, 10, …).
+    #[arg(long, default_value_t = 4)]
+    replicas: usize,
+    /// Number of client identities to create.
+    #[arg(long, default_value_t = 4)]
+    clients: u64,
+    /// Replica i listens on UDP port base-port + i.
+    #[arg(long, default_value_t = 7100)]
+    base_port: u16,
+    /// The IP address replicas listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Folder to write cluster.toml and keys/ into (created if missing).
+    #[arg(long)]
+    dir: PathBuf,
+    /// The application the replicas run.
+    #[arg(long, value_enum, default_value_t = AppKind::Kv)]
+    app: AppKind,
+}
+
+/// Writes `dir/cluster.toml` with fresh keys in `dir/keys/`.
+pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
+    let f = args.replicas.saturating_sub(1) / 3;
+    anyhow::ensure!(args.replicas >= 1, "--replicas: need at least one replica");
+    let last_port = usize::from(args.base_port) + args.replicas - 1;
+    anyhow::ensure!(
+        args.base_port > 0 && last_port <= 65_535,
+        "--base-port: ports {}..={last_port} do not fit in 1-65535",
+        args.base_port
+    );
+    let config_path = args.dir.join("cluster.toml");
+    anyhow::ensure!(!config_path.exists(), "{} already exists; choose another --dir", config_path.display());
+    let keys = args.dir.join("keys");
+    let mut toml = format!(
+        "# Written by `pbft init`. n = {n} replicas tolerate f = {f} traitors.\n\
+         # Secret keys are in keys/; share only this file's public keys.\n\n\
+         [cluster]\nf = {f}\nkeys_dir = \"keys\"\napp = \"{app}\"\n\n[protocol]\n\n",
+        n = args.replicas,
+        app = args.app.name()
+    );
+    for id in 0..args.replicas {
+        let path = keys.join(format!("replica-{id}.key"));
+        let public = fresh_key(&path)?;
+        let port = usize::from(args.base_port) + id;
+        let address = std::net::SocketAddr::new(args.host, u16::try_from(port).unwrap_or(u16::MAX));
+        toml.push_str(&format!(
+            "[[replica]]\nid = {id}\naddress = \"{address}\"\npublic_key = \"{public}\"\n\n"
+        ));
+    }
+    for id in 0..args.clients {
+        let public = fresh_key(&keys.join(format!("client-{id}.key")))?;
+        toml.push_str(&format!("[[client]]\nid = {id}\npublic_key = \"{public}\"\n\n"));
+    }
+    std::fs::write(&config_path, toml).with_context(|| format!("cannot write {}", config_path.display()))?;
+    load(&config_path)?;
+    println!(
+        "wrote {} ({} replicas, f = {f}, {} clients)",
+        config_path.display(),
+        args.replicas,
+        args.clients
+    );
+    println!("start it with: pbft up --config {}", config_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fresh_key(path: &Path) -> anyhow::Result<String> {
+    anyhow::ensure!(!path.exists(), "{} already exists", path.display());
+    keyfile::create_secret(path)?;
+    Ok(keyfile::public_key_hex(&keyfile::read_secret(path)?.public()))
+}

@@ -1,0 +1,56 @@
+//! `pbft status`: every replica's progress, and whether they agree.
+
+use crate::config_file::load;
+use crate::runtime::runtime;
+use crate::table::print_table;
+use clap::Args;
+use pbft_app::node::{agreement, cluster_status, Agreement};
+use pbft_core::ClientId;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// `pbft status`: every replica's progress, and whether they agree.
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The cluster config (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// The client identity to ask as.
+    #[arg(long, default_value_t = 0)]
+    client: u64,
+    /// How long to wait for replicas to answer.
+    #[arg(long, default_value_t = 2000)]
+    timeout_ms: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Prints every replica's status and whether they agree; exits with 1 when
+/// they diverge or none answers.
+pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args.config)?;
+    let statuses = runtime()?.block_on(cluster_status(
+        &config,
+        ClientId(args.client),
+        Duration::from_millis(args.timeout_ms),
+    ))?;
+    let verdict = agreement(&statuses);
+    if args.json {
+        let report = serde_json::json!({
+            "cluster": config.name,
+            "replicas": statuses,
+            "agreement": verdict,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&statuses, &config);
+    }
+    let reachable = statuses.iter().flatten().count();
+    Ok(if matches!(verdict, Agreement::Agree) && reachable > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
