@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 /// All the money there is.
 pub const TOTAL_SUPPLY: u64 = 1_000_000_000;
 
-/// An operation that changes the ledger. Also part of the command line of `pbft bank`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
+/// An operation that changes the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BankOp {
     /// Opens `account` with `deposit` taken from the reserve.
     Open {
@@ -36,8 +36,8 @@ pub enum BankOp {
     },
 }
 
-/// A read-only question about the ledger. Also part of the command line of `pbft bank`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
+/// A read-only question about the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BankQuery {
     /// An account's balance.
     Balance {

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-/// An operation that changes the store. Also part of the command line of `pbft kv`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
+/// An operation that changes the store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvOp {
     /// Sets `key` to `value`.
     Put {
@@ -25,21 +25,18 @@ pub enum KvOp {
     },
     /// Sets `key` to `new` (removes it when `None`) only if it currently
     /// holds `expected` (is absent when `None`).
-    #[command(name = "cas")]
     CompareAndSwap {
         /// The key.
         key: String,
         /// The value the key must hold for the swap to happen; absent if omitted.
-        #[arg(long)]
         expected: Option<String>,
         /// The value it gets; deleted if omitted.
-        #[arg(long)]
         new: Option<String>,
     },
 }
 
-/// A read-only question. Also part of the command line of `pbft kv`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
+/// A read-only question.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvQuery {
     /// Reads `key` (answered without ordering when 2f+1 replicas agree).
     Get {

@@ -16,24 +16,48 @@ pub struct BankArgs {
     op: BankCommand,
 }
 
-/// One bank operation or query, as typed on the command line.
+/// One bank operation or query, as typed on the command line. The ledger's
+/// own [`BankOp`] and [`BankQuery`] know nothing of command lines.
 #[derive(Subcommand)]
 pub enum BankCommand {
-    /// Operations (ordered).
-    #[command(flatten)]
-    Op(BankOp),
-    /// Queries (read-only).
-    #[command(flatten)]
-    Query(BankQuery),
+    /// Opens `account` with `deposit` taken from the reserve.
+    Open {
+        /// The account's name.
+        account: String,
+        /// Its opening balance.
+        deposit: u64,
+    },
+    /// Moves `amount` from one account to another; fails cleanly if `from`
+    /// holds less.
+    Transfer {
+        /// The paying account.
+        from: String,
+        /// The receiving account.
+        to: String,
+        /// How much.
+        amount: u64,
+    },
+    /// An account's balance.
+    Balance {
+        /// The account.
+        account: String,
+    },
+}
+
+impl BankCommand {
+    /// The ledger's operation or query this command asks for.
+    fn into_call(self) -> Call<Bank> {
+        match self {
+            BankCommand::Open { account, deposit } => Call::Invoke(BankOp::Open { account, deposit }),
+            BankCommand::Transfer { from, to, amount } => Call::Invoke(BankOp::Transfer { from, to, amount }),
+            BankCommand::Balance { account } => Call::Query(BankQuery::Balance { account }),
+        }
+    }
 }
 
 /// Runs one bank operation.
 pub fn run(args: BankArgs) -> anyhow::Result<ExitCode> {
-    let request = match args.op {
-        BankCommand::Op(op) => Call::Invoke(op),
-        BankCommand::Query(query) => Call::Query(query),
-    };
-    match call::<Bank>(&args.client, AppKind::Bank, request)? {
+    match call(&args.client, AppKind::Bank, args.op.into_call())? {
         BankResult::Opened => println!("opened"),
         BankResult::Transferred => println!("transferred"),
         BankResult::Balance(balance) => println!("{balance}"),
@@ -43,4 +67,35 @@ pub fn run(args: BankArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Line {
+        #[command(subcommand)]
+        command: BankCommand,
+    }
+
+    fn call_of(line: &[&str]) -> Call<Bank> {
+        match Line::try_parse_from(line) {
+            Ok(parsed) => parsed.command.into_call(),
+            Err(error) => panic!("{line:?} does not parse: {error}"),
+        }
+    }
+
+    #[test]
+    fn each_command_line_becomes_the_ledgers_operation_or_query() {
+        let open = BankOp::Open { account: "alice".into(), deposit: 100 };
+        assert!(matches!(call_of(&["bank", "open", "alice", "100"]), Call::Invoke(op) if op == open));
+        let transfer = BankOp::Transfer { from: "alice".into(), to: "bob".into(), amount: 60 };
+        assert!(
+            matches!(call_of(&["bank", "transfer", "alice", "bob", "60"]), Call::Invoke(op) if op == transfer)
+        );
+        let balance = BankQuery::Balance { account: "bob".into() };
+        assert!(matches!(call_of(&["bank", "balance", "bob"]), Call::Query(query) if query == balance));
+    }
 }

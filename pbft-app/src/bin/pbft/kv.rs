@@ -16,24 +16,59 @@ pub struct KvArgs {
     op: KvCommand,
 }
 
-/// One key-value operation or query, as typed on the command line.
+/// One key-value operation or query, as typed on the command line. The
+/// store's own [`KvOp`] and [`KvQuery`] know nothing of command lines.
 #[derive(Subcommand)]
 pub enum KvCommand {
-    /// Operations (ordered).
-    #[command(flatten)]
-    Op(KvOp),
-    /// Queries (read-only).
-    #[command(flatten)]
-    Query(KvQuery),
+    /// Sets `key` to `value`.
+    Put {
+        /// The key.
+        key: String,
+        /// The new value.
+        value: String,
+    },
+    /// Removes `key`.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Sets `key` to `new` (removes it when `None`) only if it currently
+    /// holds `expected` (is absent when `None`).
+    #[command(name = "cas")]
+    CompareAndSwap {
+        /// The key.
+        key: String,
+        /// The value the key must hold for the swap to happen; absent if omitted.
+        #[arg(long)]
+        expected: Option<String>,
+        /// The value it gets; deleted if omitted.
+        #[arg(long)]
+        new: Option<String>,
+    },
+    /// Reads `key` (answered without ordering when 2f+1 replicas agree).
+    Get {
+        /// The key.
+        key: String,
+    },
+}
+
+impl KvCommand {
+    /// The store's operation or query this command asks for.
+    fn into_call(self) -> Call<KvStore> {
+        match self {
+            KvCommand::Put { key, value } => Call::Invoke(KvOp::Put { key, value }),
+            KvCommand::Delete { key } => Call::Invoke(KvOp::Delete { key }),
+            KvCommand::CompareAndSwap { key, expected, new } => {
+                Call::Invoke(KvOp::CompareAndSwap { key, expected, new })
+            }
+            KvCommand::Get { key } => Call::Query(KvQuery::Get { key }),
+        }
+    }
 }
 
 /// Runs one key-value operation.
 pub fn run(args: KvArgs) -> anyhow::Result<ExitCode> {
-    let request = match args.op {
-        KvCommand::Op(op) => Call::Invoke(op),
-        KvCommand::Query(query) => Call::Query(query),
-    };
-    match call::<KvStore>(&args.client, AppKind::Kv, request)? {
+    match call(&args.client, AppKind::Kv, args.op.into_call())? {
         KvResult::Value(Some(value)) => println!("{value}"),
         KvResult::Value(None) => {
             eprintln!("no value for that key");
@@ -53,4 +88,35 @@ pub fn run(args: KvArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Line {
+        #[command(subcommand)]
+        command: KvCommand,
+    }
+
+    fn call_of(line: &[&str]) -> Call<KvStore> {
+        match Line::try_parse_from(line) {
+            Ok(parsed) => parsed.command.into_call(),
+            Err(error) => panic!("{line:?} does not parse: {error}"),
+        }
+    }
+
+    #[test]
+    fn each_command_line_becomes_the_stores_operation_or_query() {
+        let put = KvOp::Put { key: "k".into(), value: "v".into() };
+        assert!(matches!(call_of(&["kv", "put", "k", "v"]), Call::Invoke(op) if op == put));
+        let delete = KvOp::Delete { key: "k".into() };
+        assert!(matches!(call_of(&["kv", "delete", "k"]), Call::Invoke(op) if op == delete));
+        let cas = KvOp::CompareAndSwap { key: "k".into(), expected: Some("a".into()), new: None };
+        assert!(matches!(call_of(&["kv", "cas", "k", "--expected", "a"]), Call::Invoke(op) if op == cas));
+        let get = KvQuery::Get { key: "k".into() };
+        assert!(matches!(call_of(&["kv", "get", "k"]), Call::Query(query) if query == get));
+    }
 }
