@@ -28,12 +28,21 @@
 //!
 //! Every error names the field it is about (`replica[2].address: …`).
 //! Relative paths are relative to the config file's folder.
+//!
+//! [`NewCluster`] writes a new config (what `pbft init` does) from the same
+//! types [`ClusterConfig::load`] parses, so what is written always loads.
+
+mod raw;
+mod render;
+
+pub use render::{NewCluster, RenderError};
 
 use crate::keyfile::{self, KeyFileError};
 use fault_injector::traitor::Behavior;
 use pbft_core::{ClientId, KeyBook, ProtocolConfig, PublicKey, ReplicaId, SecretKey};
 use pbft_net::ReplicaAddress;
-use serde::Deserialize;
+use raw::{RawConfig, RawParticipant};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -50,35 +59,8 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    cluster: RawCluster,
-    #[serde(default)]
-    protocol: ProtocolConfig,
-    #[serde(default, rename = "replica")]
-    replicas: Option<Vec<RawParticipant<u32>>>,
-    #[serde(default, rename = "client")]
-    clients: Option<Vec<RawParticipant<u64>>>,
-    #[serde(default, rename = "traitor")]
-    traitors: Vec<RawTraitor>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCluster {
-    name: Option<String>,
-    f: Option<usize>,
-    keys_dir: Option<PathBuf>,
-    #[serde(default)]
-    dev_keys: bool,
-    client_retry_ms: Option<u64>,
-    #[serde(default)]
-    app: AppKind,
-}
-
 /// Which example application the replicas run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AppKind {
     /// The key-value store (`pbft kv`).
@@ -99,22 +81,6 @@ impl AppKind {
             AppKind::Counter => "counter",
         }
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawParticipant<Id> {
-    id: Id,
-    address: Option<String>,
-    public_key: Option<String>,
-    key_file: Option<PathBuf>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTraitor {
-    replica: u32,
-    behavior: String,
 }
 
 /// A replica as the config describes it.
