@@ -3,8 +3,9 @@
 use crate::config_file::load;
 use anyhow::Context;
 use clap::Args;
-use pbft_app::cluster_config::AppKind;
+use pbft_app::cluster_config::{AppKind, NewCluster};
 use pbft_app::keyfile;
+use pbft_core::{ProtocolConfig, PublicKey};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -27,8 +28,8 @@ pub struct InitArgs {
     #[arg(long)]
     dir: PathBuf,
     /// The application the replicas run.
-    #[arg(long, value_enum, default_value_t = AppKind::Kv)]
-    app: AppKind,
+    #[arg(long, value_enum, default_value_t = AppArg::Kv)]
+    app: AppArg,
 }
 
 /// Writes `dir/cluster.toml` with fresh keys in `dir/keys/`.
@@ -43,27 +44,27 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     );
     let config_path = args.dir.join("cluster.toml");
     anyhow::ensure!(!config_path.exists(), "{} already exists; choose another --dir", config_path.display());
-    let keys = args.dir.join("keys");
-    let mut toml = format!(
-        "# Written by `pbft init`. n = {n} replicas tolerate f = {f} traitors.\n\
-         # Secret keys are in keys/; share only this file's public keys.\n\n\
-         [cluster]\nf = {f}\nkeys_dir = \"keys\"\napp = \"{app}\"\n\n[protocol]\n\n",
-        n = args.replicas,
-        app = args.app.name()
-    );
+    let keys_dir = PathBuf::from("keys");
+    let keys = args.dir.join(&keys_dir);
+    let mut replicas = Vec::new();
     for id in 0..args.replicas {
-        let path = keys.join(format!("replica-{id}.key"));
-        let public = fresh_key(&path)?;
         let port = usize::from(args.base_port) + id;
         let address = std::net::SocketAddr::new(args.host, u16::try_from(port).unwrap_or(u16::MAX));
-        toml.push_str(&format!(
-            "[[replica]]\nid = {id}\naddress = \"{address}\"\npublic_key = \"{public}\"\n\n"
-        ));
+        replicas.push((address, fresh_key(&keys.join(format!("replica-{id}.key")))?));
     }
+    let mut clients = Vec::new();
     for id in 0..args.clients {
-        let public = fresh_key(&keys.join(format!("client-{id}.key")))?;
-        toml.push_str(&format!("[[client]]\nid = {id}\npublic_key = \"{public}\"\n\n"));
+        clients.push(fresh_key(&keys.join(format!("client-{id}.key")))?);
     }
+    let new = NewCluster {
+        f,
+        keys_dir,
+        app: args.app.into(),
+        protocol: ProtocolConfig::default(),
+        replicas,
+        clients,
+    };
+    let toml = new.to_toml()?;
     std::fs::write(&config_path, toml).with_context(|| format!("cannot write {}", config_path.display()))?;
     load(&config_path)?;
     println!(
@@ -76,8 +77,32 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn fresh_key(path: &Path) -> anyhow::Result<String> {
+/// Creates a secret key file at `path` (which must not exist yet) and
+/// returns its public key.
+fn fresh_key(path: &Path) -> anyhow::Result<PublicKey> {
     anyhow::ensure!(!path.exists(), "{} already exists", path.display());
     keyfile::create_secret(path)?;
-    Ok(keyfile::public_key_hex(&keyfile::read_secret(path)?.public()))
+    Ok(keyfile::read_secret(path)?.public())
+}
+
+/// `--app`: the applications a config can name, as the command line offers
+/// them (the library's [`AppKind`] knows nothing of command lines).
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum AppArg {
+    /// The key-value store (`pbft kv`).
+    Kv,
+    /// The bank ledger (`pbft bank`).
+    Bank,
+    /// The counter.
+    Counter,
+}
+
+impl From<AppArg> for AppKind {
+    fn from(app: AppArg) -> AppKind {
+        match app {
+            AppArg::Kv => AppKind::Kv,
+            AppArg::Bank => AppKind::Bank,
+            AppArg::Counter => AppKind::Counter,
+        }
+    }
 }
