@@ -4,17 +4,68 @@
 
 use crate::apps::{Bank, Counter, KvStore};
 use crate::cluster_config::AppKind;
-use crate::cluster_config::ClusterConfig;
+use crate::cluster_config::{ClusterConfig, ConfigError};
 use crate::traitor_node::TraitorNode;
-use anyhow::Context;
 use fault_injector::traitor::{Traitor, TraitorPlan};
-use pbft_core::{ClientId, Replica, ReplicaId, ReplicatedStateMachine};
-use pbft_net::{query_status, run_replica, ClientHandle, NetLimits, NodeStatus, ReplicaNet, ReplicaRuntime};
+use pbft_core::{ClientId, Replica, ReplicaError, ReplicaId, ReplicatedStateMachine};
+use pbft_net::{
+    query_status, run_replica, ClientHandle, NetError, NetLimits, NodeStatus, ReplicaNet, ReplicaRuntime,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
+
+/// Why a replica could not run, or a client could not reach the cluster.
+/// Each variant names what failed; the underlying error is its
+/// [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The config lacks what the node needs: a readable key file whose key
+    /// matches the config, or a valid set of public keys. The error names
+    /// the field at fault.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The protocol core refused to create the replica (a protocol
+    /// parameter it does not accept).
+    #[error("cannot start replica {}", .replica.0)]
+    Replica {
+        /// The replica that was to start.
+        replica: ReplicaId,
+        /// Why the core refused.
+        #[source]
+        source: ReplicaError,
+    },
+    /// The replica's QUIC transport did not start (its address cannot be
+    /// bound, say).
+    #[error("cannot start replica {}'s transport", .replica.0)]
+    Transport {
+        /// The replica whose transport failed.
+        replica: ReplicaId,
+        /// What the transport said.
+        #[source]
+        source: NetError,
+    },
+    /// A client's transport did not start.
+    #[error("cannot connect client {}", .client.0)]
+    Client {
+        /// The client that was to connect.
+        client: ClientId,
+        /// What the transport said.
+        #[source]
+        source: NetError,
+    },
+    /// The status query could not be sent.
+    #[error("cannot ask the replicas for their status as client {}", .client.0)]
+    Status {
+        /// The client the query was sent as.
+        client: ClientId,
+        /// What the transport said.
+        #[source]
+        source: NetError,
+    },
+}
 
 /// Runs replica `id` of `config` with the config's application until
 /// `shutdown` completes. Returns the replica's last status.
@@ -22,7 +73,7 @@ pub async fn run_replica_node(
     config: &ClusterConfig,
     id: ReplicaId,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<NodeStatus> {
+) -> Result<NodeStatus, NodeError> {
     match config.app {
         AppKind::Kv => run_replica_with::<KvStore>(config, id, shutdown).await,
         AppKind::Bank => run_replica_with::<Bank>(config, id, shutdown).await,
@@ -37,10 +88,10 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
     config: &ClusterConfig,
     id: ReplicaId,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<NodeStatus> {
+) -> Result<NodeStatus, NodeError> {
     let secret = config.replica_secret(id)?;
     let replica = Replica::new(id, config.protocol.clone(), config.key_book()?, secret.clone(), A::default())
-        .with_context(|| format!("cannot start replica {}", id.0))?;
+        .map_err(|source| NodeError::Replica { replica: id, source })?;
     let (net, inbox) = ReplicaNet::start(
         id,
         &secret,
@@ -48,7 +99,7 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
         &config.client_keys(),
         NetLimits::default(),
     )
-    .with_context(|| format!("cannot start replica {}'s transport", id.0))?;
+    .map_err(|source| NodeError::Transport { replica: id, source })?;
     tracing::info!(
         replica = id.0,
         address = %config.replicas[id.index()].address,
@@ -80,15 +131,16 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
 }
 
 /// Connects client `id` of `config`. Must run inside a tokio runtime.
-pub fn connect_client(config: &ClusterConfig, id: ClientId) -> anyhow::Result<ClientHandle> {
+pub fn connect_client(config: &ClusterConfig, id: ClientId) -> Result<ClientHandle, NodeError> {
     let secret = config.client_secret(id)?;
-    Ok(ClientHandle::connect(
+    ClientHandle::connect(
         id,
         &secret,
         &config.replica_addresses(),
         config.client_retry_ms,
         config.protocol.max_pending_per_client,
-    )?)
+    )
+    .map_err(|source| NodeError::Client { client: id, source })
 }
 
 /// Every replica's status (`None` for those that did not answer within
@@ -97,9 +149,11 @@ pub async fn cluster_status(
     config: &ClusterConfig,
     id: ClientId,
     timeout: Duration,
-) -> anyhow::Result<Vec<Option<NodeStatus>>> {
+) -> Result<Vec<Option<NodeStatus>>, NodeError> {
     let secret = config.client_secret(id)?;
-    Ok(query_status(&secret, &config.replica_addresses(), timeout).await?)
+    query_status(&secret, &config.replica_addresses(), timeout)
+        .await
+        .map_err(|source| NodeError::Status { client: id, source })
 }
 
 /// Whether the replicas that answered have the same state where they can be compared.
@@ -168,5 +222,66 @@ mod tests {
         let expected: BTreeMap<String, Vec<u32>> =
             [("aa".to_string(), vec![0, 2]), ("bb".to_string(), vec![1])].into();
         assert_eq!(diverged, Agreement::Diverged { seq: 5, digests: expected });
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    #![allow(clippy::unwrap_used)] // a panic is a failed test
+
+    use super::*;
+    use crate::apps::Counter;
+    use std::path::PathBuf;
+
+    /// A four-replica config with development keys in a fresh folder, replica
+    /// 0 listening on `port`.
+    fn config_with_replica_0_on(name: &str, port: u16) -> (PathBuf, ClusterConfig) {
+        let dir = std::env::temp_dir().join(format!("pbft-node-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut toml = String::from("[cluster]\nkeys_dir = \"keys\"\ndev_keys = true\n\n");
+        for (id, port) in [port, 1, 2, 3].into_iter().enumerate() {
+            toml += &format!("[[replica]]\nid = {id}\naddress = \"127.0.0.1:{port}\"\n\n");
+        }
+        toml += "[[client]]\nid = 0\n";
+        std::fs::write(dir.join("cluster.toml"), toml).unwrap();
+        let config = ClusterConfig::load(&dir.join("cluster.toml")).unwrap();
+        (dir, config)
+    }
+
+    fn run_replica_0(config: &ClusterConfig) -> Result<NodeStatus, NodeError> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(run_replica_with::<Counter>(config, ReplicaId(0), async {}))
+    }
+
+    #[test]
+    fn a_replica_whose_address_is_taken_names_its_transport() {
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let (dir, config) = config_with_replica_0_on("taken", port);
+        let error = run_replica_0(&config).unwrap_err();
+        assert!(matches!(error, NodeError::Transport { replica: ReplicaId(0), .. }), "{error:?}");
+        assert_eq!(error.to_string(), "cannot start replica 0's transport");
+        assert!(std::error::Error::source(&error).is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_protocol_the_core_refuses_names_the_replica() {
+        let (dir, mut config) = config_with_replica_0_on("refused", 9);
+        config.protocol.checkpoint_interval = 0;
+        let error = run_replica_0(&config).unwrap_err();
+        assert!(matches!(error, NodeError::Replica { replica: ReplicaId(0), .. }), "{error:?}");
+        assert_eq!(error.to_string(), "cannot start replica 0");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_client_without_its_key_file_is_a_config_error_naming_the_field() {
+        let (dir, mut config) = config_with_replica_0_on("keyless", 9);
+        config.clients[0].key_file = None;
+        let error = connect_client(&config, ClientId(0)).map(|_| ()).unwrap_err();
+        assert!(matches!(&error, NodeError::Config(e) if e.field == "client (id 0).key_file"), "{error:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
