@@ -19,11 +19,10 @@ pub struct ReplicaArgs {
     #[arg(long)]
     id: u32,
     /// Threads of the replica's async runtime. With 1 (the default) the
-    /// protocol, QUIC and signature checks share one thread, which was the
-    /// fastest where replicas share cores (BENCHMARKS.md: four replicas on
-    /// two cores, +12 % throughput and -28 % median latency against a
-    /// runtime with a thread per core). More threads let a replica with
-    /// cores of its own spread its QUIC work over them.
+    /// protocol, QUIC and signature checks share one thread, the better
+    /// choice where replicas share cores; more threads let a replica with
+    /// cores of its own spread its QUIC work over them. BENCHMARKS.md has
+    /// the measurements.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     threads: u16,
     /// Stop when standard input closes (how `pbft up` makes sure its replicas

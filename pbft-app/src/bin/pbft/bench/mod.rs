@@ -50,7 +50,8 @@ pub struct BenchArgs {
     protocol: Vec<String>,
     /// Threads of the load generator's async runtime (default: one per
     /// core). One thread costs the cores it shares with a local cluster
-    /// less CPU per operation, but gave no clear gain here (BENCHMARKS.md).
+    /// less CPU per operation; BENCHMARKS.md has what that changed in the
+    /// measured runs.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
     /// Print the result as JSON.
