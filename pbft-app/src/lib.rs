@@ -3,8 +3,25 @@
 //! Build replicated services on pbft. Write a typed [`StateMachine`] (or a
 //! byte-level [`ReplicatedStateMachine`]), run it on replicas with
 //! [`node::run_replica_with`] or the `pbft` binary, and call it with
-//! [`Client`] or [`BlockingClient`]. [`apps`] holds the example
-//! applications; `docs/building-an-app.md` is the tutorial.
+//! [`Client`] or [`BlockingClient`]. `docs/building-an-app.md` is the
+//! tutorial.
+//!
+//! The package has two wings.
+//!
+//! - **The library** (this crate, `src/`), with no command-line code:
+//!   [`client`] (the typed clients), [`cluster_config`] (the cluster TOML
+//!   file: [`ClusterConfig::load`](cluster_config::ClusterConfig::load)
+//!   parses and checks it, [`NewCluster`](cluster_config::NewCluster)
+//!   renders a new one from the same types), [`keyfile`] (secret key
+//!   files), [`node`] (running a replica, connecting a client, reading the
+//!   cluster's status; errors are [`node::NodeError`]), [`traitor_node`]
+//!   (demonstration traitors on real processes) and [`apps`] (the example
+//!   applications: a key-value store, a bank ledger, a counter).
+//! - **The `pbft` binary** (`src/bin/pbft/`), a thin layer of clap commands
+//!   over the library: `init` and `check` (config files), `up` and
+//!   `replica` (running replicas), `kv` and `bank` (client calls, with
+//!   command enums of their own that convert to the apps' operations),
+//!   `status`, `bench`, `demo` and `sim`. Errors there are `anyhow`.
 
 pub mod apps;
 pub mod client;
