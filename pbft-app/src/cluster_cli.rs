@@ -540,7 +540,7 @@ fn print_table(statuses: &[Option<NodeStatus>], config: &ClusterConfig) {
                 s.last_executed,
                 s.stable_checkpoint,
                 short(&s.state_digest),
-                s.traitor.as_deref().map(|t| format!("  (traitor: {t})")).unwrap_or_default()
+                config.traitor(ReplicaId(s.replica)).map(|t| format!("  (traitor: {t})")).unwrap_or_default()
             ),
             None => println!("{:<8} {:<23} unreachable", replica.id.0, replica.address),
         }

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use fault_injector::{Cluster, ClusterConfig};
+use fault_injector::{SimCluster, SimConfig};
 use pbft_app::apps::{KvOp, KvStore};
 use pbft_core::{ClientId, ProtocolConfig, ReplicaId, Status, Time};
 use std::process::ExitCode;
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 pub enum Demo {
     /// Runs n replicas of the key-value store and some clients on a simulated
     /// network in virtual time, then prints what every replica ended with.
-    Cluster(ClusterArgs),
+    SimCluster(ClusterArgs),
     /// Shows why consensus needs n ≥ 3f+1: the same fork attack with f colluding
     /// traitors (every checker passes) and with f+1 (honest replicas diverge).
     Bound(crate::demo_bound::BoundArgs),
@@ -45,7 +45,7 @@ impl Demo {
     /// Runs the chosen demonstration; the exit code says whether it went as the protocol promises.
     pub fn run(self) -> Result<ExitCode> {
         match self {
-            Demo::Cluster(args) => run_cluster(args),
+            Demo::SimCluster(args) => run_cluster(args),
             Demo::Bound(args) => crate::demo_bound::run(args),
             Demo::Throughput(args) => crate::demo_throughput::run(args),
         }
@@ -60,9 +60,8 @@ fn run_cluster(args: ClusterArgs) -> Result<ExitCode> {
         bail!("--clients must be at least 1");
     }
     let protocol = ProtocolConfig { view_change_timeout_ms: 500, ..ProtocolConfig::default() };
-    let config =
-        ClusterConfig { protocol, key_seed: args.seed, ..ClusterConfig::new(args.replicas, args.clients) };
-    let mut cluster = Cluster::new(config, |_| KvStore::default());
+    let config = SimConfig { protocol, key_seed: args.seed, ..SimConfig::new(args.replicas, args.clients) };
+    let mut cluster = SimCluster::new(config, |_| KvStore::default());
     if args.crash_primary {
         cluster.crash(ReplicaId(0));
     }

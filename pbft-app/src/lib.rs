@@ -11,7 +11,7 @@ pub mod client;
 pub mod cluster_config;
 pub mod keyfile;
 pub mod node;
-pub mod traitor_node;
+pub mod workloads;
 
 pub use client::{BlockingClient, Client, ClientError};
 pub use pbft_core::typed;

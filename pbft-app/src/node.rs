@@ -5,11 +5,10 @@
 use crate::apps::{Bank, Counter, KvStore};
 use crate::cluster_config::AppKind;
 use crate::cluster_config::ClusterConfig;
-use crate::traitor_node::TraitorNode;
 use anyhow::Context;
-use fault_injector::traitor::{Traitor, TraitorPlan};
+use fault_injector::traitor::{Traitor, TraitorNode, TraitorPlan};
 use pbft_core::{ClientId, Replica, ReplicaId, ReplicatedStateMachine};
-use pbft_net::{query_status, run_replica, ClientHandle, NetLimits, NodeStatus, ReplicaNet, ReplicaRuntime};
+use pbft_net::{query_status, replica_status, run_replica, ClientHandle, NetLimits, NodeStatus, ReplicaNet};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -59,7 +58,7 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
         "replica started"
     );
     let status = match config.traitor(id) {
-        None => ReplicaRuntime::node_status(&run_replica(replica, net, inbox, shutdown).await),
+        None => replica_status(&run_replica(replica, replica_status, net, inbox, shutdown).await),
         Some(behavior) => {
             tracing::warn!(replica = id.0, %behavior, "this replica is a TRAITOR (demonstration)");
             let colluders: BTreeSet<ReplicaId> = config.traitors.iter().map(|t| t.replica).collect();
@@ -67,7 +66,8 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
                 TraitorPlan::new(id, colluders, replica.quorum(), config.protocol.view_change_timeout_ms);
             let traitor = Traitor::new(id, behavior, secret, replica.quorum(), plan);
             let node = TraitorNode::new(replica, traitor);
-            ReplicaRuntime::node_status(&run_replica(node, net, inbox, shutdown).await)
+            let status = |node: &TraitorNode<A>| replica_status(node.replica());
+            status(&run_replica(node, status, net, inbox, shutdown).await)
         }
     };
     tracing::info!(
@@ -156,7 +156,6 @@ mod tests {
             rejected_messages: 0,
             rejections: Default::default(),
             net: Default::default(),
-            traitor: None,
             disagreement: None,
         })
     }

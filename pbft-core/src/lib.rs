@@ -7,7 +7,8 @@
 //!
 //! ## The call contract
 //!
-//! A host owns a [`Replica`] (or a [`Client`]) and:
+//! A host owns a [`Replica`] (or a [`Client`]), or any [`Node`] that wraps
+//! one, and:
 //!
 //! 1. feeds it inputs, each with the current [`Time`]:
 //!    [`Replica::receive`] for a message off the wire (it is verified against
@@ -43,6 +44,7 @@ mod keys;
 mod message;
 #[cfg(feature = "mutations")]
 mod mutation;
+mod node;
 mod output;
 mod quorum;
 mod reject;
@@ -69,6 +71,7 @@ pub use message::{
 };
 #[cfg(feature = "mutations")]
 pub use mutation::Mutation;
+pub use node::Node;
 pub use output::{Disagreement, Event, ExecutedRequest, Output};
 pub use quorum::Quorum;
 pub use reject::Reject;
