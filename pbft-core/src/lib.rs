@@ -71,7 +71,7 @@ pub use message::{
 pub use mutation::Mutation;
 pub use output::{Disagreement, Event, ExecutedRequest, Output};
 pub use quorum::Quorum;
-pub use reject::Reject;
+pub use reject::{CertificateRule, Reject};
 pub use replica::{
     new_view_plan, BufferUsage, ClientReplies, NewViewPlan, Replica, ReplicaError, ReplyCache, Status, Timer,
 };

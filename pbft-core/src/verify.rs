@@ -9,7 +9,7 @@ use crate::message::{
     batch_digest_of, CheckpointProof, Committed, Message, NewView, PrePrepare, PreparedCert, Request,
     RequestKind, ViewChange,
 };
-use crate::reject::Reject;
+use crate::reject::{CertificateRule, Reject};
 use crate::signature_rule::{self, VerifyKey};
 use crate::signed::{Signable, Signed, Verified};
 use crate::Digest;
@@ -277,7 +277,7 @@ fn distinct(signers: impl IntoIterator<Item = ReplicaId>) -> Result<usize, Rejec
     let mut seen = BTreeSet::new();
     for signer in signers {
         if !seen.insert(signer) {
-            return Err(Reject::InvalidCertificate);
+            return Err(Reject::InvalidCertificate(CertificateRule::RepeatedSigner));
         }
     }
     Ok(seen.len())
@@ -285,16 +285,20 @@ fn distinct(signers: impl IntoIterator<Item = ReplicaId>) -> Result<usize, Rejec
 
 fn check_checkpoint_proof(v: &mut Verifier<'_>, proof: &CheckpointProof) -> Result<(), Reject> {
     if proof.seq == 0 {
-        return if proof.checkpoints.is_empty() { Ok(()) } else { Err(Reject::InvalidCertificate) };
+        return if proof.checkpoints.is_empty() {
+            Ok(())
+        } else {
+            Err(Reject::InvalidCertificate(CertificateRule::VotesForGenesis))
+        };
     }
     let count = distinct(proof.checkpoints.iter().map(|c| c.payload().replica))?;
     if count < v.keys.quorum().quorum() {
-        return Err(Reject::InvalidCertificate);
+        return Err(Reject::InvalidCertificate(CertificateRule::TooFewSigners));
     }
     for checkpoint in &proof.checkpoints {
         let body = checkpoint.payload();
         if body.seq != proof.seq || body.state_digest != proof.state_digest {
-            return Err(Reject::InvalidCertificate);
+            return Err(Reject::InvalidCertificate(CertificateRule::VoteMismatch));
         }
         v.signature(checkpoint)?;
     }
@@ -306,16 +310,15 @@ fn check_prepared_cert(v: &mut Verifier<'_>, cert: &PreparedCert) -> Result<(), 
     let primary = cert.pre_prepare.payload().primary;
     let count = distinct(cert.prepares.iter().map(|p| p.payload().replica))?;
     if count < v.keys.quorum().prepare_quorum() {
-        return Err(Reject::InvalidCertificate);
+        return Err(Reject::InvalidCertificate(CertificateRule::TooFewSigners));
     }
     for prepare in &cert.prepares {
         let body = prepare.payload();
-        if body.replica == primary
-            || body.view != cert.view()
-            || body.seq != cert.seq()
-            || body.digest != cert.digest()
-        {
-            return Err(Reject::InvalidCertificate);
+        if body.replica == primary {
+            return Err(Reject::InvalidCertificate(CertificateRule::PrepareFromPrimary));
+        }
+        if body.view != cert.view() || body.seq != cert.seq() || body.digest != cert.digest() {
+            return Err(Reject::InvalidCertificate(CertificateRule::VoteMismatch));
         }
         v.signature(prepare)?;
     }
@@ -330,8 +333,11 @@ fn check_view_change(v: &mut Verifier<'_>, vc: &Signed<ViewChange>) -> Result<()
     for cert in &body.prepared {
         // Certificates are listed once per sequence number, in ascending order,
         // above the checkpoint and from views before the one being asked for.
-        if cert.seq() <= last_seq || cert.view() >= body.new_view {
-            return Err(Reject::InvalidCertificate);
+        if cert.seq() <= last_seq {
+            return Err(Reject::InvalidCertificate(CertificateRule::CertificatesOutOfOrder));
+        }
+        if cert.view() >= body.new_view {
+            return Err(Reject::InvalidCertificate(CertificateRule::PreparedInNewView));
         }
         last_seq = cert.seq();
         check_prepared_cert(v, cert)?;
@@ -347,17 +353,17 @@ fn check_new_view(v: &mut Verifier<'_>, nv: &Signed<NewView>) -> Result<(), Reje
     }
     let count = distinct(body.view_changes.iter().map(|vc| vc.payload().replica))?;
     if count < v.keys.quorum().quorum() {
-        return Err(Reject::InvalidCertificate);
+        return Err(Reject::InvalidCertificate(CertificateRule::TooFewSigners));
     }
     for vc in &body.view_changes {
         if vc.payload().new_view != body.view {
-            return Err(Reject::InvalidCertificate);
+            return Err(Reject::InvalidCertificate(CertificateRule::WrongView));
         }
         check_view_change(v, vc)?;
     }
     for pp in &body.pre_prepares {
         if pp.payload().view != body.view {
-            return Err(Reject::InvalidCertificate);
+            return Err(Reject::InvalidCertificate(CertificateRule::WrongView));
         }
         check_pre_prepare(v, pp)?;
     }
@@ -371,12 +377,12 @@ fn check_committed(v: &mut Verifier<'_>, committed: &Signed<Committed>) -> Resul
     let pp = body.pre_prepare.payload();
     let count = distinct(body.commits.iter().map(|c| c.payload().replica))?;
     if count < v.keys.quorum().quorum() {
-        return Err(Reject::InvalidCertificate);
+        return Err(Reject::InvalidCertificate(CertificateRule::TooFewSigners));
     }
     for commit in &body.commits {
         let c = commit.payload();
         if c.view != pp.view || c.seq != pp.seq || c.digest != pp.digest {
-            return Err(Reject::InvalidCertificate);
+            return Err(Reject::InvalidCertificate(CertificateRule::VoteMismatch));
         }
         v.signature(commit)?;
     }

@@ -18,7 +18,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             return Err(Reject::OutsideWatermarks);
         }
         if body.seq % self.config.checkpoint_interval != 0 {
-            return Err(Reject::InvalidCertificate);
+            return Err(Reject::NotACheckpointSeq);
         }
         let held = self.checkpoint_votes.get(&body.seq).and_then(|votes| votes.get(&body.replica));
         first_from_sender(held.map(|held| held.payload().state_digest == body.state_digest))

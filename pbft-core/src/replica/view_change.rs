@@ -8,7 +8,7 @@ use crate::digest::Digest;
 use crate::ids::{SeqNum, View};
 use crate::message::{batch_digest, CheckpointProof, Message, NewView, PrePrepare, Request, ViewChange};
 use crate::output::Event;
-use crate::reject::Reject;
+use crate::reject::{CertificateRule, Reject};
 use crate::signed::{Signable, Signed};
 use crate::time::Time;
 use std::collections::BTreeMap;
@@ -178,7 +178,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     fn check_certificates_in_window(&self, vc: &ViewChange) -> Result<(), Reject> {
         let window_end = vc.checkpoint.seq + self.config.watermark_window;
         if vc.prepared.last().is_some_and(|cert| cert.seq() > window_end) {
-            return Err(Reject::InvalidCertificate);
+            return Err(Reject::InvalidCertificate(CertificateRule::BeyondWindow));
         }
         Ok(())
     }
