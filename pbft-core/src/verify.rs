@@ -93,7 +93,7 @@ struct Verifier<'a> {
 impl Verifier<'_> {
     fn signature<T: Signable>(&mut self, signed: &Signed<T>) -> Result<(), Reject> {
         let digest = signed.digest();
-        let key = signed.check_id();
+        let key = signed.cache_key();
         if self.cache.known.contains(&key) {
             return Ok(());
         }
@@ -149,7 +149,7 @@ impl<'a> Batch<'a> {
     /// signature, and returns its signed digest; `Err` if its author is unknown.
     fn add<T: Signable>(&mut self, v: &Verifier<'a>, signed: &'a Signed<T>) -> Result<Digest, Reject> {
         let digest = signed.digest();
-        let cache_key = signed.check_id();
+        let cache_key = signed.cache_key();
         if !v.cache.known.contains(&cache_key) && self.keys.insert(cache_key) {
             let author = signed.author_key(v.keys)?;
             self.unchecked.push(Unchecked { cache_key, author, digest, signature: signed.signature() });

@@ -256,7 +256,10 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.enter_view(now, &plan, pre_prepares);
     }
 
-    fn check_new_view(&self, body: &NewView) -> Result<super::NewViewPlan, Reject> {
+    /// The plan a NEW-VIEW must follow, recomputed from its view-changes,
+    /// if the NEW-VIEW is for a view this replica can enter and its
+    /// pre-prepares are exactly that plan; otherwise why it is ignored.
+    fn plan_for_new_view(&self, body: &NewView) -> Result<super::NewViewPlan, Reject> {
         if body.view < self.view || (body.view == self.view && self.status == Status::Normal) {
             return Err(Reject::StaleView);
         }
@@ -272,7 +275,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
 
     pub(super) fn on_new_view(&mut self, now: Time, new_view: Signed<NewView>) {
         let body = new_view.payload();
-        let plan = match self.check_new_view(body) {
+        let plan = match self.plan_for_new_view(body) {
             Ok(plan) => plan,
             Err(reason) => {
                 self.reject(body.author(), NewView::KIND, reason);
@@ -324,7 +327,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
         self.emit(Event::NewViewEntered { view, primary });
         for seq in seqs {
-            self.check_progress(now, seq);
+            self.advance(now, seq);
         }
         self.replay_future(now);
         if self.is_primary() {
