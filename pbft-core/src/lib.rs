@@ -10,9 +10,9 @@
 //! A host owns a [`Replica`] (or a [`Client`]) and:
 //!
 //! 1. feeds it inputs, each with the current [`Time`]:
-//!    [`Replica::receive`] for a message off the wire (it is verified against
-//!    the [`KeyBook`] first), [`Replica::handle_message`] for a message already
-//!    verified, [`Replica::handle_request`] for a client request, and
+//!    [`Replica::receive`] for a message off the wire, client requests
+//!    included (it is verified against the [`KeyBook`] first),
+//!    [`Replica::receive_all`] for messages that arrived together, and
 //!    [`Replica::handle_timeout`] when the deadline passes;
 //! 2. after **every** input, drains [`Replica::poll_output`] until it returns
 //!    `None`, doing what each [`Output`] says (send, broadcast, reply) and

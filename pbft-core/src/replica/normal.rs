@@ -7,7 +7,7 @@ use crate::app::ReplicatedStateMachine;
 use crate::ids::{SeqNum, View};
 use crate::message::{batch_digest, Commit, Message, PrePrepare, Prepare, Request, RequestKind};
 use crate::reject::Reject;
-use crate::signed::{Signable, Signed, Verified};
+use crate::signed::{Signable, Signed};
 use crate::time::Time;
 
 /// Whether a normal-case message for some view can be handled now.
@@ -67,7 +67,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 if queue.len() >= self.config.max_future_messages_per_replica {
                     self.reject(message.author(), message.kind(), Reject::BufferFull);
                 } else {
-                    queue.push_back(Verified::new_unchecked(message));
+                    queue.push_back(message);
                 }
                 None
             }

@@ -341,14 +341,15 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
     }
 
-    /// Hands buffered messages of the view just entered back to the handlers.
+    /// Hands buffered messages of the view just entered back to the handlers
+    /// (they were verified when they arrived).
     fn replay_future(&mut self, now: Time) {
         let view = self.view;
         let buffered = std::mem::take(&mut self.future);
         for (_, queue) in buffered {
             for message in queue {
                 if normal_case_view(&message).is_some_and(|v| v >= view) {
-                    self.handle_message(now, message);
+                    self.dispatch(now, message);
                 }
             }
         }
