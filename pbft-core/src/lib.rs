@@ -32,6 +32,7 @@
 //! as a COMMIT's.
 
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 mod app;
 mod client;
@@ -72,10 +73,7 @@ pub use mutation::Mutation;
 pub use output::{Disagreement, Event, ExecutedRequest, Output};
 pub use quorum::Quorum;
 pub use reject::{CertificateRule, Reject};
-pub use replica::{
-    new_view_plan, BufferUsage, ClientReplies, NewViewPlan, Replica, ReplicaError, ReplyCache, Status, Timer,
-};
+pub use replica::{BufferUsage, ClientReplies, Replica, ReplicaError, Status, Timer};
 pub use signed::{Author, MessageKind, Signable, Signed, Verified};
 pub use time::Time;
 pub use typed::StateMachine;
-pub use verify::SignatureCache;

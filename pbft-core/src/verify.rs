@@ -22,7 +22,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// NEW-VIEW, a request inside a PRE-PREPARE) is not verified twice. Holds at
 /// most `capacity` entries, forgetting the oldest first.
 #[derive(Debug)]
-pub struct SignatureCache {
+pub(crate) struct SignatureCache {
     capacity: usize,
     known: CacheKeys,
     order: VecDeque<Digest>,
@@ -57,18 +57,8 @@ impl Hasher for PrefixHasher {
 
 impl SignatureCache {
     /// A cache of at most `capacity` verified signatures (0 caches nothing).
-    pub fn new(capacity: usize) -> SignatureCache {
+    pub(crate) fn new(capacity: usize) -> SignatureCache {
         SignatureCache { capacity, known: CacheKeys::default(), order: VecDeque::new() }
-    }
-
-    /// How many verified signatures are held.
-    pub fn len(&self) -> usize {
-        self.known.len()
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.known.is_empty()
     }
 
     fn insert(&mut self, key: Digest) {
@@ -192,7 +182,7 @@ impl KeyBook {
 
     /// [`KeyBook::verify`], skipping signatures `cache` holds and adding the
     /// ones it checks.
-    pub fn verify_cached(
+    pub(crate) fn verify_cached(
         &self,
         message: Message,
         cache: &mut SignatureCache,
@@ -406,15 +396,15 @@ mod tests {
             cache.insert(key(i));
             cache.insert(key(i));
         }
-        assert_eq!(cache.len(), 100);
+        assert_eq!(cache.known.len(), 100);
         for i in 100..150 {
             cache.insert(key(i));
         }
-        assert_eq!(cache.len(), 100);
+        assert_eq!(cache.known.len(), 100);
         assert!((0..50).all(|i| !cache.known.contains(&key(i))));
         assert!((50..150).all(|i| cache.known.contains(&key(i))));
         let mut none = SignatureCache::new(0);
         none.insert(key(1));
-        assert!(none.is_empty());
+        assert!(none.known.is_empty());
     }
 }

@@ -18,9 +18,10 @@ mod status;
 mod timers;
 mod view_change;
 
-pub use replies::{ClientReplies, ReplyCache};
+pub use replies::ClientReplies;
 pub use timers::Timer;
-pub use view_change::{new_view_plan, NewViewPlan};
+#[cfg(test)]
+pub(crate) use view_change::new_view_plan;
 
 use crate::app::ReplicatedStateMachine;
 use crate::config::{ConfigError, ProtocolConfig};
@@ -34,6 +35,7 @@ use crate::reject::Reject;
 use crate::signed::{Author, MessageKind, Signed};
 use crate::time::Time;
 use pending::Pending;
+use replies::ReplyCache;
 use slot::Slot;
 use std::collections::{BTreeMap, VecDeque};
 use timers::Timers;
@@ -391,7 +393,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     }
 
     /// The replies kept per client (exactly-once).
-    pub fn reply_cache(&self) -> &ReplyCache {
+    pub fn reply_cache(&self) -> &BTreeMap<ClientId, ClientReplies> {
         &self.reply_cache
     }
 

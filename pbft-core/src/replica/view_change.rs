@@ -15,34 +15,34 @@ use std::collections::BTreeMap;
 
 /// One re-proposal of a NEW-VIEW: sequence number, batch and its digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Proposal {
+pub(crate) struct Proposal {
     /// The sequence number.
-    pub seq: SeqNum,
+    pub(crate) seq: SeqNum,
     /// The batch digest.
-    pub digest: Digest,
+    pub(crate) digest: Digest,
     /// The batch (empty for a null request).
-    pub batch: Vec<Signed<Request>>,
+    pub(crate) batch: Vec<Signed<Request>>,
 }
 
 /// What a set of VIEW-CHANGE messages implies for the new view.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewViewPlan {
+pub(crate) struct NewViewPlan {
     /// The highest stable checkpoint among the view-changes (min-s).
-    pub checkpoint: CheckpointProof,
+    pub(crate) checkpoint: CheckpointProof,
     /// For every sequence number above it up to the highest prepared
     /// certificate (max-s): the batch of the certificate from the highest view,
     /// or a null request where none prepared.
-    pub proposals: Vec<Proposal>,
+    pub(crate) proposals: Vec<Proposal>,
 }
 
 impl NewViewPlan {
     /// The last sequence number the plan covers.
-    pub fn last_seq(&self) -> SeqNum {
+    pub(crate) fn last_seq(&self) -> SeqNum {
         self.proposals.last().map_or(self.checkpoint.seq, |p| p.seq)
     }
 
     /// Whether `pre_prepares` are exactly the plan's proposals, in order.
-    pub fn matches(&self, pre_prepares: &[Signed<PrePrepare>]) -> bool {
+    pub(crate) fn matches(&self, pre_prepares: &[Signed<PrePrepare>]) -> bool {
         pre_prepares.len() == self.proposals.len()
             && pre_prepares.iter().zip(&self.proposals).all(|(pp, proposal)| {
                 pp.payload().seq == proposal.seq && pp.payload().digest == proposal.digest
@@ -54,7 +54,7 @@ impl NewViewPlan {
 ///
 /// The new primary runs it to build NEW-VIEW and every backup runs it again to
 /// check NEW-VIEW, so it depends only on the view-changes, in a fixed order.
-pub fn new_view_plan(view_changes: &[Signed<ViewChange>]) -> NewViewPlan {
+pub(crate) fn new_view_plan(view_changes: &[Signed<ViewChange>]) -> NewViewPlan {
     let checkpoint = view_changes.iter().map(|vc| &vc.payload().checkpoint).fold(
         CheckpointProof::genesis(),
         |best, proof| if proof.seq > best.seq { proof.clone() } else { best },
@@ -259,7 +259,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// The plan a NEW-VIEW must follow, recomputed from its view-changes,
     /// if the NEW-VIEW is for a view this replica can enter and its
     /// pre-prepares are exactly that plan; otherwise why it is ignored.
-    fn plan_for_new_view(&self, body: &NewView) -> Result<super::NewViewPlan, Reject> {
+    fn plan_for_new_view(&self, body: &NewView) -> Result<NewViewPlan, Reject> {
         if body.view < self.view || (body.view == self.view && self.status == Status::Normal) {
             return Err(Reject::StaleView);
         }

@@ -1,22 +1,28 @@
 //! View-change rules of one replica (OSDI'99 §4.4).
 
 use super::kit::{rejected, step, Kit};
+use crate::replica::new_view_plan;
 use crate::{
-    batch_digest, new_view_plan, CertificateRule, CheckpointProof, Event, Message, MessageKind, NewView,
-    Output, PreparedCert, Reject, ReplicaId, Request, Signed, Status, Time, View, ViewChange,
+    batch_digest, CertificateRule, CheckpointProof, Event, Message, MessageKind, NewView, Output,
+    PreparedCert, Reject, ReplicaId, Request, Signed, Status, Time, View, ViewChange,
 };
 
 const T: Time = Time(10);
 
 /// A VIEW-CHANGE from `from` for `new_view` at the initial checkpoint.
-pub fn view_change(kit: &Kit, from: u32, new_view: View, prepared: Vec<PreparedCert>) -> Signed<ViewChange> {
+pub(crate) fn view_change(
+    kit: &Kit,
+    from: u32,
+    new_view: View,
+    prepared: Vec<PreparedCert>,
+) -> Signed<ViewChange> {
     let body =
         ViewChange { new_view, replica: ReplicaId(from), checkpoint: CheckpointProof::genesis(), prepared };
     Signed::sign(body, kit.key(from))
 }
 
 /// A prepared certificate for `batch` at (view, seq), prepared by `backups`.
-pub fn prepared_cert(
+pub(crate) fn prepared_cert(
     kit: &Kit,
     view: View,
     seq: u64,
