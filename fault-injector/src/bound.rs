@@ -11,7 +11,7 @@
 //! twice, so at most one batch commits; with f+1 traitors the shared replicas
 //! can all be traitors, and both batches commit.
 
-use crate::sim::{simulate, FaultProfile, PartitionMode, SimApp, SimOptions, SimReport, TraitorSelection};
+use crate::sim::{simulate, FaultProfile, PartitionMode, SimOptions, SimReport, TraitorSelection, Workload};
 use crate::traitor::Behavior;
 use pbft_core::{ProtocolConfig, ReplicaId};
 
@@ -84,8 +84,8 @@ pub fn calm_profile(n: usize, seed: u64) -> FaultProfile {
 }
 
 /// Runs the fork attack with `traitors` colluders (replicas 0, 1, …; replica
-/// 0 is the first primary) on 3f+1 replicas running `A`.
-pub fn fork_attack<A: SimApp>(f: usize, traitors: usize) -> BoundScenario {
+/// 0 is the first primary) on 3f+1 replicas running workload `W`.
+pub fn fork_attack<W: Workload>(f: usize, traitors: usize) -> BoundScenario {
     let n = 3 * f + 1;
     let colluders = (0..traitors as u32).map(|id| (ReplicaId(id), Behavior::Collude)).collect();
     let options = SimOptions {
@@ -93,12 +93,12 @@ pub fn fork_attack<A: SimApp>(f: usize, traitors: usize) -> BoundScenario {
         profile: Some(calm_profile(n, 0)),
         ..SimOptions::default()
     };
-    let (report, _) = simulate::<A>(0, &options);
+    let (report, _) = simulate::<W>(0, &options);
     BoundScenario { traitors, report }
 }
 
 /// Both scenarios for fault bound `f` (at least 1).
-pub fn demonstrate<A: SimApp>(f: usize) -> BoundDemo {
+pub fn demonstrate<W: Workload>(f: usize) -> BoundDemo {
     let f = f.max(1);
-    BoundDemo { f, safe: fork_attack::<A>(f, f), fork: fork_attack::<A>(f, f + 1) }
+    BoundDemo { f, safe: fork_attack::<W>(f, f), fork: fork_attack::<W>(f, f + 1) }
 }

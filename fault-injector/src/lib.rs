@@ -1,7 +1,7 @@
 //! # fault-injector
 //!
 //! The adversary and the deterministic simulator for pbft. Its first piece is
-//! [`Cluster`]: n real [`pbft_core::Replica`]s and their clients on a virtual
+//! [`SimCluster`]: n real [`pbft_core::Replica`]s and their clients on a virtual
 //! network with virtual time, driven one event at a time in a fixed order, so
 //! a run is reproducible from its inputs alone. Keys are real ed25519 keys
 //! derived from a seed ([`ClusterKeys`]); nothing in the crypto path is faked.
@@ -17,7 +17,6 @@ pub mod bound;
 pub mod checkers;
 mod cluster;
 mod keys;
-mod network;
 mod rng;
 pub mod sim;
 pub mod throughput;
@@ -25,8 +24,7 @@ mod trace;
 pub mod traitor;
 pub mod twins;
 
-pub use cluster::{Cluster, ClusterConfig, Completion, FixedLatency, NetworkModel};
+pub use cluster::{Completion, Envelope, FixedLatency, NetworkModel, NodeId, Payload, SimCluster, SimConfig};
 pub use keys::ClusterKeys;
-pub use network::{Envelope, NodeId, Payload};
 pub use rng::Rng;
 pub use trace::TraceHash;

@@ -3,8 +3,8 @@
 //! without a traitor. Virtual time makes the figure independent of the
 //! machine; it measures the protocol's reaction, not the crypto's speed.
 
-use crate::cluster::{Cluster, ClusterConfig};
-use crate::sim::SimApp;
+use crate::cluster::{SimCluster, SimConfig};
+use crate::sim::Workload;
 use crate::traitor::Behavior;
 use crate::Rng;
 use pbft_core::{ClientId, ProtocolConfig, ReplicaId, Time};
@@ -26,20 +26,19 @@ pub fn protocol() -> ProtocolConfig {
 
 /// Requests completed per virtual second on `n` replicas over `seconds`
 /// virtual seconds, with `traitor` (if any) misbehaving.
-pub fn measure<A: SimApp>(n: usize, traitor: Option<(ReplicaId, Behavior)>, seconds: u64) -> f64 {
-    measure_with::<A>(protocol(), n, traitor, seconds)
+pub fn measure<W: Workload>(n: usize, traitor: Option<(ReplicaId, Behavior)>, seconds: u64) -> f64 {
+    measure_with::<W>(protocol(), n, traitor, seconds)
 }
 
 /// [`measure`] with other protocol parameters (to compare, say, no rotation).
-pub fn measure_with<A: SimApp>(
+pub fn measure_with<W: Workload>(
     protocol: ProtocolConfig,
     n: usize,
     traitor: Option<(ReplicaId, Behavior)>,
     seconds: u64,
 ) -> f64 {
-    let config =
-        ClusterConfig { protocol, latency_ms: 1, client_retry_ms: 1_000, ..ClusterConfig::new(n, CLIENTS) };
-    let mut cluster = Cluster::new(config, |_| A::default());
+    let config = SimConfig { protocol, latency_ms: 1, client_retry_ms: 1_000, ..SimConfig::new(n, CLIENTS) };
+    let mut cluster = SimCluster::new(config, |_| W::App::default());
     if let Some((id, behavior)) = traitor {
         cluster.make_traitor(id, behavior, BTreeSet::from([id]));
     }
@@ -47,7 +46,7 @@ pub fn measure_with<A: SimApp>(
     let per_client = (seconds as usize) * 2_000;
     for c in 0..CLIENTS as u64 {
         for i in 0..per_client {
-            cluster.submit(ClientId(c), A::random_op(&mut ops, ClientId(c), i));
+            cluster.submit(ClientId(c), W::random_op(&mut ops, ClientId(c), i));
         }
     }
     cluster.run_until(Time(seconds * 1_000), |_| false);

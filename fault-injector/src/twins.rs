@@ -11,11 +11,11 @@
 //! request completes or a deadline passes.
 
 use crate::checkers::{Agreement, ExactlyOnce, TotalOrder, Validity, Verdict};
-use crate::cluster::{Cluster, ClusterConfig};
-use crate::network::NodeId;
-use crate::sim::SimApp;
+use crate::cluster::{SimCluster, SimConfig};
+use crate::sim::Workload;
+use crate::NodeId;
 use crate::Rng;
-use pbft_core::{ClientId, Event, ProtocolConfig, ReplicaId, SeqNum, Time};
+use pbft_core::{ClientId, Event, ProtocolConfig, ReplicaId, ReplicatedStateMachine, SeqNum, Time};
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -130,9 +130,9 @@ pub fn sample(seed: u64) -> Scenario {
     Scenario { twins: vec![twin], phases }
 }
 
-/// Runs `scenario` with application `A`: each client submits three
+/// Runs `scenario` with workload `W`: each client submits three
 /// operations at the start; phases follow one another, then the network heals.
-pub fn run<A: SimApp>(scenario: &Scenario) -> TwinsReport {
+pub fn run<W: Workload>(scenario: &Scenario) -> TwinsReport {
     let protocol = ProtocolConfig {
         batch_delay_ms: 2,
         view_change_timeout_ms: 200,
@@ -142,15 +142,11 @@ pub fn run<A: SimApp>(scenario: &Scenario) -> TwinsReport {
         watermark_window: 16,
         ..ProtocolConfig::default()
     };
-    let config = ClusterConfig {
-        protocol,
-        latency_ms: 1,
-        client_retry_ms: 150,
-        ..ClusterConfig::new(REPLICAS, CLIENTS)
-    };
-    let mut cluster = Cluster::new(config, |_| A::default());
+    let config =
+        SimConfig { protocol, latency_ms: 1, client_retry_ms: 150, ..SimConfig::new(REPLICAS, CLIENTS) };
+    let mut cluster = SimCluster::new(config, |_| W::App::default());
     for twin in &scenario.twins {
-        cluster.make_twin(*twin, A::default());
+        cluster.make_twin(*twin, W::App::default());
     }
     let phase_index = Rc::new(Cell::new(0usize));
     let phases = scenario.phases.clone();
@@ -162,7 +158,7 @@ pub fn run<A: SimApp>(scenario: &Scenario) -> TwinsReport {
     let mut ops = Rng::stream(0, "twins/ops");
     for c in 0..CLIENTS as u64 {
         for i in 0..3 {
-            cluster.submit(ClientId(c), A::random_op(&mut ops, ClientId(c), i));
+            cluster.submit(ClientId(c), W::random_op(&mut ops, ClientId(c), i));
         }
     }
     for index in 0..scenario.phases.len() {
@@ -175,7 +171,7 @@ pub fn run<A: SimApp>(scenario: &Scenario) -> TwinsReport {
     judge(&cluster, scenario)
 }
 
-fn judge<A: SimApp>(cluster: &Cluster<A>, scenario: &Scenario) -> TwinsReport {
+fn judge<A: ReplicatedStateMachine>(cluster: &SimCluster<A>, scenario: &Scenario) -> TwinsReport {
     let twinned: BTreeSet<ReplicaId> = scenario.twins.iter().copied().collect();
     let mut agreement = Agreement::default();
     let mut total_order = TotalOrder::default();

@@ -14,9 +14,11 @@
 //!   parses and checks it, [`NewCluster`](cluster_config::NewCluster)
 //!   renders a new one from the same types), [`keyfile`] (secret key
 //!   files), [`node`] (running a replica, connecting a client, reading the
-//!   cluster's status; errors are [`node::NodeError`]), [`traitor_node`]
-//!   (demonstration traitors on real processes) and [`apps`] (the example
-//!   applications: a key-value store, a bank ledger, a counter).
+//!   cluster's status; errors are [`node::NodeError`]; a demonstration traitor runs as
+//!   `fault_injector::traitor::TraitorNode`, driven like any replica),
+//!   [`apps`] (the example applications: a key-value store, a bank ledger,
+//!   a counter) and [`workloads`] (what the simulator drives each example
+//!   application with, kept apart so the applications know nothing of it).
 //! - **The `pbft` binary** (`src/bin/pbft/`), a thin layer of clap commands
 //!   over the library: `init` and `check` (config files), `up` and
 //!   `replica` (running replicas), `kv` and `bank` (client calls, with
@@ -28,7 +30,7 @@ pub mod client;
 pub mod cluster_config;
 pub mod keyfile;
 pub mod node;
-pub mod traitor_node;
+pub mod workloads;
 
 pub use client::{BlockingClient, Client, ClientError};
 pub use pbft_core::typed;

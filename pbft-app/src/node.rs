@@ -5,11 +5,10 @@
 use crate::apps::{Bank, Counter, KvStore};
 use crate::cluster_config::AppKind;
 use crate::cluster_config::{ClusterConfig, ConfigError};
-use crate::traitor_node::TraitorNode;
-use fault_injector::traitor::{Traitor, TraitorPlan};
+use fault_injector::traitor::{Traitor, TraitorNode, TraitorPlan};
 use pbft_core::{ClientId, Replica, ReplicaError, ReplicaId, ReplicatedStateMachine};
 use pbft_net::{
-    query_status, run_replica, ClientHandle, NetError, NetLimits, NodeStatus, ReplicaNet, ReplicaRuntime,
+    query_status, replica_status, run_replica, ClientHandle, NetError, NetLimits, NodeStatus, ReplicaNet,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -110,7 +109,7 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
         "replica started"
     );
     let status = match config.traitor(id) {
-        None => ReplicaRuntime::node_status(&run_replica(replica, net, inbox, shutdown).await),
+        None => replica_status(&run_replica(replica, replica_status, net, inbox, shutdown).await),
         Some(behavior) => {
             tracing::warn!(replica = id.0, %behavior, "this replica is a TRAITOR (demonstration)");
             let colluders: BTreeSet<ReplicaId> = config.traitors.iter().map(|t| t.replica).collect();
@@ -118,7 +117,8 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
                 TraitorPlan::new(id, colluders, replica.quorum(), config.protocol.view_change_timeout_ms);
             let traitor = Traitor::new(id, behavior, secret, replica.quorum(), plan);
             let node = TraitorNode::new(replica, traitor);
-            ReplicaRuntime::node_status(&run_replica(node, net, inbox, shutdown).await)
+            let status = |node: &TraitorNode<A>| replica_status(node.replica());
+            status(&run_replica(node, status, net, inbox, shutdown).await)
         }
     };
     tracing::info!(
@@ -154,6 +154,16 @@ pub async fn cluster_status(
     query_status(&secret, &config.replica_addresses(), timeout)
         .await
         .map_err(|source| NodeError::Status { client: id, source })
+}
+
+/// What replica `id` of `config` is, as the status commands show it:
+/// `honest`, or `traitor: BEHAVIOUR` for a demonstration traitor. It comes
+/// from the config: the transport and the replicas know nothing of roles.
+pub fn role(config: &ClusterConfig, id: ReplicaId) -> String {
+    match config.traitor(id) {
+        None => "honest".to_string(),
+        Some(behavior) => format!("traitor: {behavior}"),
+    }
 }
 
 /// Whether the replicas that answered have the same state where they can be compared.
@@ -210,7 +220,6 @@ mod tests {
             rejected_messages: 0,
             rejections: Default::default(),
             net: Default::default(),
-            traitor: None,
             disagreement: None,
         })
     }

@@ -7,12 +7,13 @@
 //!
 //! ## The call contract
 //!
-//! A host owns a [`Replica`] (or a [`Client`]) and:
+//! A host owns a [`Replica`] (or a [`Client`]), or any [`Node`] that wraps
+//! one, and:
 //!
 //! 1. feeds it inputs, each with the current [`Time`]:
-//!    [`Replica::receive`] for a message off the wire (it is verified against
-//!    the [`KeyBook`] first), [`Replica::handle_message`] for a message already
-//!    verified, [`Replica::handle_request`] for a client request, and
+//!    [`Replica::receive`] for a message off the wire, client requests
+//!    included (it is verified against the [`KeyBook`] first),
+//!    [`Replica::receive_all`] for messages that arrived together, and
 //!    [`Replica::handle_timeout`] when the deadline passes;
 //! 2. after **every** input, drains [`Replica::poll_output`] until it returns
 //!    `None`, doing what each [`Output`] says (send, broadcast, reply) and
@@ -32,6 +33,7 @@
 //! as a COMMIT's.
 
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 mod app;
 mod client;
@@ -43,6 +45,7 @@ mod keys;
 mod message;
 #[cfg(feature = "mutations")]
 mod mutation;
+mod node;
 mod output;
 mod quorum;
 mod reject;
@@ -69,13 +72,11 @@ pub use message::{
 };
 #[cfg(feature = "mutations")]
 pub use mutation::Mutation;
+pub use node::Node;
 pub use output::{Disagreement, Event, ExecutedRequest, Output};
 pub use quorum::Quorum;
-pub use reject::Reject;
-pub use replica::{
-    new_view_plan, BufferUsage, ClientReplies, NewViewPlan, Replica, ReplicaError, ReplyCache, Status, Timer,
-};
+pub use reject::{CertificateRule, Reject};
+pub use replica::{BufferUsage, ClientReplies, Replica, ReplicaError, Status, Timer};
 pub use signed::{Author, MessageKind, Signable, Signed, Verified};
 pub use time::Time;
 pub use typed::StateMachine;
-pub use verify::SignatureCache;

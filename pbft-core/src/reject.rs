@@ -15,20 +15,21 @@ pub enum Reject {
     DigestMismatch,
     /// The message is for a view older than the replica's.
     StaleView,
-    /// The message is for a view the replica has not entered; it may be buffered.
-    FutureView,
     /// The PRE-PREPARE or NEW-VIEW does not come from the primary of its view.
     WrongPrimary,
     /// The sequence number lies outside the low and high watermarks.
     OutsideWatermarks,
     /// The sender already sent a different message for the same view and sequence number.
     Equivocation,
-    /// A nested certificate (prepared certificate, checkpoint proof, view-change set) is invalid.
-    InvalidCertificate,
+    /// A certificate (checkpoint proof, prepared certificate, proof of
+    /// commitment, the view-changes of a NEW-VIEW or the certificates of a
+    /// VIEW-CHANGE) breaks the named rule.
+    InvalidCertificate(CertificateRule),
+    /// A CHECKPOINT for a sequence number that is not a multiple of the
+    /// checkpoint interval: no replica takes a checkpoint there.
+    NotACheckpointSeq,
     /// A NEW-VIEW whose pre-prepares differ from what its view-changes imply.
     NewViewMismatch,
-    /// The replica is changing views and ignores normal-case messages.
-    ViewChangeInProgress,
     /// The request's timestamp lies below its client's window: it executed
     /// long ago or the client gave up on it.
     StaleRequest,
@@ -51,6 +52,38 @@ pub enum Reject {
     /// committed-local, in the current view: it could change nothing, so it
     /// is dropped before its signature is checked.
     Unneeded,
+}
+
+/// The rule a certificate breaks, so a rejected certificate says why in logs
+/// and counters (`InvalidCertificate(TooFewSigners)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CertificateRule {
+    /// One replica signed two of the certificate's messages: each signer counts once.
+    RepeatedSigner,
+    /// Fewer distinct signers than the quorum the certificate needs (2f+1,
+    /// or 2f prepares besides the pre-prepare).
+    TooFewSigners,
+    /// A vote in the certificate names another view, sequence number or
+    /// digest than the certificate itself.
+    VoteMismatch,
+    /// A prepared certificate counts a PREPARE from the primary of its view,
+    /// which pre-prepares instead (OSDI'99 §4.2).
+    PrepareFromPrimary,
+    /// A message inside a NEW-VIEW (a view-change or a pre-prepare) is for
+    /// another view than the NEW-VIEW.
+    WrongView,
+    /// A VIEW-CHANGE carries a prepared certificate from the view it asks
+    /// for or a later one, where nothing can have prepared yet.
+    PreparedInNewView,
+    /// A VIEW-CHANGE's prepared certificates are not listed once per
+    /// sequence number, in ascending order, above its checkpoint.
+    CertificatesOutOfOrder,
+    /// A VIEW-CHANGE's prepared certificates reach beyond one watermark
+    /// window above its checkpoint.
+    BeyondWindow,
+    /// The checkpoint proof of sequence number 0 (the initial state) carries
+    /// votes: it is the one proof that needs none.
+    VotesForGenesis,
 }
 
 impl fmt::Display for Reject {

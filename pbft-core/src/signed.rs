@@ -104,10 +104,10 @@ struct Parts<T> {
     /// never encoded, never compared.
     #[serde(skip)]
     digest: OnceLock<Digest>,
-    /// [`Signed::check_id`], once computed: a burst's batch check and the
+    /// [`Signed::cache_key`], once computed: a burst's batch check and the
     /// single check after it both look the signature up in the cache.
     #[serde(skip)]
-    check_id: OnceLock<Digest>,
+    cache_key: OnceLock<Digest>,
 }
 
 /// Travels as its parts: the payload, then the signature's bytes.
@@ -148,7 +148,7 @@ impl<T: fmt::Debug> fmt::Debug for Signed<T> {
 
 impl<T> Signed<T> {
     fn new(payload: T, signature: Vec<u8>, digest: OnceLock<Digest>) -> Signed<T> {
-        Signed(Arc::new(Parts { payload, signature, digest, check_id: OnceLock::new() }))
+        Signed(Arc::new(Parts { payload, signature, digest, cache_key: OnceLock::new() }))
     }
 }
 
@@ -176,8 +176,8 @@ impl<T: Signable> Signed<T> {
 
     /// What the signature cache remembers of checking this signature: the
     /// signed digest binds the author, so (digest, signature) names one check.
-    pub(crate) fn check_id(&self) -> Digest {
-        *self.0.check_id.get_or_init(|| Digest::of_parts(&[self.digest().as_bytes(), &self.0.signature]))
+    pub(crate) fn cache_key(&self) -> Digest {
+        *self.0.cache_key.get_or_init(|| Digest::of_parts(&[self.digest().as_bytes(), &self.0.signature]))
     }
 
     /// The payload (unverified unless reached through a `Verified`).

@@ -9,7 +9,7 @@ use crate::message::{
     batch_digest_of, CheckpointProof, Committed, Message, NewView, PrePrepare, PreparedCert, Request,
     RequestKind, ViewChange,
 };
-use crate::reject::Reject;
+use crate::reject::{CertificateRule, Reject};
 use crate::signature_rule::{self, VerifyKey};
 use crate::signed::{Signable, Signed, Verified};
 use crate::Digest;
@@ -22,7 +22,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// NEW-VIEW, a request inside a PRE-PREPARE) is not verified twice. Holds at
 /// most `capacity` entries, forgetting the oldest first.
 #[derive(Debug)]
-pub struct SignatureCache {
+pub(crate) struct SignatureCache {
     capacity: usize,
     known: CacheKeys,
     order: VecDeque<Digest>,
@@ -57,18 +57,8 @@ impl Hasher for PrefixHasher {
 
 impl SignatureCache {
     /// A cache of at most `capacity` verified signatures (0 caches nothing).
-    pub fn new(capacity: usize) -> SignatureCache {
+    pub(crate) fn new(capacity: usize) -> SignatureCache {
         SignatureCache { capacity, known: CacheKeys::default(), order: VecDeque::new() }
-    }
-
-    /// How many verified signatures are held.
-    pub fn len(&self) -> usize {
-        self.known.len()
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.known.is_empty()
     }
 
     fn insert(&mut self, key: Digest) {
@@ -93,7 +83,7 @@ struct Verifier<'a> {
 impl Verifier<'_> {
     fn signature<T: Signable>(&mut self, signed: &Signed<T>) -> Result<(), Reject> {
         let digest = signed.digest();
-        let key = signed.check_id();
+        let key = signed.cache_key();
         if self.cache.known.contains(&key) {
             return Ok(());
         }
@@ -149,7 +139,7 @@ impl<'a> Batch<'a> {
     /// signature, and returns its signed digest; `Err` if its author is unknown.
     fn add<T: Signable>(&mut self, v: &Verifier<'a>, signed: &'a Signed<T>) -> Result<Digest, Reject> {
         let digest = signed.digest();
-        let cache_key = signed.check_id();
+        let cache_key = signed.cache_key();
         if !v.cache.known.contains(&cache_key) && self.keys.insert(cache_key) {
             let author = signed.author_key(v.keys)?;
             self.unchecked.push(Unchecked { cache_key, author, digest, signature: signed.signature() });
@@ -192,7 +182,7 @@ impl KeyBook {
 
     /// [`KeyBook::verify`], skipping signatures `cache` holds and adding the
     /// ones it checks.
-    pub fn verify_cached(
+    pub(crate) fn verify_cached(
         &self,
         message: Message,
         cache: &mut SignatureCache,
@@ -277,7 +267,7 @@ fn distinct(signers: impl IntoIterator<Item = ReplicaId>) -> Result<usize, Rejec
     let mut seen = BTreeSet::new();
     for signer in signers {
         if !seen.insert(signer) {
-            return Err(Reject::InvalidCertificate);
+            return Err(Reject::InvalidCertificate(CertificateRule::RepeatedSigner));
         }
     }
     Ok(seen.len())
@@ -285,16 +275,20 @@ fn distinct(signers: impl IntoIterator<Item = ReplicaId>) -> Result<usize, Rejec
 
 fn check_checkpoint_proof(v: &mut Verifier<'_>, proof: &CheckpointProof) -> Result<(), Reject> {
     if proof.seq == 0 {
-        return if proof.checkpoints.is_empty() { Ok(()) } else { Err(Reject::InvalidCertificate) };
+        return if proof.checkpoints.is_empty() {
+            Ok(())
+        } else {
+            Err(Reject::InvalidCertificate(CertificateRule::VotesForGenesis))
+        };
     }
     let count = distinct(proof.checkpoints.iter().map(|c| c.payload().replica))?;
     if count < v.keys.quorum().quorum() {
-        return Err(Reject::InvalidCertificate);
+        return Err(Reject::InvalidCertificate(CertificateRule::TooFewSigners));
     }
     for checkpoint in &proof.checkpoints {
         let body = checkpoint.payload();
         if body.seq != proof.seq || body.state_digest != proof.state_digest {
-            return Err(Reject::InvalidCertificate);
+            return Err(Reject::InvalidCertificate(CertificateRule::VoteMismatch));
         }
         v.signature(checkpoint)?;
     }
@@ -306,16 +300,15 @@ fn check_prepared_cert(v: &mut Verifier<'_>, cert: &PreparedCert) -> Result<(), 
     let primary = cert.pre_prepare.payload().primary;
     let count = distinct(cert.prepares.iter().map(|p| p.payload().replica))?;
     if count < v.keys.quorum().prepare_quorum() {
-        return Err(Reject::InvalidCertificate);
+        return Err(Reject::InvalidCertificate(CertificateRule::TooFewSigners));
     }
     for prepare in &cert.prepares {
         let body = prepare.payload();
-        if body.replica == primary
-            || body.view != cert.view()
-            || body.seq != cert.seq()
-            || body.digest != cert.digest()
-        {
-            return Err(Reject::InvalidCertificate);
+        if body.replica == primary {
+            return Err(Reject::InvalidCertificate(CertificateRule::PrepareFromPrimary));
+        }
+        if body.view != cert.view() || body.seq != cert.seq() || body.digest != cert.digest() {
+            return Err(Reject::InvalidCertificate(CertificateRule::VoteMismatch));
         }
         v.signature(prepare)?;
     }
@@ -330,8 +323,11 @@ fn check_view_change(v: &mut Verifier<'_>, vc: &Signed<ViewChange>) -> Result<()
     for cert in &body.prepared {
         // Certificates are listed once per sequence number, in ascending order,
         // above the checkpoint and from views before the one being asked for.
-        if cert.seq() <= last_seq || cert.view() >= body.new_view {
-            return Err(Reject::InvalidCertificate);
+        if cert.seq() <= last_seq {
+            return Err(Reject::InvalidCertificate(CertificateRule::CertificatesOutOfOrder));
+        }
+        if cert.view() >= body.new_view {
+            return Err(Reject::InvalidCertificate(CertificateRule::PreparedInNewView));
         }
         last_seq = cert.seq();
         check_prepared_cert(v, cert)?;
@@ -347,17 +343,17 @@ fn check_new_view(v: &mut Verifier<'_>, nv: &Signed<NewView>) -> Result<(), Reje
     }
     let count = distinct(body.view_changes.iter().map(|vc| vc.payload().replica))?;
     if count < v.keys.quorum().quorum() {
-        return Err(Reject::InvalidCertificate);
+        return Err(Reject::InvalidCertificate(CertificateRule::TooFewSigners));
     }
     for vc in &body.view_changes {
         if vc.payload().new_view != body.view {
-            return Err(Reject::InvalidCertificate);
+            return Err(Reject::InvalidCertificate(CertificateRule::WrongView));
         }
         check_view_change(v, vc)?;
     }
     for pp in &body.pre_prepares {
         if pp.payload().view != body.view {
-            return Err(Reject::InvalidCertificate);
+            return Err(Reject::InvalidCertificate(CertificateRule::WrongView));
         }
         check_pre_prepare(v, pp)?;
     }
@@ -371,12 +367,12 @@ fn check_committed(v: &mut Verifier<'_>, committed: &Signed<Committed>) -> Resul
     let pp = body.pre_prepare.payload();
     let count = distinct(body.commits.iter().map(|c| c.payload().replica))?;
     if count < v.keys.quorum().quorum() {
-        return Err(Reject::InvalidCertificate);
+        return Err(Reject::InvalidCertificate(CertificateRule::TooFewSigners));
     }
     for commit in &body.commits {
         let c = commit.payload();
         if c.view != pp.view || c.seq != pp.seq || c.digest != pp.digest {
-            return Err(Reject::InvalidCertificate);
+            return Err(Reject::InvalidCertificate(CertificateRule::VoteMismatch));
         }
         v.signature(commit)?;
     }
@@ -400,15 +396,15 @@ mod tests {
             cache.insert(key(i));
             cache.insert(key(i));
         }
-        assert_eq!(cache.len(), 100);
+        assert_eq!(cache.known.len(), 100);
         for i in 100..150 {
             cache.insert(key(i));
         }
-        assert_eq!(cache.len(), 100);
+        assert_eq!(cache.known.len(), 100);
         assert!((0..50).all(|i| !cache.known.contains(&key(i))));
         assert!((50..150).all(|i| cache.known.contains(&key(i))));
         let mut none = SignatureCache::new(0);
         none.insert(key(1));
-        assert!(none.is_empty());
+        assert!(none.known.is_empty());
     }
 }

@@ -1,93 +1,48 @@
-//! The replica driver: pumps a sans-IO replica with real time and the QUIC
+//! The replica driver: pumps any sans-IO [`Node`] with real time and the QUIC
 //! endpoint, following the core's call contract (input, drain outputs, read
-//! the next deadline).
+//! the next deadline). It knows nothing of what the node wraps.
 
 use crate::endpoint::ReplicaNet;
 use crate::identity::Peer;
 use crate::link::{frame_of, Inbound, Outbox};
 use crate::wire::{NodeStatus, Wire};
-use pbft_core::{ClientId, Event, Message, Output, Replica, ReplicatedStateMachine, Time};
+use pbft_core::{ClientId, Event, Node, Output, Replica, ReplicatedStateMachine, Time};
 use std::collections::BTreeMap;
 use std::future::Future;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// What the driver needs of a replica: the sans-IO contract plus a status
-/// report. [`Replica`] implements it; a fault-injecting wrapper can too.
-pub trait ReplicaRuntime {
-    /// Verifies and handles a message off the wire.
-    fn receive(&mut self, now: Time, message: Message);
-    /// Verifies and handles messages that arrived together, in order; a
-    /// runtime may check their signatures together.
-    fn receive_all(&mut self, now: Time, messages: Vec<Message>) {
-        for message in messages {
-            self.receive(now, message);
-        }
-    }
-    /// Fires the timers due at `now`.
-    fn handle_timeout(&mut self, now: Time);
-    /// The next thing to do.
-    fn poll_output(&mut self) -> Option<Output>;
-    /// When `handle_timeout` must next be called.
-    fn poll_timeout(&self) -> Option<Time>;
-    /// Progress as the status command shows it (the driver fills in `net`).
-    fn node_status(&self) -> NodeStatus;
-}
-
-impl<A: ReplicatedStateMachine> ReplicaRuntime for Replica<A> {
-    fn receive(&mut self, now: Time, message: Message) {
-        Replica::receive(self, now, message);
-    }
-
-    fn receive_all(&mut self, now: Time, messages: Vec<Message>) {
-        Replica::receive_all(self, now, messages);
-    }
-
-    fn handle_timeout(&mut self, now: Time) {
-        Replica::handle_timeout(self, now);
-    }
-
-    fn poll_output(&mut self) -> Option<Output> {
-        Replica::poll_output(self)
-    }
-
-    fn poll_timeout(&self) -> Option<Time> {
-        Replica::poll_timeout(self)
-    }
-
-    fn node_status(&self) -> NodeStatus {
-        let stable = self.stable_checkpoint();
-        NodeStatus {
-            replica: self.id().0,
-            view: self.view(),
-            normal: self.status() == pbft_core::Status::Normal,
-            last_executed: self.last_executed(),
-            stable_checkpoint: stable.seq,
-            stable_checkpoint_digest: stable.state_digest.to_string(),
-            state_digest: self.state_digest().to_string(),
-            rejected_messages: self.rejections().values().sum(),
-            rejections: self
-                .rejections()
-                .iter()
-                .map(|(reason, count)| (reason.to_string(), *count))
-                .collect(),
-            net: Default::default(),
-            traitor: None,
-            disagreement: self.last_disagreement().map(Into::into),
-        }
+/// What `pbft status` shows of a replica (the driver fills in `net`).
+pub fn replica_status<A: ReplicatedStateMachine>(replica: &Replica<A>) -> NodeStatus {
+    let stable = replica.stable_checkpoint();
+    NodeStatus {
+        replica: replica.id().0,
+        view: replica.view(),
+        normal: replica.status() == pbft_core::Status::Normal,
+        last_executed: replica.last_executed(),
+        stable_checkpoint: stable.seq,
+        stable_checkpoint_digest: stable.state_digest.to_string(),
+        state_digest: replica.state_digest().to_string(),
+        rejected_messages: replica.rejections().values().sum(),
+        rejections: replica.rejections().iter().map(|(reason, count)| (reason.to_string(), *count)).collect(),
+        net: Default::default(),
+        disagreement: replica.last_disagreement().map(Into::into),
     }
 }
 
-/// Runs `replica` on `net` until `shutdown` completes, then returns it.
+/// Runs `replica` (any [`Node`]: a [`Replica`], or a wrapper around one)
+/// on `net` until `shutdown` completes, then returns it. `status` says what a
+/// status query is answered with (see [`replica_status`]).
 ///
 /// Clients announce themselves with [`Wire::Hello`]; each client's replies
 /// go to the connection it said hello on most recently.
-pub async fn run_replica<R: ReplicaRuntime>(
-    mut replica: R,
+pub async fn run_replica<N: Node>(
+    mut replica: N,
+    status: impl Fn(&N) -> NodeStatus,
     net: ReplicaNet,
     mut inbox: mpsc::Receiver<Inbound>,
     shutdown: impl Future<Output = ()>,
-) -> R {
+) -> N {
     let start = Instant::now();
     let now = || Time(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
     let mut clients: BTreeMap<ClientId, Outbox> = BTreeMap::new();
@@ -105,7 +60,7 @@ pub async fn run_replica<R: ReplicaRuntime>(
                         Err(_) => break,
                     }
                 }
-                handle_burst(&mut replica, &net, &mut clients, now(), burst);
+                handle_burst(&mut replica, &status, &net, &mut clients, now(), burst);
             }
             _ = sleep_until(deadline) => replica.handle_timeout(now()),
         }
@@ -128,8 +83,9 @@ const MAX_BURST: usize = 256;
 
 /// Handles frames in arrival order, passing each run of protocol messages
 /// to the replica in one call.
-fn handle_burst<R: ReplicaRuntime>(
-    replica: &mut R,
+fn handle_burst<N: Node>(
+    replica: &mut N,
+    status: &impl Fn(&N) -> NodeStatus,
     net: &ReplicaNet,
     clients: &mut BTreeMap<ClientId, Outbox>,
     now: Time,
@@ -141,15 +97,16 @@ fn handle_burst<R: ReplicaRuntime>(
             Wire::Message(message) => messages.push(message),
             _ => {
                 replica.receive_all(now, std::mem::take(&mut messages));
-                handle_inbound(replica, net, clients, now, inbound);
+                handle_inbound(replica, status, net, clients, now, inbound);
             }
         }
     }
     replica.receive_all(now, messages);
 }
 
-fn handle_inbound<R: ReplicaRuntime>(
-    replica: &mut R,
+fn handle_inbound<N: Node>(
+    replica: &mut N,
+    status: &impl Fn(&N) -> NodeStatus,
     net: &ReplicaNet,
     clients: &mut BTreeMap<ClientId, Outbox>,
     now: Time,
@@ -161,9 +118,9 @@ fn handle_inbound<R: ReplicaRuntime>(
             clients.insert(client, link);
         }
         (Wire::StatusQuery, _, Some(link)) => {
-            let mut status = replica.node_status();
-            status.net = net.counters();
-            link.push(frame_of(&Wire::Status(status)));
+            let mut report = status(replica);
+            report.net = net.counters();
+            link.push(frame_of(&Wire::Status(report)));
         }
         (wire, from, _) => {
             tracing::debug!(%from, ?wire, "ignored a frame that makes no sense from this peer")
@@ -171,7 +128,7 @@ fn handle_inbound<R: ReplicaRuntime>(
     }
 }
 
-fn drain<R: ReplicaRuntime>(replica: &mut R, net: &ReplicaNet, clients: &mut BTreeMap<ClientId, Outbox>) {
+fn drain<N: Node>(replica: &mut N, net: &ReplicaNet, clients: &mut BTreeMap<ClientId, Outbox>) {
     while let Some(output) = replica.poll_output() {
         match output {
             Output::Send { to, message } => net.send(to, frame_of(&Wire::Message(message))),

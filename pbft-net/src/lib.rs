@@ -4,8 +4,8 @@
 //! which every participant proves its ed25519 key and peers pin the keys of
 //! the cluster config; length-delimited frames with a size limit checked
 //! before any allocation; bounded per-peer queues; reconnect with back-off;
-//! and drivers that pump a sans-IO [`pbft_core::Replica`] or
-//! [`pbft_core::Client`] with real time.
+//! and drivers that pump any sans-IO [`pbft_core::Node`] (a replica, or
+//! a wrapper around one) or a [`pbft_core::Client`] with real time.
 
 mod client;
 mod driver;
@@ -16,7 +16,7 @@ mod link;
 mod wire;
 
 pub use client::{query_status, ClientHandle, InvokeError};
-pub use driver::{run_replica, ReplicaRuntime};
+pub use driver::{replica_status, run_replica};
 pub use endpoint::{ClientNet, NetError, NetLimits, ReplicaAddress, ReplicaNet};
 pub use frame::{encode_frame, FrameDecoder, FrameError, LENGTH_PREFIX_BYTES};
 pub use identity::{

@@ -46,8 +46,6 @@ pub struct NodeStatus {
     pub rejections: std::collections::BTreeMap<String, u64>,
     /// Transport counters.
     pub net: NetCounters,
-    /// The traitor behaviour this replica runs, if it is one (demonstrations only).
-    pub traitor: Option<String>,
     /// The latest checkpoint at which replicas signed different state
     /// digests: a Byzantine replica, or an application that is not deterministic.
     pub disagreement: Option<DisagreementReport>,

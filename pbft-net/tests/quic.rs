@@ -5,7 +5,10 @@ use pbft_core::{
     AppError, ClientId, KeyBook, ProtocolConfig, PublicKey, Replica, ReplicaId, ReplicatedStateMachine,
     SecretKey,
 };
-use pbft_net::{query_status, run_replica, ClientHandle, InvokeError, NetLimits, ReplicaAddress, ReplicaNet};
+use pbft_net::{
+    query_status, replica_status, run_replica, ClientHandle, InvokeError, NetLimits, ReplicaAddress,
+    ReplicaNet,
+};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -101,7 +104,7 @@ async fn start_cluster_with<A: ReplicatedStateMachine + Send + 'static>(
         )
         .unwrap();
         let mut stopped = stopped.clone();
-        tasks.push(tokio::spawn(run_replica(replica, net, inbox, async move {
+        tasks.push(tokio::spawn(run_replica(replica, replica_status, net, inbox, async move {
             let _ = stopped.wait_for(|s| *s).await;
         })));
     }

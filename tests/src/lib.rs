@@ -1,8 +1,8 @@
 //! Shared pieces of the cross-crate test suites: a recording application and
 //! the checks every scenario ends with.
 
-use fault_injector::sim::SimApp;
-use fault_injector::{Cluster, ClusterConfig, Rng};
+use fault_injector::sim::Workload;
+use fault_injector::{Rng, SimCluster, SimConfig};
 use pbft_core::{AppError, ClientId, Digest, ProtocolConfig, ReplicatedStateMachine};
 use std::collections::BTreeSet;
 
@@ -65,14 +65,14 @@ pub fn op(client: u64, i: usize) -> Vec<u8> {
 }
 
 /// A cluster of `n` recording replicas and `clients` clients.
-pub fn recording_cluster(n: usize, clients: usize, protocol: ProtocolConfig) -> Cluster<RecordingApp> {
-    let mut config = ClusterConfig::new(n, clients);
+pub fn recording_cluster(n: usize, clients: usize, protocol: ProtocolConfig) -> SimCluster<RecordingApp> {
+    let mut config = SimConfig::new(n, clients);
     config.protocol = protocol;
-    Cluster::new(config, |_| RecordingApp::default())
+    SimCluster::new(config, |_| RecordingApp::default())
 }
 
 /// Submits `per_client` operations for each client.
-pub fn submit_all(cluster: &mut Cluster<RecordingApp>, clients: usize, per_client: usize) {
+pub fn submit_all(cluster: &mut SimCluster<RecordingApp>, clients: usize, per_client: usize) {
     for c in 0..clients as u64 {
         for i in 0..per_client {
             cluster.submit(ClientId(c), op(c, i));
@@ -83,7 +83,7 @@ pub fn submit_all(cluster: &mut Cluster<RecordingApp>, clients: usize, per_clien
 /// Asserts that the replicas `ids` executed the same batches at the same
 /// sequence numbers and the same operations in the same order, and that no
 /// operation executed twice at any of them.
-pub fn assert_same_execution(cluster: &Cluster<RecordingApp>, ids: &[u32]) {
+pub fn assert_same_execution(cluster: &SimCluster<RecordingApp>, ids: &[u32]) {
     let first = pbft_core::ReplicaId(ids[0]);
     for id in ids {
         let id = pbft_core::ReplicaId(*id);
@@ -108,7 +108,7 @@ pub fn assert_same_execution(cluster: &Cluster<RecordingApp>, ids: &[u32]) {
 /// operations, in order, and that each result is the one the replicas'
 /// common history implies.
 pub fn assert_all_completed(
-    cluster: &Cluster<RecordingApp>,
+    cluster: &SimCluster<RecordingApp>,
     reference: pbft_core::ReplicaId,
     clients: usize,
     per_client: usize,
@@ -131,7 +131,9 @@ pub fn assert_all_completed(
     }
 }
 
-impl SimApp for RecordingApp {
+impl Workload for RecordingApp {
+    type App = RecordingApp;
+
     fn random_op(rng: &mut Rng, client: ClientId, index: usize) -> Vec<u8> {
         format!("c{}-op{index}-{}", client.0, rng.below(1_000)).into_bytes()
     }

@@ -2,9 +2,9 @@
 //! network faults and f traitors of mixed behaviours: every checker passes,
 //! and the bank's total is intact at every checkpoint of every honest replica.
 
-use fault_injector::sim::{simulate, SimApp, SimOptions, SimReport, TraitorSelection};
+use fault_injector::sim::{simulate, SimOptions, SimReport, TraitorSelection, Workload};
 use fault_injector::Rng;
-use pbft_app::apps::{Bank, Counter, KvStore};
+use pbft_app::workloads::{BankWorkload, CounterWorkload, KvWorkload};
 use pbft_core::{AppError, ClientId, ReplicatedStateMachine};
 
 /// Seeds per application: `PBFT_APP_SEEDS` (default 100).
@@ -12,9 +12,9 @@ fn seeds() -> u64 {
     std::env::var("PBFT_APP_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(100)
 }
 
-fn sweep<A: SimApp>() -> Vec<SimReport> {
+fn sweep<W: Workload>() -> Vec<SimReport> {
     let options = SimOptions { traitors: TraitorSelection::Mixed, ..SimOptions::default() };
-    (0..seeds()).map(|seed| simulate::<A>(seed, &options).0).collect()
+    (0..seeds()).map(|seed| simulate::<W>(seed, &options).0).collect()
 }
 
 fn assert_all_pass(name: &str, reports: &[SimReport]) {
@@ -27,17 +27,17 @@ fn assert_all_pass(name: &str, reports: &[SimReport]) {
 
 #[test]
 fn the_key_value_store_survives_faults_and_traitors() {
-    assert_all_pass("kv", &sweep::<KvStore>());
+    assert_all_pass("kv", &sweep::<KvWorkload>());
 }
 
 #[test]
 fn the_counter_survives_faults_and_traitors() {
-    assert_all_pass("counter", &sweep::<Counter>());
+    assert_all_pass("counter", &sweep::<CounterWorkload>());
 }
 
 #[test]
 fn the_bank_keeps_its_total_at_every_checkpoint_despite_faults_and_traitors() {
-    let reports = sweep::<Bank>();
+    let reports = sweep::<BankWorkload>();
     assert_all_pass("bank", &reports);
     let checks: u64 = reports.iter().map(|r| r.invariant_checks).sum();
     assert!(checks >= reports.len() as u64, "the total was checked at checkpoints ({checks} checks)");
@@ -65,12 +65,14 @@ impl ReplicatedStateMachine for Broken {
     }
 }
 
-impl SimApp for Broken {
+impl Workload for Broken {
+    type App = Broken;
+
     fn random_op(_rng: &mut Rng, _client: ClientId, _index: usize) -> Vec<u8> {
         vec![1]
     }
-    fn invariant(&self) -> Result<(), String> {
-        Err(format!("broken after {} operations", self.0))
+    fn invariant(app: &Broken) -> Result<(), String> {
+        Err(format!("broken after {} operations", app.0))
     }
 }
 

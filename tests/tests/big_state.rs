@@ -7,7 +7,7 @@
 //! The heap is measured by a counting global allocator, so this test lives in
 //! a binary of its own and runs alone in it.
 
-use fault_injector::{Cluster, ClusterConfig, NodeId};
+use fault_injector::{NodeId, SimCluster, SimConfig};
 use pbft_core::{AppError, ClientId, Event, ProtocolConfig, ReplicaId, ReplicatedStateMachine, Time};
 use peak_alloc::PeakAlloc;
 use std::cell::Cell;
@@ -76,7 +76,7 @@ fn a_64_mib_state_transfers_with_heap_overhead_of_a_few_chunks() {
         ..ProtocolConfig::default()
     };
     let mut cluster =
-        Cluster::new(ClusterConfig { protocol, ..ClusterConfig::new(4, 1) }, |_| BigState::default());
+        SimCluster::new(SimConfig { protocol, ..SimConfig::new(4, 1) }, |_| BigState::default());
     let laggard = ReplicaId(3);
     let cut = Rc::new(Cell::new(true));
     let cut_handle = cut.clone();

@@ -73,7 +73,7 @@ fn checkpoint_becomes_stable_at_exactly_two_f_plus_one() {
     assert!(cluster.run_until_complete(Time(10_000)));
     let probe = held.clone();
     assert!(cluster.run_until(Time(20_000), move |_| probe.borrow().len() == 3));
-    assert!(cluster.replicas().iter().skip(1).all(|r| r.low_watermark() == 2));
+    assert!(cluster.replicas().skip(1).all(|r| r.low_watermark() == 2));
     assert_eq!(cluster.replica(ReplicaId(0)).last_executed(), 2);
     assert_eq!(cluster.replica(ReplicaId(0)).low_watermark(), 0, "stable with only its own checkpoint");
 

@@ -1,10 +1,10 @@
 //! Runs are reproducible: the same scenario gives the same outputs.
 
-use fault_injector::Cluster;
+use fault_injector::SimCluster;
 use pbft_core::{ProtocolConfig, ReplicaId, Time};
 use pbft_tests::{recording_cluster, submit_all, RecordingApp};
 
-fn scenario() -> Cluster<RecordingApp> {
+fn scenario() -> SimCluster<RecordingApp> {
     let protocol = ProtocolConfig {
         max_batch_size: 4,
         checkpoint_interval: 8,

@@ -3,7 +3,7 @@
 //! traitor lying in its read replies is outvoted.
 
 use fault_injector::traitor::Behavior;
-use fault_injector::{Cluster, ClusterConfig, Completion, NodeId, Payload};
+use fault_injector::{Completion, NodeId, Payload, SimCluster, SimConfig};
 use pbft_app::apps::kv::{KvOp, KvQuery, KvResult, KvStore};
 use pbft_app::typed::{decode_output, encode_request};
 use pbft_core::{ClientId, Event, Message, ReplicaId, Time};
@@ -14,29 +14,29 @@ const CLIENT: ClientId = ClientId(0);
 
 /// n=4 with replica 3 a `forge` traitor, which answers clients with results
 /// it never computed (and otherwise runs the protocol).
-fn cluster_with_a_liar() -> Cluster<KvStore> {
-    let mut cluster = Cluster::new(ClusterConfig::new(4, 1), |_| KvStore::default());
+fn cluster_with_a_liar() -> SimCluster<KvStore> {
+    let mut cluster = SimCluster::new(SimConfig::new(4, 1), |_| KvStore::default());
     cluster.make_traitor(LIAR, Behavior::Forge, BTreeSet::from([LIAR]));
     cluster
 }
 
-fn put(cluster: &mut Cluster<KvStore>, key: &str, value: &str) {
+fn put(cluster: &mut SimCluster<KvStore>, key: &str, value: &str) {
     let op = KvOp::Put { key: key.into(), value: value.into() };
     cluster.submit(CLIENT, encode_request(&op).unwrap());
 }
 
-fn get(cluster: &mut Cluster<KvStore>, key: &str) {
+fn get(cluster: &mut SimCluster<KvStore>, key: &str) {
     cluster.submit_query(CLIENT, encode_request(&KvQuery::Get { key: key.into() }).unwrap());
 }
 
-fn last_completion(cluster: &Cluster<KvStore>) -> (Completion, KvResult) {
+fn last_completion(cluster: &SimCluster<KvStore>) -> (Completion, KvResult) {
     let completion = cluster.completions(CLIENT).last().cloned().expect("a completion");
     let result = decode_output(&completion.result).expect("a KvResult");
     (completion, result)
 }
 
 /// Whether any honest replica ordered and executed the request with this timestamp.
-fn was_ordered(cluster: &Cluster<KvStore>, timestamp: u64) -> bool {
+fn was_ordered(cluster: &SimCluster<KvStore>, timestamp: u64) -> bool {
     cluster.events().iter().any(|(_, replica, event)| {
         *replica != LIAR
             && matches!(event, Event::Executed { requests, .. }

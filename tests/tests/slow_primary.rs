@@ -9,7 +9,7 @@
 
 use fault_injector::throughput::{measure_with, protocol};
 use fault_injector::traitor::Behavior;
-use pbft_app::apps::KvStore;
+use pbft_app::workloads::KvWorkload;
 use pbft_core::{ProtocolConfig, ReplicaId};
 
 const SECONDS: u64 = 4;
@@ -21,9 +21,9 @@ fn rotating_views_keep_half_the_throughput_under_a_slow_primary() {
     let fixed = ProtocolConfig { view_term_ms: 0, ..protocol() };
     let slow = Some((ReplicaId(0), Behavior::SlowPrimary));
 
-    let baseline = measure_with::<KvStore>(rotating.clone(), 4, None, SECONDS);
-    let attacked = measure_with::<KvStore>(rotating, 4, slow, SECONDS);
-    let stuck = measure_with::<KvStore>(fixed, 4, slow, SECONDS);
+    let baseline = measure_with::<KvWorkload>(rotating.clone(), 4, None, SECONDS);
+    let attacked = measure_with::<KvWorkload>(rotating, 4, slow, SECONDS);
+    let stuck = measure_with::<KvWorkload>(fixed, 4, slow, SECONDS);
     println!(
         "n=4, {SECONDS} virtual s: fault-free {baseline:.0}/s, slow primary with rotation {attacked:.0}/s \
          ({:.0} %), without {stuck:.0}/s ({:.0} %)",

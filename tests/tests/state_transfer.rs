@@ -1,6 +1,6 @@
 //! State transfer on the in-memory cluster (OSDI'99 §4.3, TOCS'02 §5.3).
 
-use fault_injector::{Cluster, ClusterConfig, NodeId};
+use fault_injector::{NodeId, SimCluster, SimConfig};
 use pbft_app::apps::kv::{KvOp, KvStore};
 use pbft_app::typed::encode_request;
 use pbft_core::{ClientId, Event, ProtocolConfig, ReplicaId, ReplicatedStateMachine, Time};
@@ -24,7 +24,7 @@ fn protocol() -> ProtocolConfig {
 }
 
 /// Cuts replicas off while `cut` holds their ids; returns the handle to change it.
-fn partitionable<A: ReplicatedStateMachine>(cluster: &mut Cluster<A>) -> Rc<Cell<[bool; 4]>> {
+fn partitionable<A: ReplicatedStateMachine>(cluster: &mut SimCluster<A>) -> Rc<Cell<[bool; 4]>> {
     let cut = Rc::new(Cell::new([false; 4]));
     let handle = cut.clone();
     cluster.set_filter(move |e| {
@@ -34,13 +34,13 @@ fn partitionable<A: ReplicatedStateMachine>(cluster: &mut Cluster<A>) -> Rc<Cell
     handle
 }
 
-fn submit(cluster: &mut Cluster<RecordingApp>, from: usize, count: usize) {
+fn submit(cluster: &mut SimCluster<RecordingApp>, from: usize, count: usize) {
     for i in from..from + count {
         cluster.submit(ClientId((i % 2) as u64), op((i % 2) as u64, i));
     }
 }
 
-fn transferred<A: ReplicatedStateMachine>(cluster: &Cluster<A>, id: ReplicaId) -> usize {
+fn transferred<A: ReplicatedStateMachine>(cluster: &SimCluster<A>, id: ReplicaId) -> usize {
     cluster
         .events()
         .iter()
@@ -49,7 +49,7 @@ fn transferred<A: ReplicatedStateMachine>(cluster: &Cluster<A>, id: ReplicaId) -
 }
 
 /// Waits until `id` has executed as far as the others and holds the same state.
-fn caught_up<A: ReplicatedStateMachine>(cluster: &mut Cluster<A>, id: ReplicaId, until: Time) -> bool {
+fn caught_up<A: ReplicatedStateMachine>(cluster: &mut SimCluster<A>, id: ReplicaId, until: Time) -> bool {
     cluster.run_until(until, |c| {
         let reference = c.replica(ReplicaId((id.0 + 1) % 4));
         let r = c.replica(id);
@@ -60,9 +60,9 @@ fn caught_up<A: ReplicatedStateMachine>(cluster: &mut Cluster<A>, id: ReplicaId,
 /// Cuts replica 3 off while `load` is submitted and completed by the
 /// others, then reconnects it and checks that it caught up by state transfer.
 fn cut_off_then_caught_up<A: ReplicatedStateMachine>(
-    cluster: &mut Cluster<A>,
+    cluster: &mut SimCluster<A>,
     cut: &Cell<[bool; 4]>,
-    load: impl FnOnce(&mut Cluster<A>),
+    load: impl FnOnce(&mut SimCluster<A>),
     deadline: Time,
 ) {
     cut.set([false, false, false, true]);
@@ -181,8 +181,8 @@ fn the_others_keep_executing_while_a_replica_transfers_state() {
     let before = cluster.replica(ReplicaId(0)).last_executed();
 
     cut_handle.set(false);
-    let fetching = |c: &Cluster<RecordingApp>| c.replica(ReplicaId(3)).buffer_usage().transfer_bytes > 0;
-    let fell_behind = |c: &Cluster<RecordingApp>| {
+    let fetching = |c: &SimCluster<RecordingApp>| c.replica(ReplicaId(3)).buffer_usage().transfer_bytes > 0;
+    let fell_behind = |c: &SimCluster<RecordingApp>| {
         c.events().iter().any(|(_, r, e)| *r == ReplicaId(3) && matches!(e, Event::FellBehind { .. }))
     };
     let deadline = cluster.now() + 5_000;
@@ -216,11 +216,11 @@ fn the_others_keep_executing_while_a_replica_transfers_state() {
 /// every bucket, ends with the same state digest and executes on.
 #[test]
 fn a_cut_off_replica_restores_a_key_value_store_of_many_pages() {
-    let mut config = ClusterConfig::new(4, 1);
+    let mut config = SimConfig::new(4, 1);
     config.protocol = protocol();
-    let mut cluster = Cluster::new(config, |_| KvStore::default());
+    let mut cluster = SimCluster::new(config, |_| KvStore::default());
     let cut = partitionable(&mut cluster);
-    let put = |cluster: &mut Cluster<KvStore>, i: usize| {
+    let put = |cluster: &mut SimCluster<KvStore>, i: usize| {
         let op = KvOp::Put { key: format!("key-{i}"), value: format!("value-{i}") };
         cluster.submit(ClientId(0), encode_request(&op).expect("encodes"));
     };

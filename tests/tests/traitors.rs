@@ -91,13 +91,12 @@ fn traitors_with_rotating_views_leave_every_checker_passing() {
 
 /// How often honest replicas (all but `traitor`) rejected something for `reason`.
 fn honest_rejections(
-    cluster: &fault_injector::Cluster<RecordingApp>,
+    cluster: &fault_injector::SimCluster<RecordingApp>,
     traitor: ReplicaId,
     reason: Reject,
 ) -> u64 {
     cluster
         .replicas()
-        .iter()
         .filter(|r| r.id() != traitor)
         .map(|r| r.rejections().get(&reason).copied().unwrap_or(0))
         .sum()
@@ -105,7 +104,7 @@ fn honest_rejections(
 
 /// Runs n = 4 with `traitor` misbehaving as `behavior` on a clean network
 /// until 3 clients × 10 requests complete (they must: one traitor is within f).
-fn run_with_traitor(traitor: ReplicaId, behavior: Behavior) -> fault_injector::Cluster<RecordingApp> {
+fn run_with_traitor(traitor: ReplicaId, behavior: Behavior) -> fault_injector::SimCluster<RecordingApp> {
     let protocol = ProtocolConfig { view_change_timeout_ms: 500, ..ProtocolConfig::default() };
     let mut cluster = recording_cluster(4, 3, protocol);
     cluster.make_traitor(traitor, behavior, BTreeSet::from([traitor]));
@@ -147,7 +146,7 @@ fn honest_replicas_refuse_a_flood_and_keep_buffers_bounded() {
         + honest_rejections(&cluster, ReplicaId(3), Reject::BufferFull)
         + honest_rejections(&cluster, ReplicaId(3), Reject::OutsideWatermarks);
     assert!(refused > 0, "junk is refused");
-    for replica in cluster.replicas().iter().filter(|r| r.id() != ReplicaId(3)) {
+    for replica in cluster.replicas().filter(|r| r.id() != ReplicaId(3)) {
         let (usage, limits) = (replica.buffer_usage(), replica.buffer_limits());
         assert!(usage.future_messages <= limits.future_messages, "{}: {usage:?}", replica.id());
         assert!(usage.checkpoint_messages <= limits.checkpoint_messages, "{}: {usage:?}", replica.id());

@@ -18,7 +18,7 @@ fn protocol() -> ProtocolConfig {
 }
 
 fn view_changes_started(
-    cluster: &fault_injector::Cluster<pbft_tests::RecordingApp>,
+    cluster: &fault_injector::SimCluster<pbft_tests::RecordingApp>,
     id: ReplicaId,
 ) -> Vec<(Time, u64)> {
     cluster

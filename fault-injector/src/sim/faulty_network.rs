@@ -3,8 +3,8 @@
 
 use super::profile::{FaultProfile, PartitionMode};
 use crate::cluster::NetworkModel;
-use crate::network::{Envelope, NodeId};
 use crate::rng::Rng;
+use crate::{Envelope, NodeId};
 use pbft_core::{ReplicaId, Time};
 use std::collections::BTreeSet;
 

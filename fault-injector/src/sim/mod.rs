@@ -9,4 +9,4 @@ mod run;
 pub use faulty_network::FaultyNetwork;
 pub use profile::{FaultProfile, PartitionMode};
 pub use report::{Execution, SimReport};
-pub use run::{simulate, SimApp, SimOptions, TraitorSelection};
+pub use run::{simulate, SimOptions, TraitorSelection, Workload};

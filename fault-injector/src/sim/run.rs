@@ -7,20 +7,25 @@ use super::report::{Execution, SimReport};
 use crate::checkers::{
     Agreement, AppInvariant, BoundedResources, ExactlyOnce, Linearizability, Liveness, TotalOrder, Validity,
 };
-use crate::cluster::{Cluster, ClusterConfig, Completion};
+use crate::cluster::{Completion, SimCluster, SimConfig};
 use crate::rng::Rng;
 use crate::traitor::Behavior;
 use pbft_core::{ClientId, Event, ReplicaId, ReplicatedStateMachine, Time};
 use std::collections::BTreeSet;
 
-/// An application the simulator can drive: it can make up operations.
-pub trait SimApp: ReplicatedStateMachine + Default {
+/// What the simulator drives an application with: the operations clients
+/// make up, and the application's own consistency rule. It is a type of its
+/// own beside the application, so applications know nothing of the simulator.
+pub trait Workload {
+    /// The application under test; every replica starts from its default.
+    type App: ReplicatedStateMachine + Default;
+
     /// Operation number `index` of `client`, drawn from `rng`.
     fn random_op(rng: &mut Rng, client: ClientId, index: usize) -> Vec<u8>;
 
     /// The application's own consistency rule, checked on every honest
     /// replica at every stable checkpoint (for a bank: no money made or lost).
-    fn invariant(&self) -> Result<(), String> {
+    fn invariant(_app: &Self::App) -> Result<(), String> {
         Ok(())
     }
 }
@@ -119,8 +124,8 @@ struct Checkers {
 }
 
 /// One run in progress: the cluster, what is still scheduled, and the checkers.
-struct Run<'o, A> {
-    cluster: Cluster<A>,
+struct Run<'o, W: Workload> {
+    cluster: SimCluster<W::App>,
     schedule: Vec<(Time, Action)>,
     honest: BTreeSet<ReplicaId>,
     checkers: Checkers,
@@ -129,14 +134,14 @@ struct Run<'o, A> {
     trace: Vec<String>,
 }
 
-/// Runs the simulation of `seed` with application `A`; returns the report
+/// Runs the simulation of `seed` with workload `W`; returns the report
 /// and, if `options.trace`, the event log.
-pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<String>) {
+pub fn simulate<W: Workload>(seed: u64, options: &SimOptions) -> (SimReport, Vec<String>) {
     let mut profile = options.profile.clone().unwrap_or_else(|| FaultProfile::from_seed(seed));
     if let Some(n) = options.replicas {
         profile.n = n;
     }
-    let config = ClusterConfig {
+    let config = SimConfig {
         n: profile.n,
         clients: profile.clients,
         protocol: profile.protocol.clone(),
@@ -144,7 +149,7 @@ pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<S
         client_retry_ms: profile.client_retry_ms,
         key_seed: seed,
     };
-    let mut cluster = Cluster::new(config, |_| A::default());
+    let mut cluster = SimCluster::new(config, |_| W::App::default());
     #[cfg(feature = "mutations")]
     if let Some(mutation) = options.mutation {
         for id in cluster.quorum().replicas() {
@@ -158,9 +163,9 @@ pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<S
         cluster.make_traitor(*id, *behavior, colluders.clone());
     }
     let honest = cluster.quorum().replicas().filter(|id| !colluders.contains(id)).collect();
-    let mut run = Run {
+    let mut run = Run::<W> {
         cluster,
-        schedule: schedule::<A>(&profile, colluders.is_empty()),
+        schedule: schedule::<W>(&profile, colluders.is_empty()),
         honest,
         checkers: Checkers {
             agreement: Agreement::default(),
@@ -222,7 +227,7 @@ pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<S
 
     let checkers = &mut run.checkers;
     checkers.liveness.judge(completions.len(), issued, last_completion, deadline, newer_views);
-    checkers.linearizability.finish::<A>(run.cluster.requests_sent(), &completions);
+    checkers.linearizability.finish::<W::App>(run.cluster.requests_sent(), &completions);
     let verdicts = vec![
         checkers.agreement.verdict(),
         checkers.total_order.verdict(),
@@ -242,7 +247,6 @@ pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<S
         max_view: run
             .cluster
             .replicas()
-            .iter()
             .filter(|r| run.honest.contains(&r.id()))
             .map(|r| r.view())
             .max()
@@ -264,7 +268,7 @@ pub fn simulate<A: SimApp>(seed: u64, options: &SimOptions) -> (SimReport, Vec<S
 
 /// What each honest replica executed at `seq`: the batch digest and its requests.
 fn executions_at<A: ReplicatedStateMachine>(
-    cluster: &Cluster<A>,
+    cluster: &SimCluster<A>,
     honest: &BTreeSet<ReplicaId>,
     seq: u64,
 ) -> Vec<Execution> {
@@ -291,7 +295,7 @@ fn executions_at<A: ReplicatedStateMachine>(
 /// caught up (it may have forgotten prepared certificates a view change
 /// relies on), so f traitors plus an amnesiac would exceed the fault bound.
 /// A crash that keeps memory is only slowness, which PBFT tolerates on top of f.
-fn schedule<A: SimApp>(profile: &FaultProfile, amnesia: bool) -> Vec<(Time, Action)> {
+fn schedule<W: Workload>(profile: &FaultProfile, amnesia: bool) -> Vec<(Time, Action)> {
     let mut ops = Rng::stream(profile.seed, "workload/ops");
     let mut arrivals = Rng::stream(profile.seed, "workload/arrivals");
     let mut crashes = Rng::stream(profile.seed, "faults/crashes");
@@ -300,7 +304,7 @@ fn schedule<A: SimApp>(profile: &FaultProfile, amnesia: bool) -> Vec<(Time, Acti
     for c in 0..profile.clients as u64 {
         let mut at = 0;
         for i in 0..profile.requests_per_client {
-            let op = A::random_op(&mut ops, ClientId(c), i);
+            let op = W::random_op(&mut ops, ClientId(c), i);
             if profile.open_loop {
                 at += arrivals.below(2 * profile.arrival_gap_ms + 1);
             }
@@ -322,9 +326,9 @@ fn schedule<A: SimApp>(profile: &FaultProfile, amnesia: bool) -> Vec<(Time, Acti
     schedule
 }
 
-impl<A: SimApp> Run<'_, A> {
+impl<W: Workload> Run<'_, W> {
     /// Runs until `done` holds with nothing left scheduled, or time passes `until`.
-    fn phase(&mut self, until: Time, done: impl Fn(&Cluster<A>) -> bool) {
+    fn phase(&mut self, until: Time, done: impl Fn(&SimCluster<W::App>) -> bool) {
         loop {
             if self.schedule.is_empty() && done(&self.cluster) {
                 return;
@@ -352,7 +356,7 @@ impl<A: SimApp> Run<'_, A> {
                     Action::Crash(id) => self.cluster.crash(id),
                     Action::Restart(id) => self.cluster.restart(id),
                     Action::RestartEmpty(id) => {
-                        self.cluster.restart_empty(id, A::default());
+                        self.cluster.restart_empty(id, W::App::default());
                         // A new incarnation: its earlier executions are history.
                         self.checkers.total_order.forget(id);
                         self.checkers.exactly_once.forget(id);
@@ -389,7 +393,7 @@ impl<A: SimApp> Run<'_, A> {
                 }
                 Event::CheckpointStable { seq, state_digest } => {
                     checkers.agreement.on_stable_checkpoint(*at, *replica, *seq, *state_digest);
-                    let invariant = self.cluster.replica(*replica).app().invariant();
+                    let invariant = W::invariant(self.cluster.replica(*replica).app());
                     checkers.app_invariant.on_checkpoint(*at, *replica, *seq, invariant);
                 }
                 _ => {}

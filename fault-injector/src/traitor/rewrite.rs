@@ -453,6 +453,3 @@ impl Traitor {
         actions
     }
 }
-
-/// The traitors of a cluster by replica, for hosts that run several.
-pub type Traitors = BTreeMap<ReplicaId, Traitor>;

@@ -4,10 +4,7 @@
 //! [`TOTAL_SUPPLY`]. That invariant is what the simulator checks on every
 //! honest replica at every checkpoint.
 
-use fault_injector::sim::SimApp;
-use fault_injector::Rng;
-use pbft_core::typed::{encode_request, StateMachine};
-use pbft_core::ClientId;
+use pbft_core::typed::StateMachine;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -139,23 +136,6 @@ impl StateMachine for Bank {
     }
 
     fn validate(&self) -> Result<(), String> {
-        self.check_total()
-    }
-}
-
-/// The simulator's workload: a few accounts opened, many transfers between
-/// them (some too large, so they fail).
-impl SimApp for Bank {
-    fn random_op(rng: &mut Rng, _client: ClientId, _index: usize) -> Vec<u8> {
-        let account = |rng: &mut Rng| format!("acct{}", rng.below(5));
-        let op = match rng.below(5) {
-            0 => BankOp::Open { account: account(rng), deposit: 100 + rng.below(900) },
-            _ => BankOp::Transfer { from: account(rng), to: account(rng), amount: rng.below(600) },
-        };
-        encode_request(&op).unwrap_or_default()
-    }
-
-    fn invariant(&self) -> Result<(), String> {
         self.check_total()
     }
 }

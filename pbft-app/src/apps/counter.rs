@@ -1,9 +1,6 @@
 //! The smallest replicated application: one signed 64-bit counter.
 
-use fault_injector::sim::SimApp;
-use fault_injector::Rng;
 use pbft_core::typed::{decode_output, encode_request, StateMachine};
-use pbft_core::ClientId;
 use serde::{Deserialize, Serialize};
 
 /// A counter. An operation adds an `i64` (wrapping) and returns the new
@@ -35,13 +32,6 @@ impl StateMachine for Counter {
 
     fn query(&self, (): ()) -> i64 {
         self.0
-    }
-}
-
-/// The simulator's workload: small additions and subtractions.
-impl SimApp for Counter {
-    fn random_op(rng: &mut Rng, _client: ClientId, _index: usize) -> Vec<u8> {
-        Counter::add(rng.below(21) as i64 - 10)
     }
 }
 

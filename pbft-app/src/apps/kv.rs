@@ -1,9 +1,7 @@
 //! A replicated key-value store: the smallest useful application.
 
-use fault_injector::sim::SimApp;
-use fault_injector::Rng;
-use pbft_core::typed::{encode_request, StateMachine};
-use pbft_core::{codec, ClientId, Page};
+use pbft_core::typed::StateMachine;
+use pbft_core::{codec, Page};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -312,21 +310,6 @@ impl StateMachine for KvStore {
             store.buckets.push(Bucket { entries, page: OnceLock::new() });
         }
         Ok(store)
-    }
-}
-
-/// The simulator's workload for the store: puts, deletes and
-/// compare-and-swaps over a few keys, so operations conflict and order matters.
-impl SimApp for KvStore {
-    fn random_op(rng: &mut Rng, client: ClientId, index: usize) -> Vec<u8> {
-        let key = format!("k{}", rng.below(8));
-        let value = format!("c{}-{index}", client.0);
-        let op = match rng.below(4) {
-            0 => KvOp::Delete { key },
-            1 => KvOp::CompareAndSwap { key, expected: None, new: Some(value) },
-            _ => KvOp::Put { key, value },
-        };
-        encode_request(&op).unwrap_or_default()
     }
 }
 

@@ -18,7 +18,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             return Err(Reject::OutsideWatermarks);
         }
         if body.seq % self.config.checkpoint_interval != 0 {
-            return Err(Reject::InvalidCertificate);
+            return Err(Reject::NotACheckpointSeq);
         }
         let held = self.checkpoint_votes.get(&body.seq).and_then(|votes| votes.get(&body.replica));
         first_from_sender(held.map(|held| held.payload().state_digest == body.state_digest))
@@ -34,7 +34,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 digests.entry(stable.state_digest).or_default().insert(vote.payload().replica);
             }
             digests.entry(body.state_digest).or_default().insert(body.replica);
-            self.note_disagreement(Disagreement { seq: body.seq, digests });
+            self.record_disagreement(Disagreement { seq: body.seq, digests });
         }
         if let Err(reason) = self.check_checkpoint(body) {
             self.reject(body.author(), Checkpoint::KIND, reason);
@@ -42,13 +42,13 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
         let (seq, replica) = (body.seq, body.replica);
         self.checkpoint_votes.entry(seq).or_default().insert(replica, checkpoint);
-        self.check_disagreement(seq);
-        self.check_stable(now, seq);
+        self.note_disagreements(seq);
+        self.try_stabilize(now, seq);
     }
 
     /// Reports when the checkpoint votes held for `seq` (this replica's own
     /// included) name more than one state digest.
-    pub(super) fn check_disagreement(&mut self, seq: SeqNum) {
+    pub(super) fn note_disagreements(&mut self, seq: SeqNum) {
         let Some(votes) = self.checkpoint_votes.get(&seq) else { return };
         let mut digests: BTreeMap<Digest, BTreeSet<ReplicaId>> = BTreeMap::new();
         for vote in votes.values() {
@@ -56,13 +56,13 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             digests.entry(body.state_digest).or_default().insert(body.replica);
         }
         if digests.len() > 1 {
-            self.note_disagreement(Disagreement { seq, digests });
+            self.record_disagreement(Disagreement { seq, digests });
         }
     }
 
     /// Records and reports `disagreement`, unless it repeats the last one
     /// word for word (a peer resending its late vote must not flood the log).
-    fn note_disagreement(&mut self, disagreement: Disagreement) {
+    fn record_disagreement(&mut self, disagreement: Disagreement) {
         if self.last_disagreement.as_ref() == Some(&disagreement) {
             return;
         }
@@ -73,7 +73,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// Makes checkpoint `seq` stable once a quorum matches this replica's own
     /// digest for it; reports falling behind when a quorum agrees on a
     /// checkpoint this replica has not reached.
-    pub(super) fn check_stable(&mut self, now: Time, seq: SeqNum) {
+    pub(super) fn try_stabilize(&mut self, now: Time, seq: SeqNum) {
         let Some(votes) = self.checkpoint_votes.get(&seq) else { return };
         let quorum = self.quorum.quorum();
         match self.own_checkpoints.get(&seq) {

@@ -94,7 +94,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         let checkpoint = Signed::sign(Checkpoint { seq, state_digest, replica: self.id }, &self.secret);
         self.checkpoint_votes.entry(seq).or_default().insert(self.id, checkpoint.clone());
         self.broadcast(Message::Checkpoint(checkpoint));
-        self.check_disagreement(seq);
-        self.check_stable(now, seq);
+        self.note_disagreements(seq);
+        self.try_stabilize(now, seq);
     }
 }

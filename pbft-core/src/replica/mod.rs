@@ -1,9 +1,9 @@
 //! The PBFT replica as a sans-IO state machine.
 //!
-//! Inputs: [`Replica::receive`] (or [`Replica::handle_message`] for messages a
-//! host verified itself), [`Replica::handle_request`] and
-//! [`Replica::handle_timeout`]. Outputs: [`Replica::poll_output`] until `None`,
-//! then [`Replica::poll_timeout`] for the next deadline.
+//! Inputs: [`Replica::receive`] (or [`Replica::receive_all`] for messages
+//! that arrived together) and [`Replica::handle_timeout`]; each checks the
+//! replica's invariants once, at its end. Outputs: [`Replica::poll_output`]
+//! until `None`, then [`Replica::poll_timeout`] for the next deadline.
 
 mod checkpoint;
 pub(crate) mod checkpoint_state;
@@ -18,9 +18,10 @@ mod status;
 mod timers;
 mod view_change;
 
-pub use replies::{ClientReplies, ReplyCache};
+pub use replies::ClientReplies;
 pub use timers::Timer;
-pub use view_change::{new_view_plan, NewViewPlan};
+#[cfg(test)]
+pub(crate) use view_change::new_view_plan;
 
 use crate::app::ReplicatedStateMachine;
 use crate::config::{ConfigError, ProtocolConfig};
@@ -31,9 +32,10 @@ use crate::message::{CheckpointProof, Message, PreparedCert, Request, ViewChange
 use crate::output::{Event, Output};
 use crate::quorum::Quorum;
 use crate::reject::Reject;
-use crate::signed::{Author, MessageKind, Signed, Verified};
+use crate::signed::{Author, MessageKind, Signed};
 use crate::time::Time;
 use pending::Pending;
+use replies::ReplyCache;
 use slot::Slot;
 use std::collections::{BTreeMap, VecDeque};
 use timers::Timers;
@@ -129,7 +131,9 @@ pub struct Replica<A> {
     view_changes: BTreeMap<ReplicaId, Signed<ViewChange>>,
     /// When each peer's status report was last answered (one entry per replica).
     status_answered: BTreeMap<ReplicaId, Time>,
-    future: BTreeMap<ReplicaId, VecDeque<Verified<Message>>>,
+    /// Verified normal-case messages for a view this replica has not entered
+    /// yet, per sender, handled once it enters that view.
+    future: BTreeMap<ReplicaId, VecDeque<Message>>,
 
     signatures: crate::verify::SignatureCache,
     timers: Timers,
@@ -217,15 +221,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// fails verification is dropped, counted and reported, and so is a vote
     /// this replica no longer needs, without its signature being checked.
     pub fn receive(&mut self, now: Time, message: Message) {
-        let (author, kind) = (message.author(), message.kind());
-        if self.vote_unneeded(&message) {
-            self.reject(author, kind, Reject::Unneeded);
-            return;
-        }
-        match self.keys.verify_cached(message, &mut self.signatures) {
-            Ok(verified) => self.handle_message(now, verified),
-            Err(reason) => self.reject(author, kind, reason),
-        }
+        self.verify_and_dispatch(now, message);
+        self.check_invariants();
     }
 
     /// [`Replica::receive`] for messages that arrived together, in order.
@@ -238,18 +235,59 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             self.keys.precheck(needed, &mut self.signatures);
         }
         for message in messages {
-            self.receive(now, message);
+            self.verify_and_dispatch(now, message);
+        }
+        self.check_invariants();
+    }
+
+    /// Handles `message` as if its signatures had been verified, so a
+    /// benchmark can measure the protocol without the cryptography (only
+    /// with the `unverified-input` feature; hosts use [`Replica::receive`]).
+    #[cfg(feature = "unverified-input")]
+    pub fn handle_message(&mut self, now: Time, message: crate::signed::Verified<Message>) {
+        self.dispatch(now, message.into_inner());
+        self.check_invariants();
+    }
+
+    /// Handles a client request as if its signature had been verified, for
+    /// benchmarks (only with the `unverified-input` feature; hosts use
+    /// [`Replica::receive`]).
+    #[cfg(feature = "unverified-input")]
+    pub fn handle_request(&mut self, now: Time, request: crate::signed::Verified<Signed<Request>>) {
+        self.on_request(now, request.into_inner());
+        self.check_invariants();
+    }
+
+    /// Fires every timer whose deadline is at or before `now`.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.fire_timers(now);
+        self.check_invariants();
+    }
+
+    /// [`Replica::receive`] without the invariant check, which its callers
+    /// run once per input.
+    fn verify_and_dispatch(&mut self, now: Time, message: Message) {
+        let (author, kind) = (message.author(), message.kind());
+        if self.vote_unneeded(&message) {
+            self.reject(author, kind, Reject::Unneeded);
+            return;
+        }
+        match self.keys.verify_cached(message, &mut self.signatures) {
+            Ok(verified) => self.dispatch(now, verified.into_inner()),
+            Err(reason) => self.reject(author, kind, reason),
         }
     }
 
-    /// Handles a message whose signatures were already verified.
-    pub fn handle_message(&mut self, now: Time, message: Verified<Message>) {
+    /// Hands a verified message to its handler: [`Replica::receive`] after
+    /// verifying it, and the replay of messages buffered for a view this
+    /// replica has just entered.
+    fn dispatch(&mut self, now: Time, message: Message) {
         self.arm_term(now);
         if message.author() == Author::Replica(self.id) {
             self.reject(message.author(), message.kind(), Reject::FromSelf);
             return;
         }
-        let Some(message) = self.admit_normal_case(message.into_inner()) else {
+        let Some(message) = self.admit_normal_case(message) else {
             return;
         };
         match message {
@@ -266,17 +304,10 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             Message::FetchState(m) => self.on_fetch_state(now, m),
             Message::StateChunk(m) => self.on_state_chunk(now, m),
         }
-        self.check_invariants();
     }
 
-    /// Handles a verified client request.
-    pub fn handle_request(&mut self, now: Time, request: Verified<Signed<Request>>) {
-        self.on_request(now, request.into_inner());
-        self.check_invariants();
-    }
-
-    /// Fires every timer whose deadline is at or before `now`.
-    pub fn handle_timeout(&mut self, now: Time) {
+    /// Runs the handler of every timer whose deadline is at or before `now`.
+    fn fire_timers(&mut self, now: Time) {
         self.arm_term(now);
         for timer in self.timers.expire(now) {
             match timer {
@@ -288,7 +319,6 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 Timer::Term => self.on_term_timeout(now),
             }
         }
-        self.check_invariants();
     }
 
     /// The next thing to do, if any. Drain after every input.
@@ -363,7 +393,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     }
 
     /// The replies kept per client (exactly-once).
-    pub fn reply_cache(&self) -> &ReplyCache {
+    pub fn reply_cache(&self) -> &BTreeMap<ClientId, ClientReplies> {
         &self.reply_cache
     }
 
@@ -448,7 +478,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         seq > self.low_watermark() && seq <= self.high_watermark()
     }
 
-    /// Assertions on this replica's own state (never on what peers sent).
+    /// Assertions on this replica's own state (never on what peers sent),
+    /// run once at the end of every input.
     fn check_invariants(&self) {
         if cfg!(debug_assertions) {
             let h = self.low_watermark();

@@ -7,7 +7,7 @@ use crate::app::ReplicatedStateMachine;
 use crate::ids::{SeqNum, View};
 use crate::message::{batch_digest, Commit, Message, PrePrepare, Prepare, Request, RequestKind};
 use crate::reject::Reject;
-use crate::signed::{Signable, Signed, Verified};
+use crate::signed::{Signable, Signed};
 use crate::time::Time;
 
 /// Whether a normal-case message for some view can be handled now.
@@ -67,7 +67,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 if queue.len() >= self.config.max_future_messages_per_replica {
                     self.reject(message.author(), message.kind(), Reject::BufferFull);
                 } else {
-                    queue.push_back(Verified::new_unchecked(message));
+                    queue.push_back(message);
                 }
                 None
             }
@@ -174,7 +174,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         );
         self.log.entry(seq).or_default().pre_prepare = Some(pre_prepare.clone());
         self.broadcast(Message::PrePrepare(pre_prepare));
-        self.check_progress(now, seq);
+        self.advance(now, seq);
     }
 
     /// Why a backup would ignore a PRE-PREPARE for the current view.
@@ -197,7 +197,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         let (view, seq, digest) = (body.view, body.seq, body.digest);
         self.accept_pre_prepare(pre_prepare);
         self.send_prepare(view, seq, digest);
-        self.check_progress(now, seq);
+        self.advance(now, seq);
     }
 
     pub(super) fn accept_pre_prepare(&mut self, pre_prepare: Signed<PrePrepare>) {
@@ -230,7 +230,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
         let (seq, replica) = (body.seq, body.replica);
         self.log.entry(seq).or_default().prepares.insert(replica, prepare);
-        self.check_progress(now, seq);
+        self.advance(now, seq);
     }
 
     fn check_commit(&self, body: &Commit) -> Result<(), Reject> {
@@ -249,12 +249,12 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
         let (seq, replica) = (body.seq, body.replica);
         self.log.entry(seq).or_default().commits.insert(replica, commit);
-        self.check_progress(now, seq);
+        self.advance(now, seq);
     }
 
     /// Moves `seq` to prepared (then sends COMMIT) and to committed-local (then
     /// executes what is in order) as soon as the quorums are there.
-    pub(super) fn check_progress(&mut self, now: Time, seq: SeqNum) {
+    pub(super) fn advance(&mut self, now: Time, seq: SeqNum) {
         let prepare_quorum = self.quorum.prepare_quorum();
         let commit_quorum = self.quorum.quorum();
         let Some(slot) = self.log.get_mut(&seq) else { return };

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Every client's replies; part of the checkpointed state.
-pub type ReplyCache = BTreeMap<ClientId, ClientReplies>;
+pub(crate) type ReplyCache = BTreeMap<ClientId, ClientReplies>;
 
 /// One client's executed requests. A client keeps at most `window`
 /// (the protocol's `max_pending_per_client`) requests outstanding and issues

@@ -8,41 +8,41 @@ use crate::digest::Digest;
 use crate::ids::{SeqNum, View};
 use crate::message::{batch_digest, CheckpointProof, Message, NewView, PrePrepare, Request, ViewChange};
 use crate::output::Event;
-use crate::reject::Reject;
+use crate::reject::{CertificateRule, Reject};
 use crate::signed::{Signable, Signed};
 use crate::time::Time;
 use std::collections::BTreeMap;
 
 /// One re-proposal of a NEW-VIEW: sequence number, batch and its digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Proposal {
+pub(crate) struct Proposal {
     /// The sequence number.
-    pub seq: SeqNum,
+    pub(crate) seq: SeqNum,
     /// The batch digest.
-    pub digest: Digest,
+    pub(crate) digest: Digest,
     /// The batch (empty for a null request).
-    pub batch: Vec<Signed<Request>>,
+    pub(crate) batch: Vec<Signed<Request>>,
 }
 
 /// What a set of VIEW-CHANGE messages implies for the new view.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewViewPlan {
+pub(crate) struct NewViewPlan {
     /// The highest stable checkpoint among the view-changes (min-s).
-    pub checkpoint: CheckpointProof,
+    pub(crate) checkpoint: CheckpointProof,
     /// For every sequence number above it up to the highest prepared
     /// certificate (max-s): the batch of the certificate from the highest view,
     /// or a null request where none prepared.
-    pub proposals: Vec<Proposal>,
+    pub(crate) proposals: Vec<Proposal>,
 }
 
 impl NewViewPlan {
     /// The last sequence number the plan covers.
-    pub fn last_seq(&self) -> SeqNum {
+    pub(crate) fn last_seq(&self) -> SeqNum {
         self.proposals.last().map_or(self.checkpoint.seq, |p| p.seq)
     }
 
     /// Whether `pre_prepares` are exactly the plan's proposals, in order.
-    pub fn matches(&self, pre_prepares: &[Signed<PrePrepare>]) -> bool {
+    pub(crate) fn matches(&self, pre_prepares: &[Signed<PrePrepare>]) -> bool {
         pre_prepares.len() == self.proposals.len()
             && pre_prepares.iter().zip(&self.proposals).all(|(pp, proposal)| {
                 pp.payload().seq == proposal.seq && pp.payload().digest == proposal.digest
@@ -54,7 +54,7 @@ impl NewViewPlan {
 ///
 /// The new primary runs it to build NEW-VIEW and every backup runs it again to
 /// check NEW-VIEW, so it depends only on the view-changes, in a fixed order.
-pub fn new_view_plan(view_changes: &[Signed<ViewChange>]) -> NewViewPlan {
+pub(crate) fn new_view_plan(view_changes: &[Signed<ViewChange>]) -> NewViewPlan {
     let checkpoint = view_changes.iter().map(|vc| &vc.payload().checkpoint).fold(
         CheckpointProof::genesis(),
         |best, proof| if proof.seq > best.seq { proof.clone() } else { best },
@@ -178,7 +178,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     fn check_certificates_in_window(&self, vc: &ViewChange) -> Result<(), Reject> {
         let window_end = vc.checkpoint.seq + self.config.watermark_window;
         if vc.prepared.last().is_some_and(|cert| cert.seq() > window_end) {
-            return Err(Reject::InvalidCertificate);
+            return Err(Reject::InvalidCertificate(CertificateRule::BeyondWindow));
         }
         Ok(())
     }
@@ -256,7 +256,10 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.enter_view(now, &plan, pre_prepares);
     }
 
-    fn check_new_view(&self, body: &NewView) -> Result<super::NewViewPlan, Reject> {
+    /// The plan a NEW-VIEW must follow, recomputed from its view-changes,
+    /// if the NEW-VIEW is for a view this replica can enter and its
+    /// pre-prepares are exactly that plan; otherwise why it is ignored.
+    fn plan_for_new_view(&self, body: &NewView) -> Result<NewViewPlan, Reject> {
         if body.view < self.view || (body.view == self.view && self.status == Status::Normal) {
             return Err(Reject::StaleView);
         }
@@ -272,7 +275,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
 
     pub(super) fn on_new_view(&mut self, now: Time, new_view: Signed<NewView>) {
         let body = new_view.payload();
-        let plan = match self.check_new_view(body) {
+        let plan = match self.plan_for_new_view(body) {
             Ok(plan) => plan,
             Err(reason) => {
                 self.reject(body.author(), NewView::KIND, reason);
@@ -324,7 +327,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
         self.emit(Event::NewViewEntered { view, primary });
         for seq in seqs {
-            self.check_progress(now, seq);
+            self.advance(now, seq);
         }
         self.replay_future(now);
         if self.is_primary() {
@@ -338,14 +341,15 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
     }
 
-    /// Hands buffered messages of the view just entered back to the handlers.
+    /// Hands buffered messages of the view just entered back to the handlers
+    /// (they were verified when they arrived).
     fn replay_future(&mut self, now: Time) {
         let view = self.view;
         let buffered = std::mem::take(&mut self.future);
         for (_, queue) in buffered {
             for message in queue {
                 if normal_case_view(&message).is_some_and(|v| v >= view) {
-                    self.handle_message(now, message);
+                    self.dispatch(now, message);
                 }
             }
         }

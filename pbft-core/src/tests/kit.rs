@@ -9,7 +9,7 @@ use crate::{
 
 /// Sums the first byte of every operation; results are the running total.
 #[derive(Default)]
-pub struct Summer(pub u64);
+pub(crate) struct Summer(pub(crate) u64);
 
 impl ReplicatedStateMachine for Summer {
     fn execute(&mut self, op: &[u8]) -> Vec<u8> {
@@ -29,18 +29,18 @@ impl ReplicatedStateMachine for Summer {
     }
 }
 
-pub struct Kit {
-    pub n: usize,
-    pub replicas: Vec<SecretKey>,
-    pub client: SecretKey,
-    pub book: KeyBook,
+pub(crate) struct Kit {
+    pub(crate) n: usize,
+    pub(crate) replicas: Vec<SecretKey>,
+    pub(crate) client: SecretKey,
+    pub(crate) book: KeyBook,
 }
 
-pub const CLIENT: ClientId = ClientId(7);
-pub const STATUS_INTERVAL_MS: u64 = 1_000_000;
+pub(crate) const CLIENT: ClientId = ClientId(7);
+pub(crate) const STATUS_INTERVAL_MS: u64 = 1_000_000;
 
 impl Kit {
-    pub fn new(n: usize) -> Kit {
+    pub(crate) fn new(n: usize) -> Kit {
         let replicas: Vec<SecretKey> = (0..n).map(|i| SecretKey::from_seed([i as u8 + 1; 32])).collect();
         let client = SecretKey::from_seed([200; 32]);
         let publics: Vec<_> = replicas.iter().map(SecretKey::public).collect();
@@ -48,7 +48,7 @@ impl Kit {
         Kit { n, replicas, client, book }
     }
 
-    pub fn config() -> ProtocolConfig {
+    pub(crate) fn config() -> ProtocolConfig {
         ProtocolConfig {
             max_batch_size: 4,
             batch_delay_ms: 0,
@@ -66,11 +66,11 @@ impl Kit {
         }
     }
 
-    pub fn replica(&self, id: u32) -> Replica<Summer> {
+    pub(crate) fn replica(&self, id: u32) -> Replica<Summer> {
         self.replica_with(id, Kit::config())
     }
 
-    pub fn replica_with(&self, id: u32, config: ProtocolConfig) -> Replica<Summer> {
+    pub(crate) fn replica_with(&self, id: u32, config: ProtocolConfig) -> Replica<Summer> {
         Replica::new(
             ReplicaId(id),
             config,
@@ -81,48 +81,57 @@ impl Kit {
         .unwrap()
     }
 
-    pub fn key(&self, id: u32) -> &SecretKey {
+    pub(crate) fn key(&self, id: u32) -> &SecretKey {
         &self.replicas[id as usize]
     }
 
-    pub fn primary(&self, view: View) -> u32 {
+    pub(crate) fn primary(&self, view: View) -> u32 {
         (view % self.n as u64) as u32
     }
 
-    pub fn request(&self, timestamp: u64, op: u8) -> Signed<Request> {
+    pub(crate) fn request(&self, timestamp: u64, op: u8) -> Signed<Request> {
         Signed::sign(
             Request { client: CLIENT, timestamp, op: vec![op], kind: RequestKind::Write },
             &self.client,
         )
     }
 
-    pub fn pre_prepare(&self, view: View, seq: SeqNum, batch: Vec<Signed<Request>>) -> Signed<PrePrepare> {
+    pub(crate) fn pre_prepare(
+        &self,
+        view: View,
+        seq: SeqNum,
+        batch: Vec<Signed<Request>>,
+    ) -> Signed<PrePrepare> {
         let primary = self.primary(view);
         let body = PrePrepare { view, seq, digest: batch_digest(&batch), primary: ReplicaId(primary), batch };
         Signed::sign(body, self.key(primary))
     }
 
-    pub fn prepare(&self, from: u32, view: View, seq: SeqNum, digest: Digest) -> Signed<Prepare> {
+    pub(crate) fn prepare(&self, from: u32, view: View, seq: SeqNum, digest: Digest) -> Signed<Prepare> {
         Signed::sign(Prepare { view, seq, digest, replica: ReplicaId(from) }, self.key(from))
     }
 
-    pub fn commit(&self, from: u32, view: View, seq: SeqNum, digest: Digest) -> Signed<Commit> {
+    pub(crate) fn commit(&self, from: u32, view: View, seq: SeqNum, digest: Digest) -> Signed<Commit> {
         Signed::sign(Commit { view, seq, digest, replica: ReplicaId(from) }, self.key(from))
     }
 }
 
 /// Feeds `message` at `now` and returns every output it caused.
-pub fn step<A: ReplicatedStateMachine>(replica: &mut Replica<A>, now: Time, message: Message) -> Vec<Output> {
+pub(crate) fn step<A: ReplicatedStateMachine>(
+    replica: &mut Replica<A>,
+    now: Time,
+    message: Message,
+) -> Vec<Output> {
     replica.receive(now, message);
     drain(replica)
 }
 
-pub fn drain<A: ReplicatedStateMachine>(replica: &mut Replica<A>) -> Vec<Output> {
+pub(crate) fn drain<A: ReplicatedStateMachine>(replica: &mut Replica<A>) -> Vec<Output> {
     std::iter::from_fn(|| replica.poll_output()).collect()
 }
 
 /// The outputs a dropped message produces: exactly one rejection event.
-pub fn rejected(from: u32, kind: crate::MessageKind, reason: crate::Reject) -> Vec<Output> {
+pub(crate) fn rejected(from: u32, kind: crate::MessageKind, reason: crate::Reject) -> Vec<Output> {
     vec![Output::Event(crate::Event::Rejected {
         from: crate::Author::Replica(ReplicaId(from)),
         kind,

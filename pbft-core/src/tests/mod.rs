@@ -1,6 +1,7 @@
 //! Unit tests of single-replica protocol rules, with real keys and signatures.
 
 mod auth;
+mod certificates;
 mod fuzz;
 mod kit;
 mod normal;

@@ -200,7 +200,7 @@ fn primary_batches_requests() {
     config.max_pending_per_client = 8;
     let mut primary = kit.replica_with(0, config);
     let offer = |primary: &mut crate::Replica<super::kit::Summer>, ts| {
-        primary.handle_request(T, kit.book.verify_request(kit.request(ts, 1)).unwrap());
+        primary.receive(T, Message::Request(kit.request(ts, 1)));
         drain(primary)
     };
     let first = kit.pre_prepare(0, 1, vec![kit.request(1, 1)]);
@@ -226,7 +226,7 @@ fn primary_batches_requests() {
 fn timeouts_move_forward_and_a_lone_backup_waits_in_its_view_change() {
     let kit = Kit::new(4);
     let mut backup = kit.replica(1);
-    backup.handle_request(T, kit.book.verify_request(kit.request(1, 1)).unwrap());
+    backup.receive(T, Message::Request(kit.request(1, 1)));
     drain(&mut backup);
     for _ in 0..10 {
         let Some(now) = backup.poll_timeout() else { break };

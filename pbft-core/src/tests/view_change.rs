@@ -1,22 +1,28 @@
 //! View-change rules of one replica (OSDI'99 §4.4).
 
 use super::kit::{rejected, step, Kit};
+use crate::replica::new_view_plan;
 use crate::{
-    batch_digest, new_view_plan, CheckpointProof, Event, Message, MessageKind, NewView, Output, PreparedCert,
-    Reject, ReplicaId, Request, Signed, Status, Time, View, ViewChange,
+    batch_digest, CertificateRule, CheckpointProof, Event, Message, MessageKind, NewView, Output,
+    PreparedCert, Reject, ReplicaId, Request, Signed, Status, Time, View, ViewChange,
 };
 
 const T: Time = Time(10);
 
 /// A VIEW-CHANGE from `from` for `new_view` at the initial checkpoint.
-pub fn view_change(kit: &Kit, from: u32, new_view: View, prepared: Vec<PreparedCert>) -> Signed<ViewChange> {
+pub(crate) fn view_change(
+    kit: &Kit,
+    from: u32,
+    new_view: View,
+    prepared: Vec<PreparedCert>,
+) -> Signed<ViewChange> {
     let body =
         ViewChange { new_view, replica: ReplicaId(from), checkpoint: CheckpointProof::genesis(), prepared };
     Signed::sign(body, kit.key(from))
 }
 
 /// A prepared certificate for `batch` at (view, seq), prepared by `backups`.
-pub fn prepared_cert(
+pub(crate) fn prepared_cert(
     kit: &Kit,
     view: View,
     seq: u64,
@@ -145,7 +151,7 @@ fn backup_rejects_new_view_without_a_valid_quorum() {
     let nv = new_view(&kit, 1, vcs, vec![]);
     assert_eq!(
         step(&mut backup, T, Message::NewView(nv)),
-        rejected(1, MessageKind::NewView, Reject::InvalidCertificate)
+        rejected(1, MessageKind::NewView, Reject::InvalidCertificate(CertificateRule::TooFewSigners))
     );
     // A certificate with a single prepare (2f = 2 needed).
     let weak = prepared_cert(&kit, 0, 1, batch, &[3]);
@@ -157,7 +163,7 @@ fn backup_rejects_new_view_without_a_valid_quorum() {
     let nv = new_view(&kit, 1, vcs, vec![]);
     assert_eq!(
         step(&mut backup, T, Message::NewView(nv)),
-        rejected(1, MessageKind::NewView, Reject::InvalidCertificate)
+        rejected(1, MessageKind::NewView, Reject::InvalidCertificate(CertificateRule::TooFewSigners))
     );
 }
 
@@ -168,7 +174,10 @@ fn view_change_with_primary_prepare_in_certificate_is_rejected() {
     let mut backup = kit.replica(2);
     let cert = prepared_cert(&kit, 0, 1, vec![kit.request(1, 1)], &[0, 3]);
     let out = step(&mut backup, T, Message::ViewChange(view_change(&kit, 3, 1, vec![cert])));
-    assert_eq!(out, rejected(3, MessageKind::ViewChange, Reject::InvalidCertificate));
+    assert_eq!(
+        out,
+        rejected(3, MessageKind::ViewChange, Reject::InvalidCertificate(CertificateRule::PrepareFromPrimary))
+    );
 }
 
 /// The new primary sends NEW-VIEW once it holds 2f+1 view-changes, itself included.

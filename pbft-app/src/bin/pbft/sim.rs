@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use fault_injector::sim::{simulate, SimOptions, SimReport, TraitorSelection};
 use fault_injector::traitor::Behavior;
-use pbft_app::apps::KvStore;
+use pbft_app::workloads::KvWorkload;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -95,7 +95,7 @@ fn run_one(
     options: &SimOptions,
     flag: &str,
 ) -> Result<ExitCode> {
-    let (report, trace) = simulate::<KvStore>(seed, options);
+    let (report, trace) = simulate::<KvWorkload>(seed, options);
     if let Some(path) = trace_file {
         std::fs::write(path, trace.join("\n") + "\n")
             .with_context(|| format!("--trace: cannot write {}", path.display()))?;
@@ -117,7 +117,7 @@ fn sweep(seeds: std::ops::Range<u64>, json: bool, options: &SimOptions, flag: &s
     let mut failures = Vec::new();
     let mut sizes = [0u64; 2];
     for (done, seed) in seeds.clone().enumerate() {
-        let (report, _) = simulate::<KvStore>(seed, options);
+        let (report, _) = simulate::<KvWorkload>(seed, options);
         sizes[usize::from(report.profile.n == 7)] += 1;
         if !report.passed() {
             if !json {

@@ -4,7 +4,7 @@ use crate::config_file::load;
 use crate::runtime::runtime;
 use crate::table::print_table;
 use clap::Args;
-use pbft_app::node::{agreement, cluster_status, Agreement};
+use pbft_app::node::{agreement, cluster_status, role, Agreement};
 use pbft_core::ClientId;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +41,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         let report = serde_json::json!({
             "cluster": config.name,
             "replicas": statuses,
+            "roles": config.replicas.iter().map(|r| role(&config, r.id)).collect::<Vec<_>>(),
             "agreement": verdict,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -2,7 +2,8 @@
 //! view, progress and state digest, and whether they agree.
 
 use pbft_app::cluster_config::ClusterConfig;
-use pbft_app::node::{agreement, Agreement};
+use pbft_app::node::{agreement, role, Agreement};
+use pbft_core::ReplicaId;
 use pbft_net::NodeStatus;
 
 /// Prints one row per replica of `config` (from `statuses`, in id order),
@@ -22,7 +23,10 @@ pub fn print_table(statuses: &[Option<NodeStatus>], config: &ClusterConfig) {
                 s.last_executed,
                 s.stable_checkpoint,
                 short(&s.state_digest),
-                s.traitor.as_deref().map(|t| format!("  (traitor: {t})")).unwrap_or_default()
+                match role(config, ReplicaId(s.replica)).as_str() {
+                    "honest" => String::new(),
+                    other => format!("  ({other})"),
+                }
             ),
             None => println!("{:<8} {:<23} unreachable", replica.id.0, replica.address),
         }

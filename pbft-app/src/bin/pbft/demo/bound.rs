@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 use clap::Args;
 use fault_injector::bound::{demonstrate, BoundDemo, BoundScenario};
-use pbft_app::apps::KvStore;
+use pbft_app::workloads::KvWorkload;
 use std::process::ExitCode;
 
 /// Options of `pbft demo bound`.
@@ -23,7 +23,7 @@ pub fn run(args: BoundArgs) -> Result<ExitCode> {
     if args.f == 0 || args.f > 5 {
         bail!("--f must be between 1 and 5 (n = 3f+1 replicas are simulated)");
     }
-    let demo = demonstrate::<KvStore>(args.f);
+    let demo = demonstrate::<KvWorkload>(args.f);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json(&demo))?);
     } else {

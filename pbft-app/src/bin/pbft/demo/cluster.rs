@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use fault_injector::{Cluster, ClusterConfig};
+use fault_injector::{SimCluster, SimConfig};
 use pbft_app::apps::{KvOp, KvStore};
 use pbft_core::{ClientId, ProtocolConfig, ReplicaId, Status, Time};
 use std::process::ExitCode;
@@ -38,9 +38,8 @@ pub fn run(args: ClusterArgs) -> Result<ExitCode> {
         bail!("--clients must be at least 1");
     }
     let protocol = ProtocolConfig { view_change_timeout_ms: 500, ..ProtocolConfig::default() };
-    let config =
-        ClusterConfig { protocol, key_seed: args.seed, ..ClusterConfig::new(args.replicas, args.clients) };
-    let mut cluster = Cluster::new(config, |_| KvStore::default());
+    let config = SimConfig { protocol, key_seed: args.seed, ..SimConfig::new(args.replicas, args.clients) };
+    let mut cluster = SimCluster::new(config, |_| KvStore::default());
     if args.crash_primary {
         cluster.crash(ReplicaId(0));
     }

@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use fault_injector::throughput::{measure, measure_with, protocol, CLIENTS};
 use fault_injector::traitor::Behavior;
-use pbft_app::apps::KvStore;
+use pbft_app::workloads::KvWorkload;
 use pbft_core::ReplicaId;
 use std::process::ExitCode;
 
@@ -28,7 +28,7 @@ pub fn run(args: ThroughputArgs) -> Result<ExitCode> {
     }
     let mut rows = Vec::new();
     for n in [4usize, 7] {
-        let baseline = measure::<KvStore>(n, None, args.seconds);
+        let baseline = measure::<KvWorkload>(n, None, args.seconds);
         let attacks = [
             ("slow-primary (replica 0, the primary)", ReplicaId(0), Behavior::SlowPrimary),
             ("flood (replica 0, the primary)", ReplicaId(0), Behavior::Flood),
@@ -36,12 +36,12 @@ pub fn run(args: ThroughputArgs) -> Result<ExitCode> {
         ];
         rows.push((n, "fault-free".to_string(), baseline, 1.0));
         for (name, id, behavior) in attacks {
-            let attacked = measure::<KvStore>(n, Some((id, behavior)), args.seconds);
+            let attacked = measure::<KvWorkload>(n, Some((id, behavior)), args.seconds);
             rows.push((n, name.to_string(), attacked, attacked / baseline.max(f64::MIN_POSITIVE)));
         }
         let fixed = pbft_core::ProtocolConfig { view_term_ms: 0, ..protocol() };
         let stuck =
-            measure_with::<KvStore>(fixed, n, Some((ReplicaId(0), Behavior::SlowPrimary)), args.seconds);
+            measure_with::<KvWorkload>(fixed, n, Some((ReplicaId(0), Behavior::SlowPrimary)), args.seconds);
         let name = "slow-primary (replica 0) without rotation (view_term_ms = 0)";
         rows.push((n, name.to_string(), stuck, stuck / baseline.max(f64::MIN_POSITIVE)));
     }

@@ -1,18 +1,21 @@
-//! A traitor replica for real processes: a real [`Replica`] whose traffic a
-//! [`Traitor`] rewrites, behind the same sans-IO contract the QUIC driver
-//! pumps. For demonstrations only (`[[traitor]]` in a cluster config).
+//! A traitor replica as a [`Node`]: a real [`Replica`] whose traffic a
+//! [`Traitor`] rewrites. The simulator and the QUIC driver both host it the
+//! way they host an honest replica, so there is one model of a traitor (and
+//! of its held-back sends) for both.
 
-use fault_injector::traitor::{Traitor, TraitorAction};
-use pbft_core::{Message, Output, Replica, ReplicatedStateMachine, Time};
-use pbft_net::{NodeStatus, ReplicaRuntime};
+use super::rewrite::{Traitor, TraitorAction};
+use super::Behavior;
+use pbft_core::{Message, Node, Output, Replica, ReplicatedStateMachine, Time};
 use std::collections::{BTreeMap, VecDeque};
 
-/// A replica and the traitor that rewrites what it sends. Held-back sends
-/// (the slow primary's) wait in a queue whose deadline joins the replica's.
+/// A replica and the traitor that rewrites what it sends. Events pass
+/// through unchanged. Sends the traitor holds back (the slow primary's) wait
+/// in a queue whose earliest deadline joins the replica's own.
 pub struct TraitorNode<A> {
     replica: Replica<A>,
     traitor: Traitor,
     ready: VecDeque<Output>,
+    /// Held-back sends by release time, then by the order they were made.
     held: BTreeMap<(Time, u64), Output>,
     held_count: u64,
 }
@@ -21,6 +24,34 @@ impl<A: ReplicatedStateMachine> TraitorNode<A> {
     /// Wraps `replica` with `traitor`.
     pub fn new(replica: Replica<A>, traitor: Traitor) -> TraitorNode<A> {
         TraitorNode { replica, traitor, ready: VecDeque::new(), held: BTreeMap::new(), held_count: 0 }
+    }
+
+    /// The real replica inside.
+    pub fn replica(&self) -> &Replica<A> {
+        &self.replica
+    }
+
+    /// Mutable access to the real replica inside.
+    pub fn replica_mut(&mut self) -> &mut Replica<A> {
+        &mut self.replica
+    }
+
+    /// The behaviour this traitor runs.
+    pub fn behavior(&self) -> Behavior {
+        self.traitor.behavior()
+    }
+
+    /// Unwraps the real replica; the traitor and whatever it held back are dropped.
+    pub fn into_replica(self) -> Replica<A> {
+        self.replica
+    }
+
+    /// Replaces the replica inside with `replica` (a restart with empty
+    /// memory); sends not yet made are lost with the old one.
+    pub fn replace_replica(&mut self, replica: Replica<A>) {
+        self.replica = replica;
+        self.ready.clear();
+        self.held.clear();
     }
 
     fn carry_out(&mut self, now: Time, actions: Vec<TraitorAction>) {
@@ -38,6 +69,7 @@ impl<A: ReplicatedStateMachine> TraitorNode<A> {
         }
     }
 
+    /// Passes the replica's outputs through the traitor, in order.
     fn pump(&mut self, now: Time) {
         while let Some(output) = self.replica.poll_output() {
             if let Output::Event(_) = output {
@@ -50,7 +82,7 @@ impl<A: ReplicatedStateMachine> TraitorNode<A> {
     }
 }
 
-impl<A: ReplicatedStateMachine> ReplicaRuntime for TraitorNode<A> {
+impl<A: ReplicatedStateMachine> Node for TraitorNode<A> {
     fn receive(&mut self, now: Time, message: Message) {
         let actions = self.traitor.incoming(&message);
         self.carry_out(now, actions);
@@ -59,7 +91,9 @@ impl<A: ReplicatedStateMachine> ReplicaRuntime for TraitorNode<A> {
     }
 
     fn handle_timeout(&mut self, now: Time) {
-        self.replica.handle_timeout(now);
+        if self.replica.poll_timeout().is_some_and(|at| at <= now) {
+            self.replica.handle_timeout(now);
+        }
         while let Some(entry) = self.held.first_entry() {
             if entry.key().0 > now {
                 break;
@@ -79,11 +113,5 @@ impl<A: ReplicatedStateMachine> ReplicaRuntime for TraitorNode<A> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
-    }
-
-    fn node_status(&self) -> NodeStatus {
-        let mut status = self.replica.node_status();
-        status.traitor = Some(self.traitor.behavior().to_string());
-        status
     }
 }

@@ -3,7 +3,7 @@
 //! and with no signature work at all), signing and verifying, and the codec
 //! for each message kind.
 //!
-//! Run: `cargo bench -p pbft-tests --bench core` (results in
+//! Run: `cargo bench-core` (an alias for the `test-only` workspace; results in
 //! `target/criterion/`; BENCHMARKS.md quotes them).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};

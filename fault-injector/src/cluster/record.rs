@@ -1,0 +1,44 @@
+//! What a simulated run leaves for the checkers and for replay: every event
+//! replicas reported, the batches each executed, every request clients sent,
+//! and a hash of everything that happened.
+
+use crate::trace::TraceHash;
+use pbft_core::{Digest, Event, ReplicaId, Request, SeqNum, Signed, Time};
+use std::collections::BTreeMap;
+
+/// The record of a run.
+pub(crate) struct Record {
+    pub(crate) events: Vec<(Time, ReplicaId, Event)>,
+    /// Per replica, the batches it executed since it last lost its memory.
+    pub(crate) executed: Vec<Vec<(SeqNum, Digest)>>,
+    pub(crate) requests_sent: BTreeMap<Digest, Request>,
+    pub(crate) trace: TraceHash,
+}
+
+impl Record {
+    pub(crate) fn new(n: usize) -> Record {
+        Record {
+            events: Vec::new(),
+            executed: vec![Vec::new(); n],
+            requests_sent: BTreeMap::new(),
+            trace: TraceHash::default(),
+        }
+    }
+
+    pub(crate) fn request_sent(&mut self, request: &Signed<Request>) {
+        self.requests_sent.insert(request.digest(), request.payload().clone());
+    }
+
+    /// An event of replica `id`; `twin` for its second instance, whose
+    /// events are kept but neither traced nor counted as executed (the
+    /// checkers ignore a twinned replica: it is the Byzantine one).
+    pub(crate) fn event(&mut self, now: Time, id: ReplicaId, twin: bool, event: Event) {
+        if !twin {
+            self.trace.record(format!("{now:?} {id:?} {event:?}").as_bytes());
+            if let Event::Executed { seq, digest, .. } = &event {
+                self.executed[id.index()].push((*seq, *digest));
+            }
+        }
+        self.events.push((now, id, event));
+    }
+}
