@@ -59,6 +59,17 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
+/// The test-only features this build of pbft-core carries (`mutations`:
+/// deliberate protocol bugs; `unverified-input`: inputs that skip signature
+/// checks), or `none`. Only the `test-only/` workspace enables them; the
+/// `pbft` binary prints this (`pbft build-info`) so CI can check it is `none`.
+pub const TEST_ONLY_FEATURES: &str = match (cfg!(feature = "mutations"), cfg!(feature = "unverified-input")) {
+    (false, false) => "none",
+    (true, false) => "mutations",
+    (false, true) => "unverified-input",
+    (true, true) => "mutations, unverified-input",
+};
+
 pub use app::{AppError, Page, ReplicatedStateMachine};
 pub use client::{Client, ClientError, ClientOutput};
 pub use config::{ConfigError, ProtocolConfig};

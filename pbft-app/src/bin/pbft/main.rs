@@ -79,6 +79,11 @@ enum Command {
     /// Demonstrations on the deterministic in-memory simulator.
     #[command(subcommand)]
     Demo(demo::Demo),
+    /// Prints how this binary was built: the version and which of
+    /// pbft-core's test-only features it carries (`none` in anything
+    /// shipped; `.ci/run` checks it).
+    #[command(hide = true)]
+    BuildInfo,
 }
 
 fn main() -> ExitCode {
@@ -96,6 +101,11 @@ fn main() -> ExitCode {
         Command::Bank(args) => bank::run(args),
         Command::Status(args) => status::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::BuildInfo => {
+            println!("pbft {}", env!("CARGO_PKG_VERSION"));
+            println!("test-only features: {}", pbft_core::TEST_ONLY_FEATURES);
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
