@@ -1,6 +1,6 @@
 //! `pbft bank`: one operation or query on the replicated bank ledger.
 
-use crate::call::{call, Call, ClientArgs};
+use crate::call::{call, Call, ClientArgs, IntoCall};
 use clap::{Args, Subcommand};
 use pbft_app::apps::bank::{Bank, BankOp, BankQuery, BankResult};
 use pbft_app::cluster_config::AppKind;
@@ -44,7 +44,7 @@ pub enum BankCommand {
     },
 }
 
-impl BankCommand {
+impl IntoCall<Bank> for BankCommand {
     /// The ledger's operation or query this command asks for.
     fn into_call(self) -> Call<Bank> {
         match self {
@@ -72,30 +72,21 @@ pub fn run(args: BankArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Line {
-        #[command(subcommand)]
-        command: BankCommand,
-    }
-
-    fn call_of(line: &[&str]) -> Call<Bank> {
-        match Line::try_parse_from(line) {
-            Ok(parsed) => parsed.command.into_call(),
-            Err(error) => panic!("{line:?} does not parse: {error}"),
-        }
-    }
+    use crate::call::call_of;
 
     #[test]
     fn each_command_line_becomes_the_ledgers_operation_or_query() {
         let open = BankOp::Open { account: "alice".into(), deposit: 100 };
-        assert!(matches!(call_of(&["bank", "open", "alice", "100"]), Call::Invoke(op) if op == open));
+        assert!(
+            matches!(call_of::<Bank, BankCommand>(&["bank", "open", "alice", "100"]), Call::Invoke(op) if op == open)
+        );
         let transfer = BankOp::Transfer { from: "alice".into(), to: "bob".into(), amount: 60 };
         assert!(
-            matches!(call_of(&["bank", "transfer", "alice", "bob", "60"]), Call::Invoke(op) if op == transfer)
+            matches!(call_of::<Bank, BankCommand>(&["bank", "transfer", "alice", "bob", "60"]), Call::Invoke(op) if op == transfer)
         );
         let balance = BankQuery::Balance { account: "bob".into() };
-        assert!(matches!(call_of(&["bank", "balance", "bob"]), Call::Query(query) if query == balance));
+        assert!(
+            matches!(call_of::<Bank, BankCommand>(&["bank", "balance", "bob"]), Call::Query(query) if query == balance)
+        );
     }
 }

@@ -31,6 +31,27 @@ pub enum Call<S: StateMachine> {
     Query(S::Query),
 }
 
+/// A client command line that becomes one call of application `S`.
+pub trait IntoCall<S: StateMachine> {
+    /// The operation or query this command asks for.
+    fn into_call(self) -> Call<S>;
+}
+
+/// Parses `line` as a client command `C` and returns the call it becomes
+/// (the command tests' one parser).
+#[cfg(test)]
+pub fn call_of<S: StateMachine, C: clap::Subcommand + IntoCall<S>>(line: &[&str]) -> Call<S> {
+    #[derive(clap::Parser)]
+    struct Line<C: clap::Subcommand> {
+        #[command(subcommand)]
+        command: C,
+    }
+    match <Line<C> as clap::Parser>::try_parse_from(line) {
+        Ok(parsed) => parsed.command.into_call(),
+        Err(error) => panic!("{line:?} does not parse: {error}"),
+    }
+}
+
 /// Runs `call` on the `app` cluster `args` names and returns the agreed output.
 pub fn call<S: StateMachine>(args: &ClientArgs, app: AppKind, call: Call<S>) -> anyhow::Result<S::Output> {
     let config = load_for(&args.config, app)?;

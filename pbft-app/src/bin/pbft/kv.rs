@@ -1,6 +1,6 @@
 //! `pbft kv`: one operation or query on the replicated key-value store.
 
-use crate::call::{call, Call, ClientArgs};
+use crate::call::{call, Call, ClientArgs, IntoCall};
 use clap::{Args, Subcommand};
 use pbft_app::apps::kv::{KvOp, KvQuery, KvResult, KvStore};
 use pbft_app::cluster_config::AppKind;
@@ -52,7 +52,7 @@ pub enum KvCommand {
     },
 }
 
-impl KvCommand {
+impl IntoCall<KvStore> for KvCommand {
     /// The store's operation or query this command asks for.
     fn into_call(self) -> Call<KvStore> {
         match self {
@@ -93,30 +93,25 @@ pub fn run(args: KvArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Line {
-        #[command(subcommand)]
-        command: KvCommand,
-    }
-
-    fn call_of(line: &[&str]) -> Call<KvStore> {
-        match Line::try_parse_from(line) {
-            Ok(parsed) => parsed.command.into_call(),
-            Err(error) => panic!("{line:?} does not parse: {error}"),
-        }
-    }
+    use crate::call::call_of;
 
     #[test]
     fn each_command_line_becomes_the_stores_operation_or_query() {
         let put = KvOp::Put { key: "k".into(), value: "v".into() };
-        assert!(matches!(call_of(&["kv", "put", "k", "v"]), Call::Invoke(op) if op == put));
+        assert!(
+            matches!(call_of::<KvStore, KvCommand>(&["kv", "put", "k", "v"]), Call::Invoke(op) if op == put)
+        );
         let delete = KvOp::Delete { key: "k".into() };
-        assert!(matches!(call_of(&["kv", "delete", "k"]), Call::Invoke(op) if op == delete));
+        assert!(
+            matches!(call_of::<KvStore, KvCommand>(&["kv", "delete", "k"]), Call::Invoke(op) if op == delete)
+        );
         let cas = KvOp::CompareAndSwap { key: "k".into(), expected: Some("a".into()), new: None };
-        assert!(matches!(call_of(&["kv", "cas", "k", "--expected", "a"]), Call::Invoke(op) if op == cas));
+        assert!(
+            matches!(call_of::<KvStore, KvCommand>(&["kv", "cas", "k", "--expected", "a"]), Call::Invoke(op) if op == cas)
+        );
         let get = KvQuery::Get { key: "k".into() };
-        assert!(matches!(call_of(&["kv", "get", "k"]), Call::Query(query) if query == get));
+        assert!(
+            matches!(call_of::<KvStore, KvCommand>(&["kv", "get", "k"]), Call::Query(query) if query == get)
+        );
     }
 }
