@@ -186,7 +186,7 @@ fn judge<A: ReplicatedStateMachine>(cluster: &SimCluster<A>, scenario: &Scenario
                 agreement.on_executed(*at, *replica, *seq, *digest);
                 total_order.on_executed(*at, *replica, *seq);
                 validity.on_executed(*at, *replica, requests, cluster.requests_sent());
-                exactly_once.on_executed(*at, *replica, requests);
+                exactly_once.on_executed(*at, *replica, *seq, requests);
             }
             Event::StateTransferred { seq, .. } => total_order.on_state_transferred(*replica, *seq),
             Event::CheckpointStable { seq, state_digest } => {

@@ -8,7 +8,8 @@ use crate::cluster_config::{ClusterConfig, ConfigError};
 use fault_injector::traitor::{Traitor, TraitorNode, TraitorPlan};
 use pbft_core::{ClientId, Replica, ReplicaError, ReplicaId, ReplicatedStateMachine};
 use pbft_net::{
-    query_status, replica_status, run_replica, ClientHandle, NetError, NetLimits, NodeStatus, ReplicaNet,
+    query_status, replica_status, run_replica, ClientHandle, NetError, NetLimits, NoStorage, NodeStatus,
+    ReplicaNet,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -109,7 +110,7 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
         "replica started"
     );
     let status = match config.traitor(id) {
-        None => replica_status(&run_replica(replica, replica_status, net, inbox, shutdown).await),
+        None => replica_status(&run_replica(replica, replica_status, NoStorage, net, inbox, shutdown).await),
         Some(behavior) => {
             tracing::warn!(replica = id.0, %behavior, "this replica is a TRAITOR (demonstration)");
             let colluders: BTreeSet<ReplicaId> = config.traitors.iter().map(|t| t.replica).collect();
@@ -118,7 +119,7 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
             let traitor = Traitor::new(id, behavior, secret, replica.quorum(), plan);
             let node = TraitorNode::new(replica, traitor);
             let status = |node: &TraitorNode<A>| replica_status(node.replica());
-            status(&run_replica(node, status, net, inbox, shutdown).await)
+            status(&run_replica(node, status, NoStorage, net, inbox, shutdown).await)
         }
     };
     tracing::info!(

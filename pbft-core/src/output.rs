@@ -3,6 +3,7 @@
 use crate::digest::Digest;
 use crate::ids::{ClientId, ReplicaId, SeqNum, View};
 use crate::message::{Message, Reply};
+use crate::persist::Persist;
 use crate::reject::Reject;
 use crate::signed::{Author, MessageKind};
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +32,10 @@ pub enum Output {
     Broadcast(Message),
     /// Send `reply` to the client it names.
     Reply(Reply),
+    /// Make `record` durable before performing any later output that sends
+    /// (group commit: one write and one sync for a burst's records, then its
+    /// sends). See [`crate::persist`].
+    Persist(Persist),
     /// Something observers may want to know; nothing needs sending.
     Event(Event),
 }
@@ -88,6 +93,15 @@ pub enum Event {
         kind: MessageKind,
         /// Why it was dropped.
         reason: Reject,
+    },
+    /// This replica restarted from its persisted records with its state as
+    /// of `last_executed` (what it executed above that was not durable is
+    /// gone and will execute again), and asks for `view`.
+    Recovered {
+        /// The last batch the restored state includes.
+        last_executed: SeqNum,
+        /// The view it asks for (its view change's target); 0 if it had never sent anything.
+        view: View,
     },
     /// This replica installed the state of stable checkpoint `seq` fetched from a peer.
     StateTransferred {

@@ -6,7 +6,7 @@ use crate::endpoint::ReplicaNet;
 use crate::identity::Peer;
 use crate::link::{frame_of, Inbound, Outbox};
 use crate::wire::{NodeStatus, Wire};
-use pbft_core::{ClientId, Event, Node, Output, Replica, ReplicatedStateMachine, Time};
+use pbft_core::{ClientId, Event, Node, Output, Persist, Replica, ReplicatedStateMachine, Time};
 use std::collections::BTreeMap;
 use std::future::Future;
 use tokio::sync::mpsc;
@@ -39,6 +39,7 @@ pub fn replica_status<A: ReplicatedStateMachine>(replica: &Replica<A>) -> NodeSt
 pub async fn run_replica<N: Node>(
     mut replica: N,
     status: impl Fn(&N) -> NodeStatus,
+    mut storage: impl Storage,
     net: ReplicaNet,
     mut inbox: mpsc::Receiver<Inbound>,
     shutdown: impl Future<Output = ()>,
@@ -46,6 +47,7 @@ pub async fn run_replica<N: Node>(
     let start = Instant::now();
     let now = || Time(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
     let mut clients: BTreeMap<ClientId, Outbox> = BTreeMap::new();
+    let mut persisting = Persisting::Healthy;
     tokio::pin!(shutdown);
     loop {
         let deadline = replica.poll_timeout().map(|Time(ms)| start + std::time::Duration::from_millis(ms));
@@ -64,7 +66,7 @@ pub async fn run_replica<N: Node>(
             }
             _ = sleep_until(deadline) => replica.handle_timeout(now()),
         }
-        drain(&mut replica, &net, &mut clients);
+        drain(&mut replica, &net, &mut clients, &mut storage, &mut persisting);
     }
     net.close().await;
     replica
@@ -128,8 +130,65 @@ fn handle_inbound<N: Node>(
     }
 }
 
-fn drain<N: Node>(replica: &mut N, net: &ReplicaNet, clients: &mut BTreeMap<ClientId, Outbox>) {
-    while let Some(output) = replica.poll_output() {
+/// Where a replica's persist records go (see [`pbft_core::persist`]).
+pub trait Storage {
+    /// Makes `records` durable, in order, with one write and one sync for
+    /// all of them (group commit). An error means they may not be durable.
+    fn persist(&mut self, records: &[Persist]) -> Result<(), String>;
+}
+
+/// Storage that keeps nothing: a replica on it loses everything at a
+/// restart (tests and demonstrations that start empty; never for data that
+/// matters).
+pub struct NoStorage;
+
+impl Storage for NoStorage {
+    fn persist(&mut self, _records: &[Persist]) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Whether the replica may still send: once a persist failed, it never
+/// sends again (until it is restarted), since what it would send may rest on
+/// records that are not durable.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Persisting {
+    Healthy,
+    Failed,
+}
+
+/// Carries out the replica's outputs with the persistence rule: the burst's
+/// persist records are made durable first, in one write and one sync, then
+/// its sends and replies go out.
+fn drain<N: Node>(
+    replica: &mut N,
+    net: &ReplicaNet,
+    clients: &mut BTreeMap<ClientId, Outbox>,
+    storage: &mut impl Storage,
+    persisting: &mut Persisting,
+) {
+    let (records, outputs): (Vec<Output>, Vec<Output>) =
+        std::iter::from_fn(|| replica.poll_output()).partition(|o| matches!(o, Output::Persist(_)));
+    let records: Vec<Persist> = records
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Persist(record) => Some(record),
+            _ => None,
+        })
+        .collect();
+    if !records.is_empty() && *persisting == Persisting::Healthy {
+        if let Err(error) = storage.persist(&records) {
+            tracing::error!(
+                %error,
+                "CANNOT PERSIST: this replica stops sending and signing until it is restarted                  (it never acknowledges what it could not make durable)"
+            );
+            *persisting = Persisting::Failed;
+        }
+    }
+    for output in outputs {
+        if *persisting == Persisting::Failed && !matches!(output, Output::Event(_)) {
+            continue;
+        }
         match output {
             Output::Send { to, message } => net.send(to, frame_of(&Wire::Message(message))),
             Output::Broadcast(message) => net.broadcast(&frame_of(&Wire::Message(message))),
@@ -144,6 +203,7 @@ fn drain<N: Node>(replica: &mut N, net: &ReplicaNet, clients: &mut BTreeMap<Clie
                 }
             }
             Output::Event(event) => log_event(&event),
+            Output::Persist(_) => {}
         }
     }
 }

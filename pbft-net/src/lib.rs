@@ -16,7 +16,7 @@ mod link;
 mod wire;
 
 pub use client::{query_status, ClientHandle, InvokeError};
-pub use driver::{replica_status, run_replica};
+pub use driver::{replica_status, run_replica, NoStorage, Storage};
 pub use endpoint::{ClientNet, NetError, NetLimits, ReplicaAddress, ReplicaNet};
 pub use frame::{encode_frame, FrameDecoder, FrameError, LENGTH_PREFIX_BYTES};
 pub use identity::{

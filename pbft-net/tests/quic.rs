@@ -6,8 +6,8 @@ use pbft_core::{
     SecretKey,
 };
 use pbft_net::{
-    query_status, replica_status, run_replica, ClientHandle, InvokeError, NetLimits, ReplicaAddress,
-    ReplicaNet,
+    query_status, replica_status, run_replica, ClientHandle, InvokeError, NetLimits, NoStorage,
+    ReplicaAddress, ReplicaNet,
 };
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -104,7 +104,7 @@ async fn start_cluster_with<A: ReplicatedStateMachine + Send + 'static>(
         )
         .unwrap();
         let mut stopped = stopped.clone();
-        tasks.push(tokio::spawn(run_replica(replica, replica_status, net, inbox, async move {
+        tasks.push(tokio::spawn(run_replica(replica, replica_status, NoStorage, net, inbox, async move {
             let _ = stopped.wait_for(|s| *s).await;
         })));
     }

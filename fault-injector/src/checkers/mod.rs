@@ -7,6 +7,7 @@ mod bounded;
 mod exactly_once;
 mod linearizability;
 mod liveness;
+mod one_vote;
 mod total_order;
 mod validity;
 
@@ -16,6 +17,7 @@ pub use bounded::BoundedResources;
 pub use exactly_once::ExactlyOnce;
 pub use linearizability::Linearizability;
 pub use liveness::Liveness;
+pub use one_vote::{OneVote, Vote};
 pub use total_order::TotalOrder;
 pub use validity::Validity;
 

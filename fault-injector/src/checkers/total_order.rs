@@ -36,6 +36,11 @@ impl TotalOrder {
         *last = (*last).max(seq);
     }
 
+    /// `replica` restarted from its disk with its state as of `seq`: it continues after it.
+    pub fn on_recovered(&mut self, replica: ReplicaId, seq: SeqNum) {
+        self.last.insert(replica, seq);
+    }
+
     /// `replica` restarted with empty memory: it starts again from sequence number 1.
     pub fn forget(&mut self, replica: ReplicaId) {
         self.last.remove(&replica);

@@ -10,6 +10,7 @@
 
 mod clients;
 mod config;
+mod disk;
 mod hosts;
 mod network;
 mod record;
@@ -18,9 +19,11 @@ pub use clients::Completion;
 pub use config::SimConfig;
 pub use network::{Envelope, FixedLatency, NetworkModel, NodeId, Payload};
 
+use crate::checkers::Vote;
 use crate::keys::ClusterKeys;
 use crate::traitor::{Behavior, Traitor, TraitorNode, TraitorPlan};
 use clients::SimClient;
+use disk::SimDisk;
 use hosts::{Hosted, Hosts};
 use network::InFlight;
 use pbft_core::{
@@ -38,6 +41,12 @@ pub struct SimCluster<A> {
     clients: Vec<SimClient>,
     network: InFlight,
     record: Record,
+    /// One per replica: what it persisted (twins persist nothing).
+    disks: Vec<SimDisk>,
+    /// Test-only mutation: records are synced at the node's next input, after
+    /// the sends that depended on them.
+    #[cfg(feature = "mutations")]
+    send_before_persist: bool,
 }
 
 impl<A: ReplicatedStateMachine> SimCluster<A> {
@@ -74,7 +83,25 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
             clients,
             network: InFlight::new(FixedLatency(config.latency_ms)),
             record: Record::new(config.n),
+            disks: (0..config.n).map(|_| SimDisk::default()).collect(),
+            #[cfg(feature = "mutations")]
+            send_before_persist: false,
         }
+    }
+
+    /// Breaks the persistence rule on purpose (mutation tests only): every
+    /// replica's records are synced only at its next input, after the sends
+    /// that depended on them, so a crash in between loses them.
+    #[cfg(feature = "mutations")]
+    pub fn set_send_before_persist(&mut self, on: bool) {
+        self.send_before_persist = on;
+    }
+
+    fn sends_before_persisting(&self) -> bool {
+        #[cfg(feature = "mutations")]
+        return self.send_before_persist;
+        #[cfg(not(feature = "mutations"))]
+        false
     }
 
     /// Turns replica `id` into a traitor with `behavior`; `colluders` is the
@@ -136,11 +163,42 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
             .unwrap_or_else(|e| panic!("the configuration was valid at start: {e}"))
     }
 
+    /// Restarts replica `id` with empty memory from what its disk synced
+    /// (what it wrote but did not sync is lost), as after a power cut: it
+    /// recovers with [`Replica::recover`]. A traitor stays a traitor.
+    pub fn restart_from_disk(&mut self, id: ReplicaId, app: A) {
+        let disk = &mut self.disks[id.index()];
+        disk.crash();
+        let records = disk.records();
+        let config = self.replica(id).config().clone();
+        let replica = Replica::recover(
+            id,
+            config,
+            self.keys.book().clone(),
+            self.keys.replica(id).clone(),
+            app,
+            records,
+            self.now,
+        )
+        .unwrap_or_else(|e| panic!("the configuration was valid at start: {e}"));
+        let recovered = replica.last_executed();
+        self.hosts.replace(id, replica);
+        self.record.executed[id.index()].retain(|(seq, _)| *seq <= recovered);
+        self.hosts.set_crashed(id, false);
+        self.drain(NodeId::Replica(id));
+    }
+
+    /// How many records replica `id`'s disk holds durably now.
+    pub fn durable_records(&self, id: ReplicaId) -> usize {
+        self.disks[id.index()].durable_records()
+    }
+
     /// Restarts replica `id` with its keys but empty memory and the
-    /// application `app`, as after losing its disk: it must catch up from
-    /// peers. A traitor stays a traitor.
+    /// application `app`, as after losing its disk (its records are gone
+    /// too): it must catch up from peers. A traitor stays a traitor.
     pub fn restart_empty(&mut self, id: ReplicaId, app: A) {
         let fresh = self.fresh_replica(id, app);
+        self.disks[id.index()].wipe();
         self.hosts.replace(id, fresh);
         self.record.executed[id.index()].clear();
         self.hosts.set_crashed(id, false);
@@ -257,6 +315,11 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
         &self.record.executed[id.index()]
     }
 
+    /// Every vote a replica sent, with when and by whom (twins' votes are not included).
+    pub fn votes(&self) -> &[(Time, ReplicaId, Vote)] {
+        &self.record.votes
+    }
+
     /// The hash of every delivery and event so far.
     pub fn trace_hash(&self) -> pbft_core::Digest {
         self.record.trace.digest()
@@ -283,6 +346,11 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
     fn fire_timers(&mut self) {
         let now = self.now;
         for id in self.hosts.live_ids() {
+            if self.sends_before_persisting() {
+                if let NodeId::Replica(replica) = id {
+                    self.disks[replica.index()].sync();
+                }
+            }
             let Some(node) = self.hosts.live_mut(id) else { continue };
             if node.poll_timeout().is_some_and(|at| at <= now) {
                 if let NodeId::Replica(replica) = id {
@@ -304,6 +372,11 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
         let now = self.now;
         match (envelope.to, envelope.payload) {
             (to @ (NodeId::Replica(_) | NodeId::Twin(_)), Payload::Message(message)) => {
+                if self.sends_before_persisting() {
+                    if let NodeId::Replica(id) = to {
+                        self.disks[id.index()].sync();
+                    }
+                }
                 let Some(node) = self.hosts.live_mut(to) else { return };
                 match to {
                     NodeId::Twin(id) => self.record.trace.record_encoded(&(now, "twin", id, &message)),
@@ -346,8 +419,23 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
         loop {
             let Some(node) = self.hosts.any_mut(id) else { return };
             let Some(output) = node.poll_output() else { return };
-            if self.hosts.is_crashed(replica) && id == NodeId::Replica(replica) {
+            let own = id == NodeId::Replica(replica);
+            if self.hosts.is_crashed(replica) && own {
                 continue;
+            }
+            if own && !matches!(output, Output::Persist(_) | Output::Event(_)) {
+                // The persistence rule: what was persisted is durable before
+                // anything that depends on it is sent.
+                if !self.sends_before_persisting() {
+                    self.disks[replica.index()].sync();
+                }
+                let message = match &output {
+                    Output::Send { message, .. } | Output::Broadcast(message) => Some(message),
+                    _ => None,
+                };
+                if let Some(vote) = message.and_then(Vote::of) {
+                    self.record.votes.push((self.now, replica, vote));
+                }
             }
             match output {
                 Output::Send { to, message } => self.post(id, NodeId::Replica(to), Payload::Message(message)),
@@ -357,6 +445,8 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
                     }
                 }
                 Output::Reply(reply) => self.post(id, NodeId::Client(reply.client), Payload::Reply(reply)),
+                Output::Persist(record) if own => self.disks[replica.index()].write(record),
+                Output::Persist(_) => {}
                 Output::Event(event) => {
                     self.record.event(self.now, replica, matches!(id, NodeId::Twin(_)), event)
                 }

@@ -2,6 +2,7 @@
 //! replicas reported, the batches each executed, every request clients sent,
 //! and a hash of everything that happened.
 
+use crate::checkers::Vote;
 use crate::trace::TraceHash;
 use pbft_core::{Digest, Event, ReplicaId, Request, SeqNum, Signed, Time};
 use std::collections::BTreeMap;
@@ -12,6 +13,8 @@ pub(crate) struct Record {
     /// Per replica, the batches it executed since it last lost its memory.
     pub(crate) executed: Vec<Vec<(SeqNum, Digest)>>,
     pub(crate) requests_sent: BTreeMap<Digest, Request>,
+    /// Every vote a replica (not a twin) sent, with when.
+    pub(crate) votes: Vec<(Time, ReplicaId, Vote)>,
     pub(crate) trace: TraceHash,
 }
 
@@ -21,6 +24,7 @@ impl Record {
             events: Vec::new(),
             executed: vec![Vec::new(); n],
             requests_sent: BTreeMap::new(),
+            votes: Vec::new(),
             trace: TraceHash::default(),
         }
     }

@@ -5,7 +5,8 @@ use super::faulty_network::FaultyNetwork;
 use super::profile::FaultProfile;
 use super::report::{Execution, SimReport};
 use crate::checkers::{
-    Agreement, AppInvariant, BoundedResources, ExactlyOnce, Linearizability, Liveness, TotalOrder, Validity,
+    Agreement, AppInvariant, BoundedResources, ExactlyOnce, Linearizability, Liveness, OneVote, TotalOrder,
+    Validity,
 };
 use crate::cluster::{Completion, SimCluster, SimConfig};
 use crate::rng::Rng;
@@ -107,7 +108,8 @@ pub struct SimOptions {
 enum Action {
     Submit(ClientId, Vec<u8>),
     Crash(ReplicaId),
-    Restart(ReplicaId),
+    /// Restart with empty memory from what the disk synced, as after a power cut.
+    RestartFromDisk(ReplicaId),
     /// Restart with empty memory (same keys), as after a lost disk.
     RestartEmpty(ReplicaId),
 }
@@ -121,6 +123,7 @@ struct Checkers {
     linearizability: Linearizability,
     liveness: Liveness,
     bounded: BoundedResources,
+    one_vote: OneVote,
 }
 
 /// One run in progress: the cluster, what is still scheduled, and the checkers.
@@ -130,6 +133,7 @@ struct Run<'o, W: Workload> {
     honest: BTreeSet<ReplicaId>,
     checkers: Checkers,
     cursor: usize,
+    vote_cursor: usize,
     options: &'o SimOptions,
     trace: Vec<String>,
 }
@@ -176,8 +180,10 @@ pub fn simulate<W: Workload>(seed: u64, options: &SimOptions) -> (SimReport, Vec
             linearizability: Linearizability::default(),
             liveness: Liveness::default(),
             bounded: BoundedResources::default(),
+            one_vote: OneVote::default(),
         },
         cursor: 0,
+        vote_cursor: 0,
         options,
         trace: Vec::new(),
     };
@@ -237,6 +243,7 @@ pub fn simulate<W: Workload>(seed: u64, options: &SimOptions) -> (SimReport, Vec
         checkers.liveness.verdict(),
         checkers.bounded.verdict(),
         checkers.app_invariant.verdict(),
+        checkers.one_vote.verdict(),
     ];
     let report = SimReport {
         profile,
@@ -319,7 +326,7 @@ fn schedule<W: Workload>(profile: &FaultProfile, amnesia: bool) -> Vec<(Time, Ac
         let victim = ReplicaId(crashes.below(profile.n as u64) as u32);
         schedule.push((Time(start), Action::Crash(victim)));
         let forgets = amnesia_draws.chance(1, 2) && amnesia;
-        let restart = if forgets { Action::RestartEmpty(victim) } else { Action::Restart(victim) };
+        let restart = if forgets { Action::RestartEmpty(victim) } else { Action::RestartFromDisk(victim) };
         schedule.push((Time(end), restart));
     }
     schedule.sort();
@@ -354,12 +361,16 @@ impl<W: Workload> Run<'_, W> {
                 match action {
                     Action::Submit(client, op) => self.cluster.submit(client, op),
                     Action::Crash(id) => self.cluster.crash(id),
-                    Action::Restart(id) => self.cluster.restart(id),
+                    Action::RestartFromDisk(id) => self.cluster.restart_from_disk(id, W::App::default()),
                     Action::RestartEmpty(id) => {
                         self.cluster.restart_empty(id, W::App::default());
                         // A new incarnation: its earlier executions are history.
+                        // It is the run's one fault (amnesia happens only in
+                        // runs without traitors): it may sign again what it
+                        // signed before, so its votes are judged afresh.
                         self.checkers.total_order.forget(id);
                         self.checkers.exactly_once.forget(id);
+                        self.checkers.one_vote.forget(id);
                     }
                 }
             } else {
@@ -385,11 +396,15 @@ impl<W: Workload> Run<'_, W> {
                     checkers.agreement.on_executed(*at, *replica, *seq, *digest);
                     checkers.total_order.on_executed(*at, *replica, *seq);
                     checkers.validity.on_executed(*at, *replica, requests, self.cluster.requests_sent());
-                    checkers.exactly_once.on_executed(*at, *replica, requests);
+                    checkers.exactly_once.on_executed(*at, *replica, *seq, requests);
                     checkers.linearizability.on_executed(*seq, requests);
                 }
                 Event::StateTransferred { seq, .. } => {
                     checkers.total_order.on_state_transferred(*replica, *seq)
+                }
+                Event::Recovered { last_executed, .. } => {
+                    checkers.total_order.on_recovered(*replica, *last_executed);
+                    checkers.exactly_once.on_recovered(*replica, *last_executed);
                 }
                 Event::CheckpointStable { seq, state_digest } => {
                     checkers.agreement.on_stable_checkpoint(*at, *replica, *seq, *state_digest);
@@ -400,6 +415,13 @@ impl<W: Workload> Run<'_, W> {
             }
         }
         self.cursor = events.len();
+        let votes = self.cluster.votes();
+        for (at, replica, vote) in &votes[self.vote_cursor..] {
+            if self.honest.contains(replica) {
+                checkers.one_vote.on_sent(*at, *replica, *vote);
+            }
+        }
+        self.vote_cursor = votes.len();
         for replica in self.cluster.replicas() {
             if self.honest.contains(&replica.id()) {
                 checkers.bounded.observe(

@@ -8,8 +8,8 @@ use super::Behavior;
 use pbft_core::{Message, Node, Output, Replica, ReplicatedStateMachine, Time};
 use std::collections::{BTreeMap, VecDeque};
 
-/// A replica and the traitor that rewrites what it sends. Events pass
-/// through unchanged. Sends the traitor holds back (the slow primary's) wait
+/// A replica and the traitor that rewrites what it sends. Events and
+/// persist records pass through unchanged. Sends the traitor holds back (the slow primary's) wait
 /// in a queue whose earliest deadline joins the replica's own.
 pub struct TraitorNode<A> {
     replica: Replica<A>,
@@ -72,7 +72,9 @@ impl<A: ReplicatedStateMachine> TraitorNode<A> {
     /// Passes the replica's outputs through the traitor, in order.
     fn pump(&mut self, now: Time) {
         while let Some(output) = self.replica.poll_output() {
-            if let Output::Event(_) = output {
+            if let Output::Event(_) | Output::Persist(_) = output {
+                // A traitor's replica persists what it does honestly; only
+                // what it sends is rewritten.
                 self.ready.push_back(output);
                 continue;
             }

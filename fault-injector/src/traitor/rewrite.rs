@@ -136,7 +136,7 @@ impl Traitor {
                 }
                 _ => actions.push(TraitorAction::Reply(reply)),
             },
-            Output::Event(_) => {}
+            Output::Event(_) | Output::Persist(_) => {}
         }
         actions
     }

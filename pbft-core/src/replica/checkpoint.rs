@@ -117,6 +117,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.own_checkpoints.retain(|s, _| *s > seq);
         self.checkpoint_states.retain(|s, _| *s >= seq);
         self.next_seq = self.next_seq.max(seq + 1);
+        self.persist_snapshot();
         self.emit(Event::CheckpointStable { seq, state_digest });
         self.try_propose(now, false);
     }

@@ -91,8 +91,8 @@ impl CheckpointState {
         Some((Self::of_parts(pages, replies.to_vec()), cache))
     }
 
-    /// The transferred bytes in one piece (tests build peers' answers from it).
-    #[cfg(test)]
+    /// The transferred bytes in one piece: what a snapshot persists (and
+    /// what tests build peers' answers from).
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         self.read(0, self.len())
     }

@@ -30,6 +30,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         loop {
             let seq = self.last_executed + 1;
             let Some(proof) = self.commit_proof(seq) else { break };
+            self.persist(crate::persist::Persist::Executed(proof.pre_prepare.clone()));
             let requests = self.execute_batch(&proof.pre_prepare);
             self.last_executed = seq;
             executed_any = true;
@@ -56,7 +57,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
     }
 
-    fn execute_batch(&mut self, pre_prepare: &Signed<PrePrepare>) -> Vec<ExecutedRequest> {
+    pub(super) fn execute_batch(&mut self, pre_prepare: &Signed<PrePrepare>) -> Vec<ExecutedRequest> {
         let window = self.config.max_pending_per_client;
         let mut executed = Vec::new();
         for request in &pre_prepare.payload().batch {
@@ -86,7 +87,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         executed
     }
 
-    fn take_checkpoint(&mut self, now: Time, seq: SeqNum) {
+    pub(super) fn take_checkpoint(&mut self, now: Time, seq: SeqNum) {
         let state = CheckpointState::new(self.app.snapshot_pages(), &self.reply_cache);
         let state_digest = state.digest();
         self.own_checkpoints.insert(seq, state_digest);

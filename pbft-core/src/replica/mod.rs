@@ -11,6 +11,7 @@ pub(crate) mod execute;
 mod normal;
 mod pending;
 mod reads;
+mod recover;
 mod replies;
 mod slot;
 pub(crate) mod state_transfer;
@@ -109,6 +110,9 @@ pub struct Replica<A> {
     /// of batches executed here (to relay to peers that are behind) and of
     /// batches relayed to this replica that it has not executed yet.
     commit_proofs: BTreeMap<SeqNum, CommitProof>,
+    /// The highest view this replica has asked its host to persist (see
+    /// [`crate::persist`]): its first send in a later view persists that view first.
+    persisted_view: Option<View>,
     /// The NEW-VIEW that started the current view, to resend to peers that missed it.
     last_new_view: Option<Signed<crate::message::NewView>>,
 
@@ -196,6 +200,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             last_executed: 0,
             prepared_certs: BTreeMap::new(),
             commit_proofs: BTreeMap::new(),
+            persisted_view: None,
             last_new_view: None,
             stable_checkpoint: CheckpointProof::genesis(),
             own_checkpoints: BTreeMap::new(),
@@ -467,11 +472,27 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     }
 
     fn broadcast(&mut self, message: Message) {
+        self.persist_view();
         self.outputs.push_back(Output::Broadcast(message));
     }
 
     fn send(&mut self, to: ReplicaId, message: Message) {
+        self.persist_view();
         self.outputs.push_back(Output::Send { to, message });
+    }
+
+    /// Asks the host to make `record` durable before any later send or reply.
+    fn persist(&mut self, record: crate::persist::Persist) {
+        self.outputs.push_back(Output::Persist(record));
+    }
+
+    /// Before the first message of a view, that view is persisted: a replica
+    /// restarted from its records never signs again in a view up to it.
+    fn persist_view(&mut self) {
+        if self.persisted_view.is_none_or(|v| v < self.view) {
+            self.persisted_view = Some(self.view);
+            self.persist(crate::persist::Persist::View(self.view));
+        }
     }
 
     fn in_watermarks(&self, seq: SeqNum) -> bool {

@@ -262,7 +262,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         if !slot.prepared && slot.matching_prepares().len() >= prepare_quorum {
             slot.prepared = true;
             if let Some(cert) = slot.certificate() {
-                self.prepared_certs.insert(seq, cert);
+                self.prepared_certs.insert(seq, cert.clone());
+                self.persist(crate::persist::Persist::Prepared(cert));
             }
             let commit =
                 Signed::sign(Commit { view: self.view, seq, digest, replica: self.id }, &self.secret);

@@ -116,7 +116,9 @@ impl Kit {
     }
 }
 
-/// Feeds `message` at `now` and returns every output it caused.
+/// Feeds `message` at `now` and returns every output it caused, but for
+/// [`Output::Persist`] records: these show what the world sees (the
+/// persistence tests read the records with [`drain_all`]).
 pub(crate) fn step<A: ReplicatedStateMachine>(
     replica: &mut Replica<A>,
     now: Time,
@@ -126,7 +128,13 @@ pub(crate) fn step<A: ReplicatedStateMachine>(
     drain(replica)
 }
 
+/// Every output waiting but the persist records (see [`step`]).
 pub(crate) fn drain<A: ReplicatedStateMachine>(replica: &mut Replica<A>) -> Vec<Output> {
+    drain_all(replica).into_iter().filter(|o| !matches!(o, Output::Persist(_))).collect()
+}
+
+/// Every output waiting, persist records included.
+pub(crate) fn drain_all<A: ReplicatedStateMachine>(replica: &mut Replica<A>) -> Vec<Output> {
     std::iter::from_fn(|| replica.poll_output()).collect()
 }
 

@@ -1,0 +1,90 @@
+//! What a replica must make durable, and why that is enough.
+//!
+//! The core does no I/O: it emits [`Output::Persist`](crate::Output::Persist)
+//! records, and **the host makes every persist output durable before it
+//! performs any later send or reply** (group commit: one write and one
+//! fdatasync for all records of a burst, then the sends). After a crash the
+//! host hands the records it finds back to [`Replica::recover`](crate::Replica::recover),
+//! in the order they were written.
+//!
+//! ## The safety argument
+//!
+//! PBFT's safety (OSDI'99 §4.4; TOCS'02 §4.2) rests on two things an honest
+//! replica must never do, and one thing it must never forget:
+//!
+//! 1. **Sign two conflicting messages for one (view, sequence number)**, or
+//!    two VIEW-CHANGEs for one view. Rule: before its first message of view
+//!    `v` the replica persists [`Persist::View`]`(v)`; a recovered replica
+//!    never signs another PREPARE, COMMIT or PRE-PREPARE in any view up to
+//!    the highest one it persisted, because recovery starts a view change to
+//!    the next view (`v + 1`, fresh: nothing was ever signed in it, or its
+//!    `View` record would say so). So no vote of a view is ever cast twice,
+//!    whatever was lost in memory. (Viewstamped Replication Revisited makes a
+//!    recovering replica take the same care.)
+//! 2. **Forget a prepared certificate** it may have contributed to a commit:
+//!    a request that committed at sequence number n in view v was prepared at
+//!    f+1 honest replicas, and every later view's NEW-VIEW is built from 2f+1
+//!    VIEW-CHANGEs, at least one of them from such a replica, which must
+//!    still carry the certificate (§4.4 "view changes"). Rule: the
+//!    certificate is persisted ([`Persist::Prepared`]) before the replica
+//!    sends its COMMIT, and a recovered replica's VIEW-CHANGE carries every
+//!    persisted certificate above its stable checkpoint.
+//! 3. **Forget what it told a client** (exactly-once, and "nothing
+//!    acknowledged is lost" even when every replica crashes at once): the
+//!    batch is persisted ([`Persist::Executed`]) before any reply to it, and
+//!    a recovered replica replays every executed batch above its newest
+//!    snapshot, rebuilding the application and the reply cache.
+//!
+//! At each stable checkpoint a [`Snapshot`] carries everything still needed
+//! (the checkpoint's state with its proof, the view, the certificates and
+//! executed batches above it), so a host may delete every record before the
+//! newest snapshot: disk use is bounded by the watermark window and the state
+//! size, not by uptime.
+
+use crate::ids::{SeqNum, View};
+use crate::message::{CheckpointProof, PrePrepare, PreparedCert};
+use crate::signed::Signed;
+use serde::{Deserialize, Serialize};
+
+/// One record a replica needs durable before its next send or reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Persist {
+    /// The replica is about to send its first message of this view.
+    View(View),
+    /// The replica prepared this certificate and is about to send COMMIT.
+    Prepared(PreparedCert),
+    /// The replica executed this batch (the pre-prepare carries its
+    /// requests) and is about to reply.
+    Executed(Signed<PrePrepare>),
+    /// A stable checkpoint and everything above it: the host may delete
+    /// every record written before this one.
+    Snapshot(Snapshot),
+}
+
+/// What a replica restarts from: a stable checkpoint and what lies above it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The stable checkpoint with its quorum of signatures.
+    pub proof: CheckpointProof,
+    /// The checkpoint's state (application pages and reply cache) in the
+    /// state-transfer encoding; its digest is `proof.state_digest`.
+    pub state: Vec<u8>,
+    /// The highest view the replica had persisted.
+    pub view: View,
+    /// The prepared certificates above the checkpoint.
+    pub prepared: Vec<PreparedCert>,
+    /// The batches executed above the checkpoint, in order.
+    pub executed: Vec<Signed<PrePrepare>>,
+}
+
+impl Persist {
+    /// The sequence number a record is about, if it is about one.
+    pub fn seq(&self) -> Option<SeqNum> {
+        match self {
+            Persist::View(_) => None,
+            Persist::Prepared(cert) => Some(cert.pre_prepare.payload().seq),
+            Persist::Executed(pre_prepare) => Some(pre_prepare.payload().seq),
+            Persist::Snapshot(snapshot) => Some(snapshot.proof.seq),
+        }
+    }
+}

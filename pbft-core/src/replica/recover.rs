@@ -1,0 +1,152 @@
+//! Restarting from persisted records, and the snapshot that bounds them
+//! (see [`crate::persist`] for the rule and its safety argument).
+
+use super::checkpoint_state::CheckpointState;
+use super::{Replica, ReplicaError};
+use crate::app::ReplicatedStateMachine;
+use crate::config::ProtocolConfig;
+use crate::ids::{ReplicaId, SeqNum, View};
+use crate::keys::{KeyBook, SecretKey};
+use crate::message::{PrePrepare, PreparedCert};
+use crate::persist::{Persist, Snapshot};
+use crate::signed::Signed;
+use crate::time::Time;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+/// What recovery found in the records, before it is applied.
+#[derive(Default)]
+struct Found {
+    snapshot: Option<Snapshot>,
+    view: Option<View>,
+    prepared: BTreeMap<SeqNum, PreparedCert>,
+    executed: BTreeMap<SeqNum, Signed<PrePrepare>>,
+}
+
+impl Found {
+    /// Folds the records in the order they were written: a snapshot
+    /// supersedes everything before it.
+    fn from_records(records: impl IntoIterator<Item = Persist>) -> Found {
+        let mut found = Found::default();
+        for record in records {
+            match record {
+                Persist::View(view) => found.view = found.view.max(Some(view)),
+                Persist::Prepared(cert) => found.keep_certificate(cert),
+                Persist::Executed(pre_prepare) => {
+                    found.executed.insert(pre_prepare.payload().seq, pre_prepare);
+                }
+                Persist::Snapshot(snapshot) => {
+                    let view = found.view.max(Some(snapshot.view));
+                    found = Found { view, ..Found::default() };
+                    for cert in &snapshot.prepared {
+                        found.keep_certificate(cert.clone());
+                    }
+                    for pre_prepare in &snapshot.executed {
+                        found.executed.insert(pre_prepare.payload().seq, pre_prepare.clone());
+                    }
+                    found.snapshot = Some(snapshot);
+                }
+            }
+        }
+        found
+    }
+
+    /// Keeps the certificate of the latest view for each sequence number.
+    fn keep_certificate(&mut self, cert: PreparedCert) {
+        let seq = cert.pre_prepare.payload().seq;
+        let view = cert.pre_prepare.payload().view;
+        let newer = self.prepared.get(&seq).is_none_or(|kept| kept.pre_prepare.payload().view <= view);
+        if newer {
+            self.prepared.insert(seq, cert);
+        }
+    }
+}
+
+impl<A: ReplicatedStateMachine> Replica<A> {
+    /// A replica restarted from the records its host persisted, in the order
+    /// they were written (none: a fresh replica, as [`Replica::new`]).
+    ///
+    /// It restores the newest snapshot's state (checked against its
+    /// certified digest; a snapshot that does not match is ignored and the
+    /// replica catches up from peers), re-executes the persisted batches
+    /// above it in order (rebuilding the application and the reply cache;
+    /// nothing is replied again), keeps the prepared certificates above it,
+    /// and, if it had ever sent anything, starts a view change to the view
+    /// after the highest it persisted: it never votes again in a view in
+    /// which it may have voted before. Its first outputs are that
+    /// VIEW-CHANGE (after the record of its view).
+    pub fn recover(
+        id: ReplicaId,
+        config: ProtocolConfig,
+        keys: KeyBook,
+        secret: SecretKey,
+        app: A,
+        records: impl IntoIterator<Item = Persist>,
+        now: Time,
+    ) -> Result<Replica<A>, ReplicaError> {
+        let mut replica = Replica::new(id, config, keys, secret, app)?;
+        let found = Found::from_records(records);
+        if let Some(snapshot) = found.snapshot {
+            replica.restore_snapshot(snapshot);
+        }
+        for (seq, pre_prepare) in found.executed {
+            if seq != replica.last_executed + 1 {
+                continue;
+            }
+            replica.execute_batch(&pre_prepare);
+            replica.last_executed = seq;
+            if seq % replica.config.checkpoint_interval == 0 {
+                replica.take_checkpoint(now, seq);
+            }
+        }
+        let (h, high) = (replica.low_watermark(), replica.high_watermark());
+        replica.prepared_certs =
+            found.prepared.into_iter().filter(|(seq, _)| *seq > h && *seq <= high).collect();
+        // Replaying produced replies and events the world already saw.
+        replica.outputs.clear();
+        let (last_executed, view) = (replica.last_executed, found.view.map_or(0, |v| v + 1));
+        replica.emit(crate::output::Event::Recovered { last_executed, view });
+        if let Some(view) = found.view {
+            replica.view = view;
+            replica.last_normal_view = view;
+            replica.persisted_view = Some(view);
+            replica.start_view_change(now, view + 1);
+        }
+        replica.check_invariants();
+        Ok(replica)
+    }
+
+    /// Installs a persisted stable checkpoint, if its state matches its proof.
+    fn restore_snapshot(&mut self, snapshot: Snapshot) {
+        let Some((state, replies)) = CheckpointState::decode(snapshot.state) else { return };
+        if state.digest() != snapshot.proof.state_digest || self.app.restore_pages(state.pages()).is_err() {
+            return;
+        }
+        let seq = snapshot.proof.seq;
+        self.reply_cache = replies;
+        self.last_executed = seq;
+        self.next_seq = seq + 1;
+        self.own_checkpoints.insert(seq, snapshot.proof.state_digest);
+        self.checkpoint_states.insert(seq, state);
+        self.stable_checkpoint = snapshot.proof;
+    }
+
+    /// Persists the stable checkpoint just reached, with everything above it
+    /// that a restart needs (see [`Snapshot`]).
+    pub(super) fn persist_snapshot(&mut self) {
+        let seq = self.stable_checkpoint.seq;
+        let Some(state) = self.checkpoint_states.get(&seq) else { return };
+        let snapshot = Snapshot {
+            proof: self.stable_checkpoint.clone(),
+            state: state.to_bytes(),
+            view: self.persisted_view.unwrap_or(self.view),
+            prepared: self.prepared_certs.values().cloned().collect(),
+            executed: self
+                .commit_proofs
+                .range((Bound::Excluded(seq), Bound::Included(self.last_executed.max(seq))))
+                .map(|(_, proof)| proof.pre_prepare.clone())
+                .collect(),
+        };
+        self.persist(Persist::Snapshot(snapshot));
+    }
+}
