@@ -87,6 +87,8 @@ mod identity;
 mod quarantine;
 mod replay;
 mod segment;
+#[cfg(test)]
+mod tests;
 
 pub use data_dir::{DataDir, Opened, RecoveryReport};
 pub use error::{Damage, StorageError};
