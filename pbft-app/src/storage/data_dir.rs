@@ -49,7 +49,8 @@ pub struct Opened {
 pub struct RecoveryReport {
     /// The directory held no log: a new replica.
     pub fresh: bool,
-    /// Live segment files read.
+    /// Live segment files found (replay stops at damage, so with damage
+    /// not all of them were read).
     pub segments: usize,
     /// Records replayed.
     pub records: usize,
