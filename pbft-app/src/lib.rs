@@ -16,8 +16,9 @@
 //!   files), [`node`] (running a replica, connecting a client, reading the
 //!   cluster's status; errors are [`node::NodeError`]; a demonstration traitor runs as
 //!   `fault_injector::traitor::TraitorNode`, driven like any replica),
-//!   [`apps`] (the example applications: a key-value store, a bank ledger,
-//!   a counter) and [`workloads`] (what the simulator drives each example
+//!   [`storage`] (a replica's durable log: segments of checksummed records,
+//!   group commit, crash recovery), [`apps`] (the example applications: a
+//!   key-value store, a bank ledger, a counter) and [`workloads`] (what the simulator drives each example
 //!   application with, kept apart so the applications know nothing of it).
 //! - **The `pbft` binary** (`src/bin/pbft/`), a thin layer of clap commands
 //!   over the library: `init` and `check` (config files), `up` and
@@ -30,6 +31,7 @@ pub mod client;
 pub mod cluster_config;
 pub mod keyfile;
 pub mod node;
+pub mod storage;
 pub mod workloads;
 
 pub use client::{BlockingClient, Client, ClientError};
