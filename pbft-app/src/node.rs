@@ -5,11 +5,11 @@
 use crate::apps::{Bank, Counter, KvStore};
 use crate::cluster_config::AppKind;
 use crate::cluster_config::{ClusterConfig, ConfigError};
+use crate::storage::{Identity, Recovered, ReplicaLog, ReplicaLogError};
 use fault_injector::traitor::{Traitor, TraitorNode, TraitorPlan};
 use pbft_core::{ClientId, Replica, ReplicaError, ReplicaId, ReplicatedStateMachine};
 use pbft_net::{
-    query_status, replica_status, run_replica, ClientHandle, NetError, NetLimits, NoStorage, NodeStatus,
-    ReplicaNet,
+    query_status, replica_status, run_replica, ClientHandle, NetError, NetLimits, NodeStatus, ReplicaNet,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -56,6 +56,33 @@ pub enum NodeError {
         #[source]
         source: NetError,
     },
+    /// The replica's data directory could not be opened or read.
+    #[error("cannot open replica {}'s data directory", .replica.0)]
+    Storage {
+        /// The replica whose storage failed.
+        replica: ReplicaId,
+        /// What the storage said.
+        #[source]
+        source: ReplicaLogError,
+    },
+    /// The replica's log is damaged beyond a torn last record. The damaged
+    /// files are kept aside; the replica refuses to build on what is left,
+    /// since it may have lost records of votes it cast.
+    #[error(
+        "replica {}'s log in {} is damaged ({damage}); the damaged files were moved aside and the \
+         replica will not build on what is left, since it may have lost records of votes it cast. \
+         To let it start empty and catch up from its peers, move the data directory away: until it \
+         has caught up it counts as one of the f replicas the cluster tolerates",
+        .replica.0, .path.display()
+    )]
+    Damaged {
+        /// The replica.
+        replica: ReplicaId,
+        /// Its data directory.
+        path: std::path::PathBuf,
+        /// What was found.
+        damage: String,
+    },
     /// The status query could not be sent.
     #[error("cannot ask the replicas for their status as client {}", .client.0)]
     Status {
@@ -90,8 +117,43 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<NodeStatus, NodeError> {
     let secret = config.replica_secret(id)?;
-    let replica = Replica::new(id, config.protocol.clone(), config.key_book()?, secret.clone(), A::default())
-        .map_err(|source| NodeError::Replica { replica: id, source })?;
+    let path = config.data_dir(id);
+    let identity = Identity { cluster: config.name.clone(), replica: id.0 };
+    let Recovered { log, records, report } = ReplicaLog::open(&path, &identity, config.storage.sync)
+        .map_err(|source| NodeError::Storage { replica: id, source })?;
+    if let Some(damage) = report.damage {
+        return Err(NodeError::Damaged { replica: id, path, damage: format!("{damage:?}") });
+    }
+    if !config.storage.sync {
+        tracing::warn!(
+            replica = id.0,
+            "storage sync is OFF: a crash loses operations clients were told had completed (benchmarks only)"
+        );
+    }
+    if report.torn_tail_bytes > 0 {
+        tracing::warn!(
+            replica = id.0,
+            bytes = report.torn_tail_bytes,
+            "cut a torn last record off the log (a crash during a write)"
+        );
+    }
+    tracing::info!(
+        replica = id.0,
+        data_dir = %path.display(),
+        records = records.len(),
+        fresh = report.fresh,
+        "storage opened"
+    );
+    let replica = Replica::recover(
+        id,
+        config.protocol.clone(),
+        config.key_book()?,
+        secret.clone(),
+        A::default(),
+        records,
+        pbft_core::Time::ZERO,
+    )
+    .map_err(|source| NodeError::Replica { replica: id, source })?;
     let (net, inbox) = ReplicaNet::start(
         id,
         &secret,
@@ -110,7 +172,7 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
         "replica started"
     );
     let status = match config.traitor(id) {
-        None => replica_status(&run_replica(replica, replica_status, NoStorage, net, inbox, shutdown).await),
+        None => replica_status(&run_replica(replica, replica_status, log, net, inbox, shutdown).await),
         Some(behavior) => {
             tracing::warn!(replica = id.0, %behavior, "this replica is a TRAITOR (demonstration)");
             let colluders: BTreeSet<ReplicaId> = config.traitors.iter().map(|t| t.replica).collect();
@@ -119,7 +181,7 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
             let traitor = Traitor::new(id, behavior, secret, replica.quorum(), plan);
             let node = TraitorNode::new(replica, traitor);
             let status = |node: &TraitorNode<A>| replica_status(node.replica());
-            status(&run_replica(node, status, NoStorage, net, inbox, shutdown).await)
+            status(&run_replica(node, status, log, net, inbox, shutdown).await)
         }
     };
     tracing::info!(

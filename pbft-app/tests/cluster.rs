@@ -49,10 +49,13 @@ fn all_up(statuses: &[Option<pbft_net::NodeStatus>]) -> bool {
 async fn pbft_up_serves_a_thousand_operations_from_four_clients() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/local-4.toml");
     let config = ClusterConfig::load(&path).unwrap();
+    let data = support::TempDir::new("up");
     let up = pbft()
         .args(["up", "--config"])
         .arg(&path)
         .args(["--status-every", "0"])
+        .arg("--data-dir")
+        .arg(&data.0)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -13,6 +13,10 @@
 //! [protocol]                 # optional: every field has a default
 //! checkpoint_interval = 64
 //!
+//! [storage]                  # optional
+//! data_dir = "data"          # default: replica N keeps its log in data/replica-N
+//! sync = true                # default; false loses acknowledged operations in a crash (benchmarks only)
+//!
 //! [[replica]]
 //! id = 0
 //! address = "127.0.0.1:7100"
@@ -137,6 +141,23 @@ pub struct ClusterConfig {
     pub client_retry_ms: u64,
     /// The application the replicas run.
     pub app: AppKind,
+    /// Where and how replicas keep their durable state.
+    pub storage: StorageConfig,
+}
+
+/// The data directory's default name, beside the config file.
+pub const DEFAULT_DATA_DIR: &str = "data";
+
+/// `[storage]`: where and how replicas keep their durable state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// The folder that holds each replica's `replica-<id>` directory
+    /// (`data_dir`, relative to the config file; default `data`).
+    pub data_dir: PathBuf,
+    /// Whether each burst's records are synced (fdatasync) before the
+    /// replica sends anything. Off only for benchmarks: a crash then loses
+    /// operations clients were told had completed.
+    pub sync: bool,
 }
 
 struct Checker<'a> {
@@ -274,7 +295,16 @@ impl ClusterConfig {
             traitors,
             client_retry_ms,
             app: raw.cluster.app,
+            storage: StorageConfig {
+                data_dir: base.join(raw.storage.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))),
+                sync: raw.storage.sync.unwrap_or(true),
+            },
         })
+    }
+
+    /// Where replica `id` keeps its durable log: `replica-<id>` in the data directory.
+    pub fn data_dir(&self, id: ReplicaId) -> PathBuf {
+        self.storage.data_dir.join(format!("replica-{}", id.0))
     }
 
     /// The number of replicas.

@@ -24,6 +24,24 @@ pub(super) struct RawConfig {
     pub(super) clients: Option<Vec<RawParticipant<u64>>>,
     #[serde(default, rename = "traitor", skip_serializing_if = "Vec::is_empty")]
     pub(super) traitors: Vec<RawTraitor>,
+    #[serde(default, skip_serializing_if = "RawStorage::is_default")]
+    pub(super) storage: RawStorage,
+}
+
+/// `[storage]`.
+#[derive(Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStorage {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) sync: Option<bool>,
+}
+
+impl RawStorage {
+    fn is_default(&self) -> bool {
+        self.data_dir.is_none() && self.sync.is_none()
+    }
 }
 
 /// `[cluster]`.

@@ -71,6 +71,7 @@ impl NewCluster {
                     .collect(),
             ),
             traitors: Vec::new(),
+            storage: Default::default(),
         };
         let header = format!(
             "# Written by `pbft init`. n = {n} replicas tolerate f = {f} traitors.\n\

@@ -86,6 +86,7 @@ mod frame;
 mod identity;
 mod quarantine;
 mod replay;
+mod replica_log;
 mod segment;
 #[cfg(test)]
 mod tests;
@@ -94,6 +95,7 @@ pub use data_dir::{DataDir, Opened, RecoveryReport};
 pub use error::{Damage, StorageError};
 pub use frame::MAX_RECORD_BYTES;
 pub use identity::Identity;
+pub use replica_log::{Recovered, ReplicaLog, ReplicaLogError};
 
 use std::path::Path;
 

@@ -60,29 +60,65 @@ pub fn init_app_cluster(name: &str, n: usize, protocol: &str, app: &str) -> Path
     path
 }
 
-/// Replica processes started one by one, killed when dropped.
+/// A fresh directory under the system's temp directory, removed when dropped:
+/// tests never write data into the repository.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A new empty directory whose name starts with `name`.
+    pub fn new(name: &str) -> TempDir {
+        static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("pbft-test-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Replica processes started one by one, killed when dropped, with their
+/// data in a temporary directory of their own (kept across restarts of one
+/// replica, removed when dropped).
 pub struct Replicas {
     config: PathBuf,
     children: Vec<Option<Child>>,
+    /// The data directory every replica of this cluster uses (`--data-dir`).
+    pub data: TempDir,
 }
 
 impl Replicas {
     /// Starts every replica of `config` as its own `pbft replica` process.
     pub fn start_all(config: &Path, n: usize) -> Replicas {
-        let mut replicas =
-            Replicas { config: config.to_path_buf(), children: (0..n).map(|_| None).collect() };
+        let mut replicas = Replicas {
+            config: config.to_path_buf(),
+            children: (0..n).map(|_| None).collect(),
+            data: TempDir::new("replicas"),
+        };
         for id in 0..n {
             replicas.start(id);
         }
         replicas
     }
 
-    /// Starts replica `id` (with empty memory).
+    /// Starts replica `id` (with empty memory, from what its data directory holds).
     pub fn start(&mut self, id: usize) {
         self.start_with(id, &[]);
     }
 
-    /// Starts replica `id` (with empty memory) with more `pbft replica` options.
+    /// Deletes replica `id`'s data directory (a lost disk); it must be stopped.
+    pub fn wipe(&mut self, id: usize) {
+        assert!(self.children[id].is_none(), "replica {id} is running");
+        let _ = std::fs::remove_dir_all(self.data.0.join(format!("replica-{id}")));
+    }
+
+    /// Starts replica `id` (with empty memory, from what its data directory
+    /// holds) with more `pbft replica` options.
     pub fn start_with(&mut self, id: usize, options: &[&str]) {
         assert!(self.children[id].is_none(), "replica {id} is already running");
         let stem = self.config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -95,6 +131,8 @@ impl Replicas {
             .args(["replica", "--config"])
             .arg(&self.config)
             .args(["--id", &id.to_string()])
+            .arg("--data-dir")
+            .arg(&self.data.0)
             .args(options)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -2,6 +2,7 @@
 //! processes, and their supervision: what `pbft up` and `pbft bench --local`
 //! share.
 
+use crate::storage_args::StorageArgs;
 use anyhow::Context;
 use pbft_app::cluster_config::ClusterConfig;
 use pbft_core::ReplicaId;
@@ -19,8 +20,12 @@ pub struct LocalReplicas {
 
 impl LocalReplicas {
     /// Starts every replica of the config at `path` as a `pbft replica`
-    /// child process. Must run inside a tokio runtime.
-    pub fn spawn(path: &Path, config: &ClusterConfig) -> anyhow::Result<LocalReplicas> {
+    /// child process with the `storage` options. Must run inside a tokio runtime.
+    pub fn spawn(
+        path: &Path,
+        config: &ClusterConfig,
+        storage: &StorageArgs,
+    ) -> anyhow::Result<LocalReplicas> {
         let exe = std::env::current_exe().context("cannot find the pbft executable")?;
         let mut children = Vec::new();
         let mut lifelines = Vec::new();
@@ -33,6 +38,7 @@ impl LocalReplicas {
                 .arg("--id")
                 .arg(replica.id.0.to_string())
                 .arg("--stop-when-stdin-closes")
+                .args(storage.child_args())
                 .stdin(std::process::Stdio::piped())
                 .kill_on_drop(true);
             if crate::LOG_JSON.load(std::sync::atomic::Ordering::Relaxed) {

@@ -26,6 +26,7 @@ mod config_file;
 mod local;
 mod runtime;
 mod signals;
+mod storage_args;
 mod table;
 
 use clap::{Parser, Subcommand};

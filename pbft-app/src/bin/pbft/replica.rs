@@ -3,6 +3,7 @@
 use crate::config_file::load;
 use crate::runtime::runtime_on;
 use crate::signals::shutdown_signal;
+use crate::storage_args::StorageArgs;
 use clap::Args;
 use pbft_app::node::run_replica_node;
 use pbft_core::ReplicaId;
@@ -25,6 +26,8 @@ pub struct ReplicaArgs {
     /// the measurements.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     threads: u16,
+    #[command(flatten)]
+    storage: StorageArgs,
     /// Stop when standard input closes (how `pbft up` makes sure its replicas
     /// never outlive it).
     #[arg(long, hide = true)]
@@ -33,7 +36,8 @@ pub struct ReplicaArgs {
 
 /// Runs one replica until Ctrl-C, SIGTERM or (when asked) the end of stdin.
 pub fn run(args: ReplicaArgs) -> anyhow::Result<ExitCode> {
-    let config = load(&args.config)?;
+    let mut config = load(&args.config)?;
+    args.storage.apply(&mut config);
     let id = ReplicaId(args.id);
     anyhow::ensure!(
         id.index() < config.n(),

@@ -5,6 +5,7 @@ use crate::config_file::load;
 use crate::local::LocalReplicas;
 use crate::runtime::runtime;
 use crate::signals::shutdown_signal;
+use crate::storage_args::StorageArgs;
 use crate::table::print_table;
 use clap::Args;
 use pbft_app::node::cluster_status;
@@ -21,13 +22,15 @@ pub struct UpArgs {
     /// Print the cluster's status every this many seconds (0: only once, at start).
     #[arg(long, default_value_t = 10)]
     status_every: u64,
+    #[command(flatten)]
+    storage: StorageArgs,
 }
 
 /// Starts every replica as a child process, shows status, stops them all on Ctrl-C or SIGTERM.
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args.config)?;
     runtime()?.block_on(async {
-        let mut local = LocalReplicas::spawn(&args.config, &config)?;
+        let mut local = LocalReplicas::spawn(&args.config, &config, &args.storage)?;
         println!(
             "started {} replicas of `{}` (f = {}); Ctrl-C stops them",
             config.n(),

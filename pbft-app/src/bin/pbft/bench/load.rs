@@ -43,8 +43,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         Some(threads) => runtime_on(threads)?,
         None => runtime()?,
     };
+    // A local cluster starts empty in a data directory of its own (removed
+    // afterwards), so runs do not build on each other and nothing is
+    // written into the repository; --data-dir picks one instead.
+    let scratch = (args.local && args.storage.data_dir.is_none()).then(ScratchDir::new).transpose()?;
+    let mut storage = args.storage.clone();
+    if let Some(scratch) = &scratch {
+        storage.data_dir = Some(scratch.0.clone());
+    }
     runtime.block_on(async {
-        let local = if args.local { Some(LocalReplicas::spawn(&path, &config)?) } else { None };
+        let local = if args.local { Some(LocalReplicas::spawn(&path, &config, &storage)?) } else { None };
         let measured = async {
             wait_until_up(&config).await?;
             load_cluster(args, &path, &config).await
@@ -58,6 +66,25 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A fresh temporary directory, removed when dropped.
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn new() -> anyhow::Result<ScratchDir> {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let path = std::env::temp_dir().join(format!("pbft-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(ScratchDir(path))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Waits until every replica answers and reaches all its peers, so that the

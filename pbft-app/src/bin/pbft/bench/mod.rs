@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// Start the config's replicas as child processes first, stop them after.
     #[arg(long)]
     local: bool,
+    /// With --local: where the replicas keep their data (default: a fresh
+    /// temporary directory per run), and whether it is synced.
+    #[command(flatten)]
+    storage: crate::storage_args::StorageArgs,
     /// With --local: run the cluster with a protocol parameter changed, as
     /// NAME=VALUE (repeatable), e.g. --protocol max_batch_size=10. The
     /// config file itself is left alone.
