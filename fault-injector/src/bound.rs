@@ -70,6 +70,7 @@ pub fn calm_profile(n: usize, seed: u64) -> FaultProfile {
         partition: PartitionMode::None,
         partition_window_ms: (0, 0),
         crash_restarts: 0,
+        whole_cluster_crash: None,
         safety_ms: 2_000,
         protocol: ProtocolConfig {
             batch_delay_ms: 5,

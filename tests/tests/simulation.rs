@@ -51,6 +51,8 @@ fn ci_sweep_covers_both_cluster_sizes_and_every_partition_mode() {
     let modes: std::collections::BTreeSet<&str> = profiles.iter().map(|p| p.partition.name()).collect();
     assert_eq!(modes.len(), 5, "{modes:?}");
     assert!(profiles.iter().any(|p| p.crash_restarts > 0) && profiles.iter().any(|p| p.open_loop));
+    let power_cuts = profiles.iter().filter(|p| p.whole_cluster_crash.is_some()).count();
+    assert!(power_cuts >= 50, "only {power_cuts} of 300 seeds cut every replica's power at once");
 }
 
 /// The same seed gives a byte-identical run: equal trace hashes and reports;

@@ -63,8 +63,13 @@ pub struct FaultProfile {
     /// When the partition starts and ends, in milliseconds of the safety phase.
     pub partition_window_ms: (u64, u64),
     /// Crash-and-restart episodes of replicas, one at a time; each restart
-    /// keeps the replica's memory or, with probability one half, loses it.
+    /// recovers from the replica's disk (what it synced) or, with
+    /// probability one half in runs without traitors, has lost its disk.
     pub crash_restarts: usize,
+    /// When every replica crashes at once (a power cut), in milliseconds of
+    /// the safety phase, and how long they stay down before all restart from
+    /// their disks; `None` for most seeds.
+    pub whole_cluster_crash: Option<(u64, u64)>,
     /// Length of the safety phase (faults on), in milliseconds.
     pub safety_ms: u64,
     /// Protocol parameters of every replica.
@@ -94,6 +99,8 @@ impl FaultProfile {
         let end = start + 200 + part.below(safety_ms - start);
         let max_delay_ms = 2 + net.below(30);
         let checkpoint_interval = 4 + proto.below(8);
+        let mut power = Rng::stream(seed, "profile/whole-cluster-crash");
+        let whole_cluster_crash = power.chance(1, 4).then(|| (power.below(safety_ms), 1 + power.below(200)));
         FaultProfile {
             seed,
             n,
@@ -109,6 +116,7 @@ impl FaultProfile {
             partition,
             partition_window_ms: (start, end.min(safety_ms)),
             crash_restarts: shape.below(3) as usize,
+            whole_cluster_crash,
             safety_ms,
             protocol: ProtocolConfig {
                 max_batch_size: 1 + proto.below(8) as usize,
@@ -166,6 +174,9 @@ impl fmt::Display for FaultProfile {
         )?;
         if self.partition != PartitionMode::None {
             write!(f, "[{}..{}ms]", self.partition_window_ms.0, self.partition_window_ms.1)?;
+        }
+        if let Some((at, down)) = self.whole_cluster_crash {
+            write!(f, " power-cut={at}ms+{down}ms")?;
         }
         let p = &self.protocol;
         write!(

@@ -329,6 +329,12 @@ fn schedule<W: Workload>(profile: &FaultProfile, amnesia: bool) -> Vec<(Time, Ac
         let restart = if forgets { Action::RestartEmpty(victim) } else { Action::RestartFromDisk(victim) };
         schedule.push((Time(end), restart));
     }
+    if let Some((at, down)) = profile.whole_cluster_crash {
+        for id in (0..profile.n as u32).map(ReplicaId) {
+            schedule.push((Time(at), Action::Crash(id)));
+            schedule.push((Time(at + down), Action::RestartFromDisk(id)));
+        }
+    }
     schedule.sort();
     schedule
 }

@@ -8,7 +8,7 @@ use crate::{
 };
 
 /// Sums the first byte of every operation; results are the running total.
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Summer(pub(crate) u64);
 
 impl ReplicatedStateMachine for Summer {

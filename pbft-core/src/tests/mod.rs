@@ -5,5 +5,6 @@ mod certificates;
 mod fuzz;
 mod kit;
 mod normal;
+mod persist;
 mod state_transfer;
 mod view_change;

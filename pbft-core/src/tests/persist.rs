@@ -1,0 +1,126 @@
+//! The persistence contract (see `crate::persist`): what a replica asks its
+//! host to make durable, always before the sends that depend on it, and what
+//! it restarts from.
+
+use super::kit::{drain_all, Kit, Summer};
+use crate::persist::Persist;
+use crate::{Event, Message, Output, Replica, ReplicaId, Time};
+
+const T: Time = Time(10);
+
+fn feed(replica: &mut Replica<Summer>, message: Message) -> Vec<Output> {
+    replica.receive(T, message);
+    drain_all(replica)
+}
+
+fn records(outputs: &[Output]) -> Vec<Persist> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Persist(record) => Some(record.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// OSDI'99 §4.2 with the persistence rule: a backup persists its view before
+/// its first message of it (the PREPARE), its prepared certificate before its
+/// COMMIT, and the batch before its reply; each record comes before the
+/// output that depends on it.
+#[test]
+fn each_record_comes_before_the_send_that_depends_on_it() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let request = kit.request(1, 5);
+    let pp = kit.pre_prepare(0, 1, vec![request]);
+    let digest = pp.payload().digest;
+    let out = feed(&mut backup, Message::PrePrepare(pp.clone()));
+    assert_eq!(
+        out,
+        vec![
+            Output::Persist(Persist::View(0)),
+            Output::Broadcast(Message::Prepare(kit.prepare(1, 0, 1, digest)))
+        ]
+    );
+    let out = feed(&mut backup, Message::Prepare(kit.prepare(2, 0, 1, digest)));
+    let [Output::Persist(Persist::Prepared(cert)), Output::Broadcast(Message::Commit(commit))] =
+        out.as_slice()
+    else {
+        panic!("expected the certificate, then the COMMIT: {out:?}")
+    };
+    assert_eq!((cert.pre_prepare.payload().seq, cert.prepares.len()), (1, 2));
+    assert_eq!(commit.payload().digest, digest);
+    feed(&mut backup, Message::Commit(kit.commit(0, 0, 1, digest)));
+    let out = feed(&mut backup, Message::Commit(kit.commit(3, 0, 1, digest)));
+    assert_eq!(out[0], Output::Persist(Persist::Executed(pp)));
+    assert!(matches!(out[1], Output::Reply(_)), "{out:?}");
+    assert!(matches!(out[2], Output::Event(Event::Executed { seq: 1, .. })), "{out:?}");
+}
+
+/// A replica restarted from its records has its executed state and reply
+/// cache back, keeps its prepared certificates, and asks for the next view
+/// (its VIEW-CHANGE carries the certificate), after persisting that view: it
+/// never votes again in view 0.
+#[test]
+fn a_recovered_replica_has_its_state_and_asks_for_the_next_view() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let mut written = Vec::new();
+    let executed = kit.pre_prepare(0, 1, vec![kit.request(1, 5)]);
+    let d1 = executed.payload().digest;
+    written.extend(records(&feed(&mut backup, Message::PrePrepare(executed))));
+    written.extend(records(&feed(&mut backup, Message::Prepare(kit.prepare(2, 0, 1, d1)))));
+    written.extend(records(&feed(&mut backup, Message::Commit(kit.commit(0, 0, 1, d1)))));
+    written.extend(records(&feed(&mut backup, Message::Commit(kit.commit(2, 0, 1, d1)))));
+    let prepared = kit.pre_prepare(0, 2, vec![kit.request(2, 7)]);
+    let d2 = prepared.payload().digest;
+    written.extend(records(&feed(&mut backup, Message::PrePrepare(prepared))));
+    written.extend(records(&feed(&mut backup, Message::Prepare(kit.prepare(2, 0, 2, d2)))));
+    assert_eq!(backup.last_executed(), 1);
+
+    let mut recovered = Replica::recover(
+        ReplicaId(1),
+        Kit::config(),
+        kit.book.clone(),
+        kit.key(1).clone(),
+        Summer::default(),
+        written,
+        Time(0),
+    )
+    .unwrap();
+    assert_eq!(recovered.last_executed(), 1);
+    assert_eq!(recovered.app(), backup.app());
+    assert_eq!(recovered.reply_cache(), backup.reply_cache());
+    assert_eq!(recovered.view(), 1);
+    let out = drain_all(&mut recovered);
+    assert_eq!(out[0], Output::Event(Event::Recovered { last_executed: 1, view: 1 }));
+    assert_eq!(out[1], Output::Persist(Persist::View(1)));
+    let Output::Broadcast(Message::ViewChange(vc)) = &out[2] else {
+        panic!("expected a VIEW-CHANGE: {out:?}")
+    };
+    assert_eq!(vc.payload().new_view, 1);
+    let certified: Vec<u64> = vc.payload().prepared.iter().map(|c| c.pre_prepare.payload().seq).collect();
+    assert_eq!(certified, vec![1, 2], "both prepared certificates survive the restart");
+    // No PREPARE for view 0 any more: a new pre-prepare of view 0 is refused.
+    let other = kit.pre_prepare(0, 3, vec![kit.request(3, 1)]);
+    let out = feed(&mut recovered, Message::PrePrepare(other));
+    assert!(!out.iter().any(|o| matches!(o, Output::Broadcast(Message::Prepare(_)))), "{out:?}");
+}
+
+/// A replica with no records starts as a new one: no view change.
+#[test]
+fn no_records_is_a_fresh_replica() {
+    let kit = Kit::new(4);
+    let mut fresh = Replica::recover(
+        ReplicaId(2),
+        Kit::config(),
+        kit.book.clone(),
+        kit.key(2).clone(),
+        Summer::default(),
+        [],
+        T,
+    )
+    .unwrap();
+    assert_eq!((fresh.view(), fresh.status()), (0, crate::Status::Normal));
+    assert_eq!(drain_all(&mut fresh), vec![Output::Event(Event::Recovered { last_executed: 0, view: 0 })]);
+}
