@@ -169,7 +169,7 @@ fn collect(replicas: &mut [Replica<Count>], from: usize, mail: &mut VecDeque<(us
                     mail.push_back((to, decoded(&bytes)));
                 }
             }
-            Output::Reply(_) | Output::Event(_) => {}
+            Output::Reply(_) | Output::Event(_) | Output::Persist(_) => {}
         }
     }
 }
