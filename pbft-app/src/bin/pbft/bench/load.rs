@@ -3,7 +3,7 @@
 //! they measured.
 
 use super::overrides::Overridden;
-use super::procfs::{cpu_ticks, replica_pids, CLOCK_TICKS_PER_SECOND};
+use super::procfs::{cpu_ticks, disk_write_bytes, replica_pids, CLOCK_TICKS_PER_SECOND};
 use super::report::{print_report, BenchReport, Percentiles};
 use super::{ticker, BenchArgs};
 use crate::config_file::load;
@@ -171,6 +171,7 @@ async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> 
     let executed_before = highest_executed(config, identities[0]).await;
     let pids = replica_pids(path, config);
     let cpu_before: Vec<Option<u64>> = pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
+    let disk_before: Vec<Option<u64>> = pids.iter().map(|p| p.and_then(disk_write_bytes)).collect();
     let own_cpu_before = cpu_ticks(std::process::id());
     let tally = Arc::new(Mutex::new(Tally { latencies_us: Vec::new(), lateness_us: Vec::new(), errors: 0 }));
     let payload = "x".repeat(args.payload);
@@ -223,6 +224,7 @@ async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> 
     let seconds = start.elapsed().as_secs_f64();
     progress.abort();
     let cpu_after: Vec<Option<u64>> = pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
+    let disk_after: Vec<Option<u64>> = pids.iter().map(|p| p.and_then(disk_write_bytes)).collect();
     let own_cpu_after = cpu_ticks(std::process::id());
     let mut tally = match Arc::try_unwrap(tally) {
         Ok(tally) => tally.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()),
@@ -241,6 +243,14 @@ async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> 
     };
     let cpu_seconds_per_1000_ops =
         cpu_before.iter().zip(&cpu_after).map(|(before, after)| per_1000_ops(*before, *after)).collect();
+    let disk_bytes_per_op = disk_before
+        .iter()
+        .zip(&disk_after)
+        .map(|(before, after)| match (before, after) {
+            (Some(b), Some(a)) if operations > 0 => Some(a.saturating_sub(*b) as f64 / operations as f64),
+            _ => None,
+        })
+        .collect();
     Ok(BenchReport {
         cluster: config.name.clone(),
         replicas: config.n(),
@@ -261,6 +271,7 @@ async fn load_cluster(args: &BenchArgs, path: &Path, config: &ClusterConfig) -> 
         issue_lateness_ms: args.rate.map(|_| Percentiles::of(&mut tally.lateness_us)),
         cpu_seconds_per_1000_ops,
         load_generator_cpu_seconds_per_1000_ops: per_1000_ops(own_cpu_before, own_cpu_after),
+        disk_bytes_per_op,
         cores: std::thread::available_parallelism().map_or(1, usize::from),
     })
 }

@@ -9,6 +9,7 @@ mod overrides;
 mod plot;
 mod procfs;
 mod report;
+mod sync_latency;
 mod ticker;
 
 use clap::Args;
@@ -18,8 +19,8 @@ use std::process::ExitCode;
 /// `pbft bench`: measure a running cluster (or one it starts with `--local`).
 #[derive(Args)]
 pub struct BenchArgs {
-    /// The cluster config (TOML) of a kv cluster. Required unless --ceiling or --plot.
-    #[arg(long, required_unless_present_any = ["ceiling", "plot"])]
+    /// The cluster config (TOML) of a kv cluster. Required unless --ceiling, --plot or --sync-latency.
+    #[arg(long, required_unless_present_any = ["ceiling", "plot", "sync_latency"])]
     config: Option<PathBuf>,
     /// Concurrent closed-loop workers. Each client identity of the config
     /// takes as many workers as it may have requests pending
@@ -74,6 +75,17 @@ pub struct BenchArgs {
     /// A measured throughput (ops/s) to compare with the ceiling.
     #[arg(long)]
     measured: Option<f64>,
+    /// Measure how long this machine takes to make an appended record
+    /// durable (write + fdatasync, a replica's group commit), --samples
+    /// times, in --sync-dir (default: the temp directory). No cluster needed.
+    #[arg(long)]
+    sync_latency: bool,
+    /// Samples for --sync-latency.
+    #[arg(long, default_value_t = 1000)]
+    samples: usize,
+    /// The directory --sync-latency writes in (put it on the disk replicas use).
+    #[arg(long, value_name = "DIR")]
+    sync_dir: Option<PathBuf>,
     /// Draw the runs in this file (lines of `pbft bench --json`) as
     /// throughput against latency, one curve per cluster size, into --svg.
     #[arg(long, value_name = "RUNS", requires = "svg")]
@@ -87,6 +99,9 @@ pub struct BenchArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.ceiling {
         return ceiling::run(&args);
+    }
+    if args.sync_latency {
+        return sync_latency::run(args.samples, args.sync_dir.as_deref(), args.json);
     }
     if let (Some(runs), Some(svg)) = (&args.plot, &args.svg) {
         plot::plot(runs, svg)?;

@@ -16,6 +16,13 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Bytes process `pid` caused to be written to storage (`write_bytes` of
+/// Linux `/proc/PID/io`), if it can be read.
+pub fn disk_write_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines().find_map(|line| line.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok())
+}
+
 /// The process of each replica of the config at `path` running on this
 /// machine (`pbft replica --config PATH --id I`), found through `/proc`.
 pub fn replica_pids(path: &Path, config: &ClusterConfig) -> Vec<Option<u32>> {

@@ -37,6 +37,9 @@ pub struct BenchReport {
     /// The load generator's own CPU seconds per 1,000 operations (it signs
     /// every request and takes every reply, on the same cores as the replicas).
     pub load_generator_cpu_seconds_per_1000_ops: Option<f64>,
+    /// Per replica id, bytes written to storage per operation (Linux
+    /// `/proc/PID/io` `write_bytes`; `None` when it cannot be read).
+    pub disk_bytes_per_op: Vec<Option<f64>>,
     pub cores: usize,
 }
 
@@ -105,6 +108,11 @@ pub fn print_report(report: &BenchReport, json: bool) -> anyhow::Result<()> {
     }
     if let Some(cpu) = report.load_generator_cpu_seconds_per_1000_ops {
         println!("load gen.   {cpu:.3} CPU s per 1,000 operations");
+    }
+    for (id, bytes) in report.disk_bytes_per_op.iter().enumerate() {
+        if let Some(bytes) = bytes {
+            println!("replica {id}   {bytes:.0} bytes written to disk per operation");
+        }
     }
     Ok(())
 }
