@@ -78,3 +78,57 @@ fn durable_records_stay_bounded_by_the_window() {
         assert!(cluster.replica(ReplicaId(id)).last_executed() > 100);
     }
 }
+
+/// Issue 20, test 6: the memory-loss fork. n = 4; replica 3 is cut off
+/// while request A commits at seq 1 on replicas 0-2; replicas 0 and 1
+/// restart; replica 3 reconnects (to 0 and 1: the link between 2 and 3
+/// stays down); request B goes to replica 0. Returns the
+/// digests replicas 2 and 3 executed at seq 1, and whether both requests
+/// completed.
+fn memory_loss_scenario(disks_kept: bool) -> (Option<pbft_core::Digest>, Option<pbft_core::Digest>, bool) {
+    use fault_injector::NodeId;
+    let config = SimConfig { protocol: protocol(), ..SimConfig::new(4, 2) };
+    let mut cluster = SimCluster::new(config, |_| KvStore::default());
+    let cut_off = NodeId::Replica(ReplicaId(3));
+    cluster.set_filter(move |e| e.to != cut_off && e.from != cut_off);
+    cluster.submit(ClientId(0), put("a", "A"));
+    let committed = |c: &SimCluster<KvStore>| (0..3).all(|id| !c.executed(ReplicaId(id)).is_empty());
+    assert!(cluster.run_until(Time(10_000), committed), "A commits on replicas 0-2");
+    for id in [0, 1] {
+        cluster.crash(ReplicaId(id));
+        if disks_kept {
+            cluster.restart_from_disk(ReplicaId(id), KvStore::default());
+        } else {
+            cluster.restart_empty(ReplicaId(id), KvStore::default());
+        }
+    }
+    // Replica 3 reconnects to 0 and 1 only, so it cannot learn A from 2.
+    let (two, three) = (NodeId::Replica(ReplicaId(2)), NodeId::Replica(ReplicaId(3)));
+    cluster.set_filter(move |e| (e.from, e.to) != (two, three) && (e.from, e.to) != (three, two));
+    cluster.submit(ClientId(1), put("b", "B"));
+    let completed = cluster.run_until_complete(Time(60_000));
+    // Give replica 3 time to execute what it will.
+    let settle = cluster.now().as_millis() + 5_000;
+    cluster.run_until(Time(settle), |_| false);
+    let at_seq_1 =
+        |id: u32| cluster.executed(ReplicaId(id)).iter().find(|(seq, _)| *seq == 1).map(|(_, d)| *d);
+    (at_seq_1(2), at_seq_1(3), completed)
+}
+
+/// With their disks, the restarted replicas never vote again in view 0: no
+/// fork, and every request completes.
+#[test]
+fn the_memory_loss_fork_does_not_happen_with_disks() {
+    let (two, three, completed) = memory_loss_scenario(true);
+    assert!(completed, "A and B complete");
+    assert!(two.is_some() && two == three, "replicas 2 and 3 executed the same batch at seq 1");
+}
+
+/// The same run with both disks lost: two amnesiac replicas are two faults,
+/// more than f = 1 tolerates, and the replicas fork (which is why a lost disk
+/// counts as a fault until the replica has caught up).
+#[test]
+fn the_memory_loss_fork_happens_when_two_disks_are_lost() {
+    let (two, three, _) = memory_loss_scenario(false);
+    assert!(two.is_some() && three.is_some() && two != three, "replica 3 executed another batch at seq 1");
+}

@@ -7,7 +7,8 @@ use crate::app::ReplicatedStateMachine;
 use crate::config::ProtocolConfig;
 use crate::ids::{ReplicaId, SeqNum, View};
 use crate::keys::{KeyBook, SecretKey};
-use crate::message::{PrePrepare, PreparedCert};
+use crate::message::{Message, PrePrepare, PreparedCert};
+use crate::output::Output;
 use crate::persist::{Persist, Snapshot};
 use crate::signed::Signed;
 use crate::time::Time;
@@ -102,8 +103,10 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         let (h, high) = (replica.low_watermark(), replica.high_watermark());
         replica.prepared_certs =
             found.prepared.into_iter().filter(|(seq, _)| *seq > h && *seq <= high).collect();
-        // Replaying produced replies and events the world already saw.
-        replica.outputs.clear();
+        // Replaying produced replies and events the world already saw; its
+        // CHECKPOINT votes go out again (peers lost theirs if they crashed
+        // too, and a checkpoint needs 2f+1 of them to become stable).
+        replica.outputs.retain(|o| matches!(o, Output::Broadcast(Message::Checkpoint(_))));
         let (last_executed, view) = (replica.last_executed, found.view.map_or(0, |v| v + 1));
         replica.emit(crate::output::Event::Recovered { last_executed, view });
         if let Some(view) = found.view {
