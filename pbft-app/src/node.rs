@@ -65,24 +65,6 @@ pub enum NodeError {
         #[source]
         source: ReplicaLogError,
     },
-    /// The replica's log is damaged beyond a torn last record. The damaged
-    /// files are kept aside; the replica refuses to build on what is left,
-    /// since it may have lost records of votes it cast.
-    #[error(
-        "replica {}'s log in {} is damaged ({damage}); the damaged files were moved aside and the \
-         replica will not build on what is left, since it may have lost records of votes it cast. \
-         To let it start empty and catch up from its peers, move the data directory away: until it \
-         has caught up it counts as one of the f replicas the cluster tolerates",
-        .replica.0, .path.display()
-    )]
-    Damaged {
-        /// The replica.
-        replica: ReplicaId,
-        /// Its data directory.
-        path: std::path::PathBuf,
-        /// What was found.
-        damage: String,
-    },
     /// The status query could not be sent.
     #[error("cannot ask the replicas for their status as client {}", .client.0)]
     Status {
@@ -121,8 +103,22 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
     let identity = Identity { cluster: config.name.clone(), replica: id.0 };
     let Recovered { log, records, report } = ReplicaLog::open(&path, &identity, config.storage.sync)
         .map_err(|source| NodeError::Storage { replica: id, source })?;
-    if let Some(damage) = report.damage {
-        return Err(NodeError::Damaged { replica: id, path, damage: format!("{damage:?}") });
+    let lost = report.damage.is_some() || report.fresh;
+    if let Some(damage) = &report.damage {
+        tracing::error!(
+            replica = id.0,
+            data_dir = %path.display(),
+            ?damage,
+            "DAMAGED LOG: the damaged files were kept aside; this replica does not trust what is left \
+             and recovers from its peers, voting in nothing until it has learned how far they got"
+        );
+    } else if report.fresh {
+        tracing::info!(
+            replica = id.0,
+            data_dir = %path.display(),
+            "empty data directory: learning from the peers how far the cluster got before voting \
+             (a new cluster starts in view 0)"
+        );
     }
     if !config.storage.sync {
         tracing::warn!(
@@ -144,15 +140,12 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
         fresh = report.fresh,
         "storage opened"
     );
-    let replica = Replica::recover(
-        id,
-        config.protocol.clone(),
-        config.key_book()?,
-        secret.clone(),
-        A::default(),
-        records,
-        pbft_core::Time::ZERO,
-    )
+    let (protocol, keys, start) = (config.protocol.clone(), config.key_book()?, pbft_core::Time::ZERO);
+    let replica = if lost {
+        Replica::recover_lost(id, protocol, keys, secret.clone(), A::default(), start)
+    } else {
+        Replica::recover(id, protocol, keys, secret.clone(), A::default(), records, start)
+    }
     .map_err(|source| NodeError::Replica { replica: id, source })?;
     let (net, inbox) = ReplicaNet::start(
         id,
@@ -276,6 +269,7 @@ mod tests {
             replica,
             view: 0,
             normal: true,
+            recovering: false,
             last_executed,
             stable_checkpoint: 0,
             stable_checkpoint_digest: String::new(),

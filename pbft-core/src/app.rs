@@ -59,6 +59,20 @@ pub(crate) fn only_page(pages: &[Page]) -> Result<&Page, String> {
     }
 }
 
+/// A page persists as its bytes (a snapshot record holds the pages shared,
+/// so writing one copies nothing until the host encodes it).
+impl serde::Serialize for Page {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.bytes().serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Page {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Page, D::Error> {
+        Vec::<u8>::deserialize(deserializer).map(Page::new)
+    }
+}
+
 /// A piece of an application snapshot. Clones share the bytes, and the
 /// digest is computed once per page however many checkpoints hold it.
 #[derive(Clone, Debug)]

@@ -103,6 +103,10 @@ pub enum Event {
         /// The view it asks for (its view change's target); 0 if it had never sent anything.
         view: View,
     },
+    /// This replica lost its records (or found them damaged) and is
+    /// recovering from its peers: it votes in nothing until it has learned
+    /// how far the cluster got (then [`Event::Recovered`]).
+    RecoveringFromPeers,
     /// This replica installed the state of stable checkpoint `seq` fetched from a peer.
     StateTransferred {
         /// The checkpoint installed.

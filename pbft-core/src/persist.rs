@@ -41,6 +41,7 @@
 //! newest snapshot: disk use is bounded by the watermark window and the state
 //! size, not by uptime.
 
+use crate::app::Page;
 use crate::ids::{SeqNum, View};
 use crate::message::{CheckpointProof, PrePrepare, PreparedCert};
 use crate::signed::Signed;
@@ -66,9 +67,12 @@ pub enum Persist {
 pub struct Snapshot {
     /// The stable checkpoint with its quorum of signatures.
     pub proof: CheckpointProof,
-    /// The checkpoint's state (application pages and reply cache) in the
-    /// state-transfer encoding; its digest is `proof.state_digest`.
-    pub state: Vec<u8>,
+    /// The application's pages at the checkpoint (shared with the
+    /// replica's own copy: building the record copies no state).
+    pub pages: Vec<Page>,
+    /// The encoded reply cache at the checkpoint; with the pages, its
+    /// digest is `proof.state_digest`.
+    pub replies: Vec<u8>,
     /// The highest view the replica had persisted.
     pub view: View,
     /// The prepared certificates above the checkpoint.

@@ -52,6 +52,10 @@ pub enum Reject {
     /// committed-local, in the current view: it could change nothing, so it
     /// is dropped before its signature is checked.
     Unneeded,
+    /// This replica is recovering from a lost or damaged disk: it takes part
+    /// in no agreement (no PRE-PREPARE, PREPARE, COMMIT, VIEW-CHANGE or
+    /// NEW-VIEW) until it has learned how far the cluster got.
+    Recovering,
 }
 
 /// The rule a certificate breaks, so a rejected certificate says why in logs

@@ -19,6 +19,7 @@ pub fn replica_status<A: ReplicatedStateMachine>(replica: &Replica<A>) -> NodeSt
         replica: replica.id().0,
         view: replica.view(),
         normal: replica.status() == pbft_core::Status::Normal,
+        recovering: replica.is_recovering(),
         last_executed: replica.last_executed(),
         stable_checkpoint: stable.seq,
         stable_checkpoint_digest: stable.state_digest.to_string(),

@@ -32,6 +32,9 @@ pub struct NodeStatus {
     pub view: u64,
     /// Whether it is in normal operation (false while changing views).
     pub normal: bool,
+    /// Whether it is recovering from a lost or damaged disk (voting in
+    /// nothing until it has learned how far its peers got).
+    pub recovering: bool,
     /// The highest sequence number it executed.
     pub last_executed: u64,
     /// The sequence number of its stable checkpoint (the low watermark).

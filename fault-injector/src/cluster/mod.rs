@@ -194,14 +194,19 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
     }
 
     /// Restarts replica `id` with its keys but empty memory and the
-    /// application `app`, as after losing its disk (its records are gone
-    /// too): it must catch up from peers. A traitor stays a traitor.
+    /// application `app`, as after losing its disk or finding it damaged
+    /// (its records are not used): it recovers from its peers in the
+    /// recovering mode of [`Replica::recover_lost`]. A traitor stays a traitor.
     pub fn restart_empty(&mut self, id: ReplicaId, app: A) {
-        let fresh = self.fresh_replica(id, app);
+        let config = self.replica(id).config().clone();
+        let (book, secret) = (self.keys.book().clone(), self.keys.replica(id).clone());
+        let recovering = Replica::recover_lost(id, config, book, secret, app, self.now)
+            .unwrap_or_else(|e| panic!("the configuration was valid at start: {e}"));
         self.disks[id.index()].wipe();
-        self.hosts.replace(id, fresh);
+        self.hosts.replace(id, recovering);
         self.record.executed[id.index()].clear();
         self.hosts.set_crashed(id, false);
+        self.drain(NodeId::Replica(id));
     }
 
     /// Whether replica `id` is crashed.
@@ -418,7 +423,14 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
         let (NodeId::Replica(replica) | NodeId::Twin(replica)) = id else { return };
         loop {
             let Some(node) = self.hosts.any_mut(id) else { return };
-            let Some(output) = node.poll_output() else { return };
+            let Some(output) = node.poll_output() else {
+                // The burst is over: its records are synced, as the QUIC
+                // driver's group commit does whether or not it sent anything.
+                if id == NodeId::Replica(replica) && !self.sends_before_persisting() {
+                    self.disks[replica.index()].sync();
+                }
+                return;
+            };
             let own = id == NodeId::Replica(replica);
             if self.hosts.is_crashed(replica) && own {
                 continue;

@@ -370,10 +370,14 @@ impl<W: Workload> Run<'_, W> {
                     Action::RestartFromDisk(id) => self.cluster.restart_from_disk(id, W::App::default()),
                     Action::RestartEmpty(id) => {
                         self.cluster.restart_empty(id, W::App::default());
-                        // A new incarnation: its earlier executions are history.
-                        // It is the run's one fault (amnesia happens only in
-                        // runs without traitors): it may sign again what it
-                        // signed before, so its votes are judged afresh.
+                        // A new incarnation: its earlier executions are
+                        // history. A lost disk is a fault until the replica
+                        // has caught up (amnesia happens only in runs without
+                        // traitors): its recovering mode keeps it from voting
+                        // in any view it may have voted in, but a replica that
+                        // loses its disk twice while the cluster stays in one
+                        // view may ask for the same new view twice, so its
+                        // earlier votes are not held against it.
                         self.checkers.total_order.forget(id);
                         self.checkers.exactly_once.forget(id);
                         self.checkers.one_vote.forget(id);

@@ -28,7 +28,7 @@ impl CheckpointState {
         Self::of_parts(pages, codec::encode(replies))
     }
 
-    fn of_parts(pages: Vec<Page>, replies: Vec<u8>) -> CheckpointState {
+    pub(crate) fn of_parts(pages: Vec<Page>, replies: Vec<u8>) -> CheckpointState {
         let mut page_digests = Vec::with_capacity(32 * pages.len());
         for page in &pages {
             page_digests.extend_from_slice(page.digest().as_bytes());
@@ -45,6 +45,11 @@ impl CheckpointState {
     /// The application's pages.
     pub(crate) fn pages(&self) -> &[Page] {
         &self.pages
+    }
+
+    /// The encoded reply cache.
+    pub(crate) fn replies(&self) -> &[u8] {
+        &self.replies
     }
 
     /// Length of the transferred bytes: the page count, each page's length
@@ -91,8 +96,8 @@ impl CheckpointState {
         Some((Self::of_parts(pages, replies.to_vec()), cache))
     }
 
-    /// The transferred bytes in one piece: what a snapshot persists (and
-    /// what tests build peers' answers from).
+    /// The transferred bytes in one piece (tests build peers' answers from it).
+    #[cfg(test)]
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         self.read(0, self.len())
     }

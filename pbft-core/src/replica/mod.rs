@@ -113,6 +113,9 @@ pub struct Replica<A> {
     /// The highest view this replica has asked its host to persist (see
     /// [`crate::persist`]): its first send in a later view persists that view first.
     persisted_view: Option<View>,
+    /// While recovering from a lost or damaged disk: the status reports
+    /// gathered from peers (see [`crate::persist`]).
+    recovering: Option<BTreeMap<ReplicaId, crate::message::StatusReport>>,
     /// The NEW-VIEW that started the current view, to resend to peers that missed it.
     last_new_view: Option<Signed<crate::message::NewView>>,
 
@@ -201,6 +204,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             prepared_certs: BTreeMap::new(),
             commit_proofs: BTreeMap::new(),
             persisted_view: None,
+            recovering: None,
             last_new_view: None,
             stable_checkpoint: CheckpointProof::genesis(),
             own_checkpoints: BTreeMap::new(),
@@ -292,9 +296,20 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             self.reject(message.author(), message.kind(), Reject::FromSelf);
             return;
         }
+        if self.recovering.is_some() {
+            let Some(message) = self.admit_while_recovering(message) else { return };
+            self.dispatch_admitted(now, message);
+            self.try_finish_recovery(now);
+            return;
+        }
         let Some(message) = self.admit_normal_case(message) else {
             return;
         };
+        self.dispatch_admitted(now, message);
+    }
+
+    /// Hands a message that passed the view checks to its handler.
+    fn dispatch_admitted(&mut self, now: Time, message: Message) {
         match message {
             Message::Request(request) => self.on_request(now, request),
             Message::PrePrepare(m) => self.on_pre_prepare(now, m),

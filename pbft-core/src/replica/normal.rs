@@ -145,7 +145,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// has executed. Waiting for a batch to fill only pays while earlier
     /// batches are still in flight; on an idle pipeline it is pure latency.
     pub(super) fn try_propose(&mut self, now: Time, force: bool) {
-        if self.status != Status::Normal || !self.is_primary() {
+        if self.status != Status::Normal || !self.is_primary() || self.recovering.is_some() {
             return;
         }
         let max = self.config.max_batch_size;

@@ -119,9 +119,95 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         Ok(replica)
     }
 
+    /// A replica that lost its records, or cannot trust them (a damaged
+    /// log): it may have voted in views it no longer knows of. It starts in
+    /// a recovering mode in which it signs no PRE-PREPARE, PREPARE, COMMIT,
+    /// VIEW-CHANGE or NEW-VIEW. It reports its status, catches up from what
+    /// peers send it (stable checkpoints, state, proofs of commitment), and
+    /// once it holds status reports from 2f+1 other replicas and has executed
+    /// up to the stable checkpoint at least f+1 of them report, it asks for
+    /// the view two above the highest reported, a view it cannot have signed
+    /// anything in (see [`crate::persist`]). If every report shows a cluster
+    /// that has not started (view 0, nothing executed, no view change), it
+    /// joins view 0 instead: that is how a whole new cluster starts.
+    pub fn recover_lost(
+        id: ReplicaId,
+        config: ProtocolConfig,
+        keys: KeyBook,
+        secret: SecretKey,
+        app: A,
+        now: Time,
+    ) -> Result<Replica<A>, ReplicaError> {
+        let mut replica = Replica::new(id, config, keys, secret, app)?;
+        replica.recovering = Some(BTreeMap::new());
+        replica.emit(crate::output::Event::RecoveringFromPeers);
+        // Report at once, so peers start sending what this replica lacks.
+        replica.timers.set(super::Timer::Status, now);
+        replica.check_invariants();
+        Ok(replica)
+    }
+
+    /// Whether the replica is recovering from a lost or damaged disk.
+    pub fn is_recovering(&self) -> bool {
+        self.recovering.is_some()
+    }
+
+    /// While recovering, only what lets the replica learn and catch up is
+    /// handled; votes and view changes are refused.
+    pub(super) fn admit_while_recovering(&mut self, message: Message) -> Option<Message> {
+        match &message {
+            Message::PrePrepare(_)
+            | Message::Prepare(_)
+            | Message::Commit(_)
+            | Message::ViewChange(_)
+            | Message::NewView(_) => {
+                self.reject(message.author(), message.kind(), crate::reject::Reject::Recovering);
+                None
+            }
+            Message::Status(report) => {
+                let report = report.payload().clone();
+                if let Some(reports) = &mut self.recovering {
+                    reports.insert(report.replica, report);
+                }
+                Some(message)
+            }
+            _ => Some(message),
+        }
+    }
+
+    /// Leaves the recovering mode once 2f+1 other replicas reported and this
+    /// replica has caught up to the stable checkpoint f+1 of them vouch for.
+    pub(super) fn try_finish_recovery(&mut self, now: Time) {
+        let Some(reports) = &self.recovering else { return };
+        if reports.len() < self.quorum.quorum() {
+            return;
+        }
+        let mut stable: Vec<SeqNum> = reports.values().map(|r| r.stable_seq).collect();
+        stable.sort_unstable_by(|a, b| b.cmp(a));
+        // The (f+1)-th highest: at least one honest replica is that far.
+        let vouched = stable.get(self.quorum.f()).copied().unwrap_or(0);
+        if self.last_executed < vouched {
+            return;
+        }
+        let pristine = reports.values().all(|r| r.view == 0 && !r.view_changing && r.last_executed == 0);
+        let highest = reports.values().map(|r| r.view).max().unwrap_or(0);
+        self.recovering = None;
+        let target = if pristine { 0 } else { highest + 2 };
+        self.emit(crate::output::Event::Recovered { last_executed: self.last_executed, view: target });
+        if pristine {
+            self.try_propose(now, false);
+        } else {
+            self.view = highest + 1;
+            self.last_normal_view = highest + 1;
+            self.status = super::Status::Normal;
+            self.start_view_change(now, target);
+        }
+    }
+
     /// Installs a persisted stable checkpoint, if its state matches its proof.
     fn restore_snapshot(&mut self, snapshot: Snapshot) {
-        let Some((state, replies)) = CheckpointState::decode(snapshot.state) else { return };
+        let Ok(replies) = crate::codec::decode(&snapshot.replies) else { return };
+        let state = CheckpointState::of_parts(snapshot.pages, snapshot.replies);
         if state.digest() != snapshot.proof.state_digest || self.app.restore_pages(state.pages()).is_err() {
             return;
         }
@@ -141,7 +227,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         let Some(state) = self.checkpoint_states.get(&seq) else { return };
         let snapshot = Snapshot {
             proof: self.stable_checkpoint.clone(),
-            state: state.to_bytes(),
+            pages: state.pages().to_vec(),
+            replies: state.replies().to_vec(),
             view: self.persisted_view.unwrap_or(self.view),
             prepared: self.prepared_certs.values().cloned().collect(),
             executed: self

@@ -35,6 +35,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// that have not executed. An idle replica reports less often.
     fn is_waiting(&self) -> bool {
         self.status == Status::ViewChanging
+            || self.recovering.is_some()
             || self.transfer.is_some()
             || !self.pending.is_empty()
             || self.log.keys().next_back().is_some_and(|seq| *seq > self.last_executed)

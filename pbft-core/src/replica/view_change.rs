@@ -116,6 +116,10 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// Leaves the current view and asks for `target`, with the stable checkpoint
     /// and every prepared certificate above it.
     pub(super) fn start_view_change(&mut self, now: Time, target: View) {
+        if self.recovering.is_some() {
+            // It may have signed a VIEW-CHANGE for this view before it lost its disk.
+            return;
+        }
         debug_assert!(target > self.view || self.status == Status::Normal);
         self.view = target;
         self.status = Status::ViewChanging;

@@ -124,3 +124,79 @@ fn no_records_is_a_fresh_replica() {
     assert_eq!((fresh.view(), fresh.status()), (0, crate::Status::Normal));
     assert_eq!(drain_all(&mut fresh), vec![Output::Event(Event::Recovered { last_executed: 0, view: 0 })]);
 }
+
+fn report(kit: &Kit, from: u32, view: u64, last_executed: u64) -> Message {
+    let report = crate::message::StatusReport {
+        view,
+        view_changing: false,
+        last_executed,
+        stable_seq: 0,
+        replica: ReplicaId(from),
+    };
+    Message::Status(crate::Signed::sign(report, kit.key(from)))
+}
+
+fn recovering(kit: &Kit, id: u32) -> Replica<Summer> {
+    let mut replica = Replica::recover_lost(
+        ReplicaId(id),
+        Kit::config(),
+        kit.book.clone(),
+        kit.key(id).clone(),
+        Summer::default(),
+        T,
+    )
+    .unwrap();
+    assert_eq!(drain_all(&mut replica), vec![Output::Event(Event::RecoveringFromPeers)]);
+    replica
+}
+
+/// A replica that lost its disk takes part in no agreement while it
+/// recovers: a PRE-PREPARE is refused (it may have voted in this view).
+#[test]
+fn a_recovering_replica_votes_in_nothing() {
+    let kit = Kit::new(4);
+    let mut replica = recovering(&kit, 1);
+    let out = feed(&mut replica, Message::PrePrepare(kit.pre_prepare(0, 1, vec![kit.request(1, 5)])));
+    assert_eq!(out, super::kit::rejected(0, crate::MessageKind::PrePrepare, crate::Reject::Recovering));
+    assert!(replica.is_recovering());
+}
+
+/// Once 2f+1 other replicas reported (the highest in view 3), it asks for
+/// view 5: two above, a view it cannot have signed anything in.
+#[test]
+fn a_recovering_replica_asks_for_a_view_two_above_what_peers_report() {
+    let kit = Kit::new(4);
+    let mut replica = recovering(&kit, 1);
+    assert!(feed(&mut replica, report(&kit, 0, 3, 9))
+        .iter()
+        .all(|o| !matches!(o, Output::Broadcast(Message::ViewChange(_)))));
+    feed(&mut replica, report(&kit, 2, 2, 9));
+    let out = feed(&mut replica, report(&kit, 3, 3, 9));
+    assert!(!replica.is_recovering());
+    assert!(out.contains(&Output::Event(Event::Recovered { last_executed: 0, view: 5 })), "{out:?}");
+    let asked: Vec<u64> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Broadcast(Message::ViewChange(vc)) => Some(vc.payload().new_view),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, vec![5]);
+    assert!(out.contains(&Output::Persist(Persist::View(5))));
+}
+
+/// When every report shows a cluster that has not started, it joins view 0:
+/// how a new cluster of replicas with empty data directories starts.
+#[test]
+fn a_recovering_replica_joins_a_cluster_that_has_not_started() {
+    let kit = Kit::new(4);
+    let mut replica = recovering(&kit, 1);
+    for from in [0, 2, 3] {
+        feed(&mut replica, report(&kit, from, 0, 0));
+    }
+    assert!(!replica.is_recovering());
+    assert_eq!((replica.view(), replica.status()), (0, crate::Status::Normal));
+    let pp = kit.pre_prepare(0, 1, vec![kit.request(1, 5)]);
+    let out = feed(&mut replica, Message::PrePrepare(pp));
+    assert!(out.iter().any(|o| matches!(o, Output::Broadcast(Message::Prepare(_)))), "{out:?}");
+}

@@ -18,7 +18,13 @@ pub fn print_table(statuses: &[Option<NodeStatus>], config: &ClusterConfig) {
                 s.replica,
                 replica.address,
                 s.view,
-                if s.normal { "normal" } else { "view-change" },
+                if s.recovering {
+                    "recovering"
+                } else if s.normal {
+                    "normal"
+                } else {
+                    "view-change"
+                },
                 format!("{}/{peers}", s.net.links_up),
                 s.last_executed,
                 s.stable_checkpoint,
