@@ -79,3 +79,119 @@ async fn every_acknowledged_put_survives_kill_9_of_the_whole_cluster() {
     })
     .await;
 }
+
+/// Puts `count` keys `prefix/i` through `client`, each acknowledged.
+async fn put_many(client: &pbft_net::ClientHandle, prefix: &str, count: usize) {
+    for i in 0..count {
+        let op = encode_request(&KvOp::Put { key: format!("{prefix}/{i}"), value: format!("v{i}") }).unwrap();
+        client.invoke_within(op, OP_TIMEOUT).await.unwrap();
+    }
+}
+
+/// Issue 20, test 5 (a replica whose disk was lost): replica 3's data
+/// directory is deleted while it is down; it restarts in the recovering mode,
+/// catches up, and ends with the others' state, serving again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_data_directory_was_deleted_rejoins_and_catches_up() {
+    let path = init_cluster(
+        "lost-disk",
+        4,
+        "checkpoint_interval = 8\nwatermark_window = 32\nview_change_timeout_ms = 500\nview_term_ms = 1000",
+    );
+    let config = ClusterConfig::load(&path).unwrap();
+    let mut replicas = Replicas::start_all(&path, 4);
+    wait_for_status(&config, Duration::from_secs(20), "all replicas up", all_up).await;
+    let client = connect_client(&config, ClientId(0)).unwrap();
+    put_many(&client, "before", 20).await;
+    replicas.kill(3);
+    replicas.wipe(3);
+    replicas.start(3);
+    put_many(&client, "after", 20).await;
+    let statuses = wait_for_status(&config, Duration::from_secs(40), "replica 3 caught up", |s| {
+        s[3].as_ref().is_some_and(|s| !s.recovering && s.normal) && same_state(s, &[0, 1, 2, 3])
+    })
+    .await;
+    assert!(statuses[3].as_ref().unwrap().last_executed >= 40);
+}
+
+/// Issue 20, test 7 (bad storage): a data directory written by another
+/// replica is refused, and the error names both replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_replicas_data_directory_is_refused_naming_both() {
+    let path = init_cluster("wrong-owner", 4, "");
+    let config = ClusterConfig::load(&path).unwrap();
+    let data = support::TempDir::new("wrong-owner");
+    let mut replicas = Replicas::start_all(&path, 4);
+    wait_for_status(&config, Duration::from_secs(20), "all replicas up", all_up).await;
+    replicas.kill(0);
+    let owner = |id: u32| replicas.data.0.join(format!("replica-{id}"));
+    for entry in std::fs::read_dir(owner(1)).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::create_dir_all(data.0.join("replica-0")).unwrap();
+            std::fs::copy(entry.path(), data.0.join("replica-0").join(entry.file_name())).unwrap();
+        }
+    }
+    assert!(data.0.join("replica-0").join("IDENTITY").is_file(), "replica 1's identity was copied");
+    let mut child = support::pbft()
+        .args(["replica", "--config"])
+        .arg(&path)
+        .args(["--id", "0", "--data-dir"])
+        .arg(&data.0)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It must refuse at once; a replica that started instead is killed
+    // after the deadline and the test fails on its exit status.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("replica 1") && stderr.contains("replica 0"), "{stderr}");
+}
+
+/// Issue 20, test 7 (bad storage): a flipped byte in the middle of replica
+/// 2's log (not in its last record) is damage: the replica says so, keeps
+/// the damaged files aside, recovers from its peers and catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_in_the_log_leads_to_recovery_from_peers() {
+    let path = init_cluster(
+        "flipped",
+        4,
+        "checkpoint_interval = 8\nwatermark_window = 32\nview_change_timeout_ms = 500\nview_term_ms = 1000",
+    );
+    let config = ClusterConfig::load(&path).unwrap();
+    let mut replicas = Replicas::start_all(&path, 4);
+    wait_for_status(&config, Duration::from_secs(20), "all replicas up", all_up).await;
+    let client = connect_client(&config, ClientId(0)).unwrap();
+    put_many(&client, "before", 21).await;
+    replicas.kill(2);
+    let dir = replicas.data.0.join("replica-2");
+    let segment = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .max()
+        .expect("replica 2 has a log segment");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    assert!(bytes.len() > 64, "the segment holds more than one record");
+    bytes[12] ^= 0x40; // inside the first record's payload: damage, not a torn tail
+    std::fs::write(&segment, bytes).unwrap();
+    replicas.start(2);
+    put_many(&client, "after", 20).await;
+    wait_for_status(&config, Duration::from_secs(40), "replica 2 caught up", |s| {
+        s[2].as_ref().is_some_and(|s| !s.recovering && s.normal) && same_state(s, &[0, 1, 2, 3])
+    })
+    .await;
+    let log = std::fs::read_to_string(replicas.log_path(2)).unwrap();
+    assert!(log.contains("DAMAGED LOG"), "replica 2 said what it found");
+    assert!(std::fs::read_dir(&dir).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with("damaged-")));
+}

@@ -121,12 +121,7 @@ impl Replicas {
     /// holds) with more `pbft replica` options.
     pub fn start_with(&mut self, id: usize, options: &[&str]) {
         assert!(self.children[id].is_none(), "replica {id} is already running");
-        let stem = self.config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let parent = self.config.parent().and_then(Path::file_name).map(|s| s.to_string_lossy().into_owned());
-        let logs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("replica-logs");
-        std::fs::create_dir_all(&logs).unwrap();
-        let log = logs.join(format!("{}-{stem}-replica-{id}.log", parent.unwrap_or_default()));
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path(id)).unwrap();
         let child = pbft()
             .args(["replica", "--config"])
             .arg(&self.config)
@@ -141,6 +136,15 @@ impl Replicas {
             .spawn()
             .unwrap();
         self.children[id] = Some(child);
+    }
+
+    /// Where replica `id`'s standard error goes (appended across restarts).
+    pub fn log_path(&self, id: usize) -> PathBuf {
+        let stem = self.config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let parent = self.config.parent().and_then(Path::file_name).map(|s| s.to_string_lossy().into_owned());
+        let logs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("replica-logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        logs.join(format!("{}-{stem}-replica-{id}.log", parent.unwrap_or_default()))
     }
 
     /// SIGKILLs replica `id`.
