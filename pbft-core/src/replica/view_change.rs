@@ -304,6 +304,14 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.view_changes.retain(|_, vc| vc.payload().new_view > view);
         self.log.clear();
 
+        // The plan's sequence numbers are taken before anything can propose
+        // (adopting the checkpoint below may): a primary that proposed first
+        // would assign one of them twice, two PRE-PREPAREs for one slot.
+        self.next_seq = plan.last_seq().max(self.low_watermark()) + 1;
+        let primary = self.quorum.primary(view);
+        self.pending.reset_proposed(
+            pre_prepares.iter().flat_map(|pp| pp.payload().batch.iter().map(|r| r.payload())),
+        );
         if plan.checkpoint.seq > self.low_watermark() {
             if self.own_checkpoints.get(&plan.checkpoint.seq) == Some(&plan.checkpoint.state_digest) {
                 self.make_stable(now, plan.checkpoint.clone());
@@ -312,11 +320,6 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 self.start_transfer(now, plan.checkpoint.clone(), from);
             }
         }
-        self.next_seq = plan.last_seq().max(self.low_watermark()) + 1;
-        let primary = self.quorum.primary(view);
-        self.pending.reset_proposed(
-            pre_prepares.iter().flat_map(|pp| pp.payload().batch.iter().map(|r| r.payload())),
-        );
         let mut seqs = Vec::new();
         for pre_prepare in pre_prepares {
             let (seq, digest) = (pre_prepare.payload().seq, pre_prepare.payload().digest);
