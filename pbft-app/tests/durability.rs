@@ -88,20 +88,25 @@ async fn put_many(client: &pbft_net::ClientHandle, prefix: &str, count: usize) {
     }
 }
 
+/// Four replicas whose views rotate every second (so a replica that recovers
+/// from its peers soon sees the view it waits for), all up, and a client.
+async fn start_rotating_cluster(name: &str) -> (ClusterConfig, Replicas, pbft_net::ClientHandle) {
+    let protocol =
+        "checkpoint_interval = 8\nwatermark_window = 32\nview_change_timeout_ms = 500\nview_term_ms = 1000";
+    let path = init_cluster(name, 4, protocol);
+    let config = ClusterConfig::load(&path).unwrap();
+    let replicas = Replicas::start_all(&path, 4);
+    wait_for_status(&config, Duration::from_secs(20), "all replicas up", all_up).await;
+    let client = connect_client(&config, ClientId(0)).unwrap();
+    (config, replicas, client)
+}
+
 /// Issue 20, test 5 (a replica whose disk was lost): replica 3's data
 /// directory is deleted while it is down; it restarts in the recovering mode,
 /// catches up, and ends with the others' state, serving again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_whose_data_directory_was_deleted_rejoins_and_catches_up() {
-    let path = init_cluster(
-        "lost-disk",
-        4,
-        "checkpoint_interval = 8\nwatermark_window = 32\nview_change_timeout_ms = 500\nview_term_ms = 1000",
-    );
-    let config = ClusterConfig::load(&path).unwrap();
-    let mut replicas = Replicas::start_all(&path, 4);
-    wait_for_status(&config, Duration::from_secs(20), "all replicas up", all_up).await;
-    let client = connect_client(&config, ClientId(0)).unwrap();
+    let (config, mut replicas, client) = start_rotating_cluster("lost-disk").await;
     put_many(&client, "before", 20).await;
     replicas.kill(3);
     replicas.wipe(3);
@@ -159,15 +164,7 @@ async fn another_replicas_data_directory_is_refused_naming_both() {
 /// the damaged files aside, recovers from its peers and catches up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flipped_byte_in_the_log_leads_to_recovery_from_peers() {
-    let path = init_cluster(
-        "flipped",
-        4,
-        "checkpoint_interval = 8\nwatermark_window = 32\nview_change_timeout_ms = 500\nview_term_ms = 1000",
-    );
-    let config = ClusterConfig::load(&path).unwrap();
-    let mut replicas = Replicas::start_all(&path, 4);
-    wait_for_status(&config, Duration::from_secs(20), "all replicas up", all_up).await;
-    let client = connect_client(&config, ClientId(0)).unwrap();
+    let (config, mut replicas, client) = start_rotating_cluster("flipped").await;
     put_many(&client, "before", 21).await;
     replicas.kill(2);
     let dir = replicas.data.0.join("replica-2");

@@ -72,17 +72,21 @@ pub fn decode_at(bytes: &[u8], offset: usize) -> Decoded<'_> {
     Decoded::Record { payload, next: offset + HEADER_BYTES + len }
 }
 
+/// The records `payloads`, encoded one after the other (the storage tests' one encoder).
+#[cfg(test)]
+pub(super) fn encoded(payloads: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in payloads {
+        if encode(p, &mut out).is_err() {
+            panic!("a test record is too large");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn encoded(payloads: &[&[u8]]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for p in payloads {
-            encode(p, &mut out).unwrap();
-        }
-        out
-    }
 
     /// Encoding then decoding gives back every payload, the empty one
     /// included, and then `End`.

@@ -136,16 +136,8 @@ fn valid_record_after(bytes: &[u8], offset: usize) -> Option<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::frame::encode;
+    use super::super::frame::encoded;
     use super::*;
-
-    fn encoded(payloads: &[&[u8]]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for p in payloads {
-            encode(p, &mut out).unwrap();
-        }
-        out
-    }
 
     /// Names sort as numbers and parse back; other names are not segments.
     #[test]
