@@ -35,6 +35,19 @@
 //!    a recovered replica replays every executed batch above its newest
 //!    snapshot, rebuilding the application and the reply cache.
 //!
+//! A replica that lost its records, or cannot trust them, restarts with
+//! [`Replica::recover_lost`](crate::Replica::recover_lost): it signs nothing
+//! until 2f+1 other replicas have reported their views, then asks for the
+//! view two above the highest reported. Any view it voted in was entered by
+//! f+1 honest replicas, one of which is among any 2f+1 reporters, so it was
+//! at most the highest reported, and it can have asked for at most one view
+//! beyond (a replica joins a view change only once f+1 replicas ask, or by
+//! itself for the next view). Until it has caught up its lost certificates
+//! are missing from view changes: a lost disk counts as one of the f faults
+//! until then. (A replica that loses its disk twice while the cluster stays in
+//! one view may ask for the same view twice; a cluster whose 2f+1 reports
+//! show it has not started, everything at view 0, is joined in view 0.)
+//!
 //! At each stable checkpoint a [`Snapshot`] carries everything still needed
 //! (the checkpoint's state with its proof, the view, the certificates and
 //! executed batches above it), so a host may delete every record before the
