@@ -55,7 +55,7 @@
 //! size, not by uptime.
 
 use crate::app::Page;
-use crate::ids::{SeqNum, View};
+use crate::ids::View;
 use crate::message::{CheckpointProof, PrePrepare, PreparedCert};
 use crate::signed::Signed;
 use serde::{Deserialize, Serialize};
@@ -92,16 +92,4 @@ pub struct Snapshot {
     pub prepared: Vec<PreparedCert>,
     /// The batches executed above the checkpoint, in order.
     pub executed: Vec<Signed<PrePrepare>>,
-}
-
-impl Persist {
-    /// The sequence number a record is about, if it is about one.
-    pub fn seq(&self) -> Option<SeqNum> {
-        match self {
-            Persist::View(_) => None,
-            Persist::Prepared(cert) => Some(cert.pre_prepare.payload().seq),
-            Persist::Executed(pre_prepare) => Some(pre_prepare.payload().seq),
-            Persist::Snapshot(snapshot) => Some(snapshot.proof.seq),
-        }
-    }
 }

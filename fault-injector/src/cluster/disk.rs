@@ -8,15 +8,11 @@ use pbft_core::Persist;
 pub(crate) struct SimDisk {
     synced: Vec<Persist>,
     unsynced: Vec<Persist>,
-    /// Every record ever written and every sync, for the bounded-disk check.
-    pub(crate) writes: u64,
-    pub(crate) syncs: u64,
 }
 
 impl SimDisk {
     /// Buffers `record`; it survives a crash only once synced.
     pub(crate) fn write(&mut self, record: Persist) {
-        self.writes += 1;
         self.unsynced.push(record);
     }
 
@@ -27,7 +23,6 @@ impl SimDisk {
         if self.unsynced.is_empty() {
             return;
         }
-        self.syncs += 1;
         self.synced.append(&mut self.unsynced);
         if let Some(last) = self.synced.iter().rposition(|r| matches!(r, Persist::Snapshot(_))) {
             self.synced.drain(..last);

@@ -9,8 +9,6 @@ use std::path::Path;
 /// The durable log of one replica's [`Persist`] records.
 pub struct ReplicaLog {
     dir: DataDir,
-    /// Bytes written since the log was opened (records and snapshots).
-    written: u64,
 }
 
 /// What a replica restarts from.
@@ -58,17 +56,7 @@ impl ReplicaLog {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Recovered { log: ReplicaLog { dir: opened.dir, written: 0 }, records, report: opened.report })
-    }
-
-    /// Bytes written since the log was opened.
-    pub fn bytes_written(&self) -> u64 {
-        self.written
-    }
-
-    /// Bytes the log holds on disk now.
-    pub fn disk_bytes(&self) -> Result<u64, StorageError> {
-        self.dir.disk_bytes()
+        Ok(Recovered { log: ReplicaLog { dir: opened.dir }, records, report: opened.report })
     }
 }
 
@@ -81,16 +69,16 @@ impl Storage for ReplicaLog {
             let bytes = codec::encode(record);
             if matches!(record, Persist::Snapshot(_)) {
                 if !pending.is_empty() {
-                    self.written += self.dir.append(&pending).map_err(|e| e.to_string())?;
+                    self.dir.append(&pending).map_err(|e| e.to_string())?;
                     pending.clear();
                 }
-                self.written += self.dir.compact(&bytes).map_err(|e| e.to_string())?;
+                self.dir.compact(&bytes).map_err(|e| e.to_string())?;
             } else {
                 pending.push(bytes);
             }
         }
         if !pending.is_empty() {
-            self.written += self.dir.append(&pending).map_err(|e| e.to_string())?;
+            self.dir.append(&pending).map_err(|e| e.to_string())?;
         }
         Ok(())
     }
