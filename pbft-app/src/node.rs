@@ -65,6 +65,15 @@ pub enum NodeError {
         #[source]
         source: ReplicaLogError,
     },
+    /// The thread that writes the replica's log could not be started.
+    #[error("cannot start replica {}'s storage thread", .replica.0)]
+    StorageThread {
+        /// The replica whose storage thread failed to start.
+        replica: ReplicaId,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
     /// The status query could not be sent.
     #[error("cannot ask the replicas for their status as client {}", .client.0)]
     Status {
@@ -164,8 +173,11 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
         traitor = config.traitor(id).map(|b| b.name()),
         "replica started"
     );
+    let thread_error = |source| NodeError::StorageThread { replica: id, source };
     let status = match config.traitor(id) {
-        None => replica_status(&run_replica(replica, replica_status, log, net, inbox, shutdown).await),
+        None => replica_status(
+            &run_replica(replica, replica_status, log, net, inbox, shutdown).await.map_err(thread_error)?,
+        ),
         Some(behavior) => {
             tracing::warn!(replica = id.0, %behavior, "this replica is a TRAITOR (demonstration)");
             let colluders: BTreeSet<ReplicaId> = config.traitors.iter().map(|t| t.replica).collect();
@@ -174,7 +186,7 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
             let traitor = Traitor::new(id, behavior, secret, replica.quorum(), plan);
             let node = TraitorNode::new(replica, traitor);
             let status = |node: &TraitorNode<A>| replica_status(node.replica());
-            status(&run_replica(node, status, log, net, inbox, shutdown).await)
+            status(&run_replica(node, status, log, net, inbox, shutdown).await.map_err(thread_error)?)
         }
     };
     tracing::info!(

@@ -86,7 +86,7 @@ pub use message::{
 pub use mutation::Mutation;
 pub use node::Node;
 pub use output::{Disagreement, Event, ExecutedRequest, Output};
-pub use persist::{Persist, Snapshot};
+pub use persist::{CommitProof, Persist, Snapshot};
 pub use quorum::Quorum;
 pub use reject::{CertificateRule, Reject};
 pub use replica::{BufferUsage, ClientReplies, Replica, ReplicaError, Status, Timer};

@@ -32,9 +32,10 @@ pub enum Output {
     Broadcast(Message),
     /// Send `reply` to the client it names.
     Reply(Reply),
-    /// Make `record` durable before performing any later output that sends
-    /// (group commit: one write and one sync for a burst's records, then its
-    /// sends). See [`crate::persist`].
+    /// Write `record` after every earlier one, and, if it
+    /// [holds back sends](Persist::holds_back_sends), make it durable before
+    /// performing any later output that sends (group commit: one write and
+    /// one sync for a burst's records, then its sends). See [`crate::persist`].
     Persist(Persist),
     /// Something observers may want to know; nothing needs sending.
     Event(Event),

@@ -1,9 +1,11 @@
 //! What a replica must make durable, and why that is enough.
 //!
 //! The core does no I/O: it emits [`Output::Persist`](crate::Output::Persist)
-//! records, and **the host makes every persist output durable before it
-//! performs any later send or reply** (group commit: one write and one
-//! fdatasync for all records of a burst, then the sends). After a crash the
+//! records, and **the host writes every record in order, and makes every
+//! record that [holds back sends](Persist::holds_back_sends) durable before
+//! it performs any later send or reply** (group commit: one write and one
+//! fdatasync for all records of a burst, or of every burst queued while the
+//! last sync ran, then the sends). After a crash the
 //! host hands the records it finds back to [`Replica::recover`](crate::Replica::recover),
 //! in the order they were written.
 //!
@@ -30,10 +32,24 @@
 //!    sends its COMMIT, and a recovered replica's VIEW-CHANGE carries every
 //!    persisted certificate above its stable checkpoint.
 //! 3. **Forget what it told a client** (exactly-once, and "nothing
-//!    acknowledged is lost" even when every replica crashes at once): the
-//!    batch is persisted ([`Persist::Executed`]) before any reply to it, and
-//!    a recovered replica replays every executed batch above its newest
-//!    snapshot, rebuilding the application and the reply cache.
+//!    acknowledged is lost" even when every replica crashes at once). A
+//!    reply goes out only for a committed batch, and a batch committed at
+//!    (v, n) was prepared at 2f+1 replicas, f+1 of them honest, each of
+//!    which made its certificate durable (rule 2) before its COMMIT. So
+//!    even if every replica restarts, any 2f+1 of them that form the next
+//!    NEW-VIEW include one that still holds the certificate, and the new
+//!    view re-proposes the batch at n (§4.4): the application and the reply
+//!    cache are rebuilt by executing it again, with the same result, since
+//!    execution is deterministic. The certificates are therefore what makes
+//!    an acknowledged operation durable. [`Persist::Executed`] records the
+//!    batch as executed too, but only so that a restarted replica can replay
+//!    its own execution without waiting for a view change and peers: it
+//!    does **not** hold back the reply ([`Persist::holds_back_sends`] is
+//!    false for it), which saves a second sync on every request's path. A
+//!    crash may lose the newest `Executed` records (never an older one
+//!    without the newer: records are written in order); the replica then
+//!    re-executes those batches when the next view re-proposes them, or
+//!    fetches them from its peers.
 //!
 //! A replica that lost its records, or cannot trust them, restarts with
 //! [`Replica::recover_lost`](crate::Replica::recover_lost): it signs nothing
@@ -56,11 +72,12 @@
 
 use crate::app::Page;
 use crate::ids::View;
-use crate::message::{CheckpointProof, PrePrepare, PreparedCert};
+use crate::message::{CheckpointProof, Commit, PrePrepare, PreparedCert};
 use crate::signed::Signed;
 use serde::{Deserialize, Serialize};
 
-/// One record a replica needs durable before its next send or reply.
+/// One record a replica needs durable: before its next send or reply when
+/// it [holds back sends](Persist::holds_back_sends), eventually otherwise.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Persist {
     /// The replica is about to send its first message of this view.
@@ -68,11 +85,23 @@ pub enum Persist {
     /// The replica prepared this certificate and is about to send COMMIT.
     Prepared(PreparedCert),
     /// The replica executed this batch (the pre-prepare carries its
-    /// requests) and is about to reply.
-    Executed(Signed<PrePrepare>),
+    /// requests); the reply does not wait for it (see rule 3 above). The
+    /// proof comes along so that a restarted replica can still relay it to
+    /// peers that lag (status-driven catch-up).
+    Executed(CommitProof),
     /// A stable checkpoint and everything above it: the host may delete
     /// every record written before this one.
     Snapshot(Snapshot),
+}
+
+impl Persist {
+    /// Whether every send and reply after this record must wait until it is
+    /// durable. Only [`Persist::Executed`] does not: an executed batch is
+    /// already durable as the prepared certificates of the replicas that
+    /// committed it (rule 3 above). Hosts still write every record in order.
+    pub fn holds_back_sends(&self) -> bool {
+        !matches!(self, Persist::Executed(_))
+    }
 }
 
 /// What a replica restarts from: a stable checkpoint and what lies above it.
@@ -91,5 +120,15 @@ pub struct Snapshot {
     /// The prepared certificates above the checkpoint.
     pub prepared: Vec<PreparedCert>,
     /// The batches executed above the checkpoint, in order.
-    pub executed: Vec<Signed<PrePrepare>>,
+    pub executed: Vec<CommitProof>,
+}
+
+/// A batch's pre-prepare with a quorum of matching COMMITs: proof that it
+/// committed (OSDI'99 §4.2, "committed-local").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitProof {
+    /// The batch, as the primary proposed it.
+    pub pre_prepare: Signed<PrePrepare>,
+    /// 2f+1 COMMITs for it from distinct replicas.
+    pub commits: Vec<Signed<Commit>>,
 }

@@ -5,9 +5,10 @@
 use crate::endpoint::ReplicaNet;
 use crate::identity::Peer;
 use crate::link::{frame_of, Inbound, Outbox};
+use crate::persister::{Persister, Progress, Ticket};
 use crate::wire::{NodeStatus, Wire};
 use pbft_core::{ClientId, Event, Node, Output, Persist, Replica, ReplicatedStateMachine, Time};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -33,28 +34,30 @@ pub fn replica_status<A: ReplicatedStateMachine>(replica: &Replica<A>) -> NodeSt
 
 /// Runs `replica` (any [`Node`]: a [`Replica`], or a wrapper around one)
 /// on `net` until `shutdown` completes, then returns it. `status` says what a
-/// status query is answered with (see [`replica_status`]).
+/// status query is answered with (see [`replica_status`]). `storage` runs on
+/// a thread of its own (see [`Storage`] for the persistence rule).
 ///
 /// Clients announce themselves with [`Wire::Hello`]; each client's replies
 /// go to the connection it said hello on most recently.
 pub async fn run_replica<N: Node>(
     mut replica: N,
     status: impl Fn(&N) -> NodeStatus,
-    mut storage: impl Storage,
+    storage: impl Storage,
     net: ReplicaNet,
     mut inbox: mpsc::Receiver<Inbound>,
     shutdown: impl Future<Output = ()>,
-) -> N {
+) -> std::io::Result<N> {
     let start = Instant::now();
     let now = || Time(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
     let mut clients: BTreeMap<ClientId, Outbox> = BTreeMap::new();
-    let mut persisting = Persisting::Healthy;
+    let mut outputs = HeldOutputs::new(Persister::start(storage)?);
     tokio::pin!(shutdown);
     loop {
         let deadline = replica.poll_timeout().map(|Time(ms)| start + std::time::Duration::from_millis(ms));
         tokio::select! {
             _ = &mut shutdown => break,
-            inbound = inbox.recv() => {
+            () = outputs.persister.changed(), if outputs.waiting() => {}
+            inbound = inbox.recv(), if outputs.has_room() => {
                 let Some(inbound) = inbound else { break };
                 let mut burst = vec![inbound];
                 while burst.len() < MAX_BURST {
@@ -67,10 +70,12 @@ pub async fn run_replica<N: Node>(
             }
             _ = sleep_until(deadline) => replica.handle_timeout(now()),
         }
-        drain(&mut replica, &net, &mut clients, &mut storage, &mut persisting);
+        outputs.take(&mut replica);
+        outputs.release(&net, &mut clients);
     }
+    outputs.persister.finish().await;
     net.close().await;
-    replica
+    Ok(replica)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -132,7 +137,12 @@ fn handle_inbound<N: Node>(
 }
 
 /// Where a replica's persist records go (see [`pbft_core::persist`]).
-pub trait Storage {
+///
+/// The driver keeps the core's persistence rule: a send or reply waits
+/// until every record before it that [`Persist::holds_back_sends`] is
+/// durable. The storage runs on a thread of its own (see `persister`), so
+/// the replica keeps receiving while a sync is in flight.
+pub trait Storage: Send + 'static {
     /// Makes `records` durable, in order, with one write and one sync for
     /// all of them (group commit). An error means they may not be durable.
     fn persist(&mut self, records: &[Persist]) -> Result<(), String>;
@@ -149,63 +159,98 @@ impl Storage for NoStorage {
     }
 }
 
-/// Whether the replica may still send: once a persist failed, it never
-/// sends again (until it is restarted), since what it would send may rest on
-/// records that are not durable.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Persisting {
-    Healthy,
-    Failed,
+/// While this many bursts' outputs wait for the disk, the driver reads no
+/// more input: what it holds is bounded by this many bursts of at most
+/// [`MAX_BURST`] frames each, and a slow disk slows the peers through their
+/// links' queues instead of growing memory here.
+const MAX_HELD_BURSTS: usize = 64;
+
+/// The replica's sends and replies, held until the records they depend on
+/// are durable.
+struct HeldOutputs {
+    persister: Persister,
+    /// The newest ticket whose records hold back sends.
+    barrier: Ticket,
+    /// Bursts of outputs in the order the replica made them, each with the
+    /// ticket that must be durable before it goes out.
+    held: VecDeque<(Ticket, Vec<Output>)>,
+    /// Set once a persist failed: nothing is sent again (until a restart),
+    /// since what would be sent may rest on records that are not durable.
+    failed: bool,
 }
 
-/// Carries out the replica's outputs with the persistence rule: the burst's
-/// persist records are made durable first, in one write and one sync, then
-/// its sends and replies go out.
-fn drain<N: Node>(
-    replica: &mut N,
-    net: &ReplicaNet,
-    clients: &mut BTreeMap<ClientId, Outbox>,
-    storage: &mut impl Storage,
-    persisting: &mut Persisting,
-) {
-    let (records, outputs): (Vec<Output>, Vec<Output>) =
-        std::iter::from_fn(|| replica.poll_output()).partition(|o| matches!(o, Output::Persist(_)));
-    let records: Vec<Persist> = records
-        .into_iter()
-        .filter_map(|o| match o {
-            Output::Persist(record) => Some(record),
-            _ => None,
-        })
-        .collect();
-    if !records.is_empty() && *persisting == Persisting::Healthy {
-        if let Err(error) = storage.persist(&records) {
-            tracing::error!(
-                %error,
-                "CANNOT PERSIST: this replica stops sending and signing until it is restarted                  (it never acknowledges what it could not make durable)"
-            );
-            *persisting = Persisting::Failed;
+impl HeldOutputs {
+    fn new(persister: Persister) -> HeldOutputs {
+        HeldOutputs { persister, barrier: Ticket::default(), held: VecDeque::new(), failed: false }
+    }
+
+    fn waiting(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    fn has_room(&self) -> bool {
+        self.held.len() < MAX_HELD_BURSTS
+    }
+
+    /// Takes the replica's outputs: records go to the storage thread, events
+    /// are logged now, sends and replies are held behind the burst's barrier.
+    fn take<N: Node>(&mut self, replica: &mut N) {
+        let mut records = Vec::new();
+        let mut sends = Vec::new();
+        while let Some(output) = replica.poll_output() {
+            match output {
+                Output::Persist(record) => records.push(record),
+                Output::Event(event) => log_event(&event),
+                other => sends.push(other),
+            }
+        }
+        if !records.is_empty() {
+            let barrier = records.iter().any(Persist::holds_back_sends);
+            let ticket = self.persister.submit(records);
+            if barrier {
+                self.barrier = ticket;
+            }
+        }
+        if !sends.is_empty() && !self.failed {
+            self.held.push_back((self.barrier, sends));
         }
     }
-    for output in outputs {
-        if *persisting == Persisting::Failed && !matches!(output, Output::Event(_)) {
-            continue;
+
+    /// Sends every held burst whose records are durable, in order.
+    fn release(&mut self, net: &ReplicaNet, clients: &mut BTreeMap<ClientId, Outbox>) {
+        let durable = match self.persister.progress() {
+            Progress::Durable(ticket) => ticket,
+            Progress::Failed => {
+                self.failed = true;
+                self.held.clear();
+                return;
+            }
+        };
+        while self.held.front().is_some_and(|(ticket, _)| *ticket <= durable) {
+            let Some((_, sends)) = self.held.pop_front() else { break };
+            for output in sends {
+                send(output, net, clients);
+            }
         }
-        match output {
-            Output::Send { to, message } => net.send(to, frame_of(&Wire::Message(message))),
-            Output::Broadcast(message) => net.broadcast(&frame_of(&Wire::Message(message))),
-            Output::Reply(reply) => {
-                let client = reply.client;
-                if let Some(link) = clients.get(&client) {
-                    if link.is_closed() {
-                        clients.remove(&client);
-                    } else {
-                        link.push(frame_of(&Wire::Reply(reply)));
-                    }
+    }
+}
+
+fn send(output: Output, net: &ReplicaNet, clients: &mut BTreeMap<ClientId, Outbox>) {
+    match output {
+        Output::Send { to, message } => net.send(to, frame_of(&Wire::Message(message))),
+        Output::Broadcast(message) => net.broadcast(&frame_of(&Wire::Message(message))),
+        Output::Reply(reply) => {
+            let client = reply.client;
+            if let Some(link) = clients.get(&client) {
+                if link.is_closed() {
+                    clients.remove(&client);
+                } else {
+                    link.push(frame_of(&Wire::Reply(reply)));
                 }
             }
-            Output::Event(event) => log_event(&event),
-            Output::Persist(_) => {}
         }
+        Output::Event(event) => log_event(&event),
+        Output::Persist(_) => {}
     }
 }
 

@@ -13,6 +13,7 @@ mod endpoint;
 mod frame;
 mod identity;
 mod link;
+mod persister;
 mod wire;
 
 pub use client::{query_status, ClientHandle, InvokeError};

@@ -64,7 +64,7 @@ struct Cluster<A> {
     replicas: Vec<ReplicaAddress>,
     clients: Vec<(ClientId, SecretKey)>,
     stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<Replica<A>>>,
+    tasks: Vec<tokio::task::JoinHandle<std::io::Result<Replica<A>>>>,
 }
 
 fn replica_secret(i: usize) -> SecretKey {
@@ -139,7 +139,7 @@ async fn four_replicas_over_quic_execute_requests_in_one_order() {
     cluster.stop.send(true).unwrap();
     let mut journals = Vec::new();
     for task in cluster.tasks {
-        journals.push(task.await.unwrap().app().0.clone());
+        journals.push(task.await.unwrap().unwrap().app().0.clone());
     }
     let longest = journals.iter().map(Vec::len).max().unwrap();
     assert_eq!(longest, 30);

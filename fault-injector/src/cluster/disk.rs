@@ -29,6 +29,17 @@ impl SimDisk {
         }
     }
 
+    /// Before a send and at the end of a burst: if a record written since
+    /// the last sync holds back sends, syncs (everything written, as an
+    /// fdatasync does). Records that hold back no send stay unsynced until
+    /// then, so a crash can lose them after the replies that followed them
+    /// went out: the slowest storage the persistence rule allows.
+    pub(crate) fn sync_barriers(&mut self) {
+        if self.unsynced.iter().any(Persist::holds_back_sends) {
+            self.sync();
+        }
+    }
+
     /// A crash: what was not synced is lost.
     pub(crate) fn crash(&mut self) {
         self.unsynced.clear();

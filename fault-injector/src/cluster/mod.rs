@@ -424,10 +424,12 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
         loop {
             let Some(node) = self.hosts.any_mut(id) else { return };
             let Some(output) = node.poll_output() else {
-                // The burst is over: its records are synced, as the QUIC
-                // driver's group commit does whether or not it sent anything.
+                // The burst is over: the QUIC driver's storage thread syncs
+                // its records whether or not it sent anything, except that
+                // records which hold back no send may wait for a later sync
+                // (the worst the rule allows; see `SimDisk::sync_barriers`).
                 if id == NodeId::Replica(replica) && !self.sends_before_persisting() {
-                    self.disks[replica.index()].sync();
+                    self.disks[replica.index()].sync_barriers();
                 }
                 return;
             };
@@ -439,7 +441,7 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
                 // The persistence rule: what was persisted is durable before
                 // anything that depends on it is sent.
                 if !self.sends_before_persisting() {
-                    self.disks[replica.index()].sync();
+                    self.disks[replica.index()].sync_barriers();
                 }
                 let message = match &output {
                     Output::Send { message, .. } | Output::Broadcast(message) => Some(message),

@@ -30,7 +30,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         loop {
             let seq = self.last_executed + 1;
             let Some(proof) = self.commit_proof(seq) else { break };
-            self.persist(crate::persist::Persist::Executed(proof.pre_prepare.clone()));
+            self.persist(crate::persist::Persist::Executed(proof.clone()));
             let requests = self.execute_batch(&proof.pre_prepare);
             self.last_executed = seq;
             executed_any = true;

@@ -45,12 +45,7 @@ use timers::Timers;
 /// repeat them cost no second verification. About 1.5 MiB at most.
 const SIGNATURE_CACHE_ENTRIES: usize = 32 * 1024;
 
-/// A batch's pre-prepare with a quorum of matching commits: proof it committed.
-#[derive(Clone, Debug)]
-pub(crate) struct CommitProof {
-    pub(crate) pre_prepare: Signed<crate::message::PrePrepare>,
-    pub(crate) commits: Vec<Signed<crate::message::Commit>>,
-}
+use crate::persist::CommitProof;
 
 /// Whether the replica is processing requests or moving to a new view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -496,7 +491,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.outputs.push_back(Output::Send { to, message });
     }
 
-    /// Asks the host to make `record` durable before any later send or reply.
+    /// Asks the host to make `record` durable (before any later send or
+    /// reply, if it holds back sends).
     fn persist(&mut self, record: crate::persist::Persist) {
         self.outputs.push_back(Output::Persist(record));
     }

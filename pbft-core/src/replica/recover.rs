@@ -7,10 +7,9 @@ use crate::app::ReplicatedStateMachine;
 use crate::config::ProtocolConfig;
 use crate::ids::{ReplicaId, SeqNum, View};
 use crate::keys::{KeyBook, SecretKey};
-use crate::message::{Message, PrePrepare, PreparedCert};
+use crate::message::{Message, PreparedCert};
 use crate::output::Output;
-use crate::persist::{Persist, Snapshot};
-use crate::signed::Signed;
+use crate::persist::{CommitProof, Persist, Snapshot};
 use crate::time::Time;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -21,7 +20,7 @@ struct Found {
     snapshot: Option<Snapshot>,
     view: Option<View>,
     prepared: BTreeMap<SeqNum, PreparedCert>,
-    executed: BTreeMap<SeqNum, Signed<PrePrepare>>,
+    executed: BTreeMap<SeqNum, CommitProof>,
 }
 
 impl Found {
@@ -33,8 +32,8 @@ impl Found {
             match record {
                 Persist::View(view) => found.view = found.view.max(Some(view)),
                 Persist::Prepared(cert) => found.keep_certificate(cert),
-                Persist::Executed(pre_prepare) => {
-                    found.executed.insert(pre_prepare.payload().seq, pre_prepare);
+                Persist::Executed(proof) => {
+                    found.executed.insert(proof.pre_prepare.payload().seq, proof);
                 }
                 Persist::Snapshot(snapshot) => {
                     let view = found.view.max(Some(snapshot.view));
@@ -42,8 +41,8 @@ impl Found {
                     for cert in &snapshot.prepared {
                         found.keep_certificate(cert.clone());
                     }
-                    for pre_prepare in &snapshot.executed {
-                        found.executed.insert(pre_prepare.payload().seq, pre_prepare.clone());
+                    for proof in &snapshot.executed {
+                        found.executed.insert(proof.pre_prepare.payload().seq, proof.clone());
                     }
                     found.snapshot = Some(snapshot);
                 }
@@ -90,12 +89,15 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         if let Some(snapshot) = found.snapshot {
             replica.restore_snapshot(snapshot);
         }
-        for (seq, pre_prepare) in found.executed {
+        for (seq, proof) in found.executed {
             if seq != replica.last_executed + 1 {
                 continue;
             }
-            replica.execute_batch(&pre_prepare);
+            replica.execute_batch(&proof.pre_prepare);
             replica.last_executed = seq;
+            // Kept, as after executing it the first time: peers that lag
+            // may need it relayed, and the next snapshot carries it.
+            replica.commit_proofs.insert(seq, proof);
             if seq % replica.config.checkpoint_interval == 0 {
                 replica.take_checkpoint(now, seq);
             }
@@ -234,7 +236,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             executed: self
                 .commit_proofs
                 .range((Bound::Excluded(seq), Bound::Included(self.last_executed.max(seq))))
-                .map(|(_, proof)| proof.pre_prepare.clone())
+                .map(|(_, proof)| proof.clone())
                 .collect(),
         };
         self.persist(Persist::Snapshot(snapshot));

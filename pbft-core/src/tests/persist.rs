@@ -24,9 +24,11 @@ fn records(outputs: &[Output]) -> Vec<Persist> {
 }
 
 /// OSDI'99 §4.2 with the persistence rule: a backup persists its view before
-/// its first message of it (the PREPARE), its prepared certificate before its
-/// COMMIT, and the batch before its reply; each record comes before the
-/// output that depends on it.
+/// its first message of it (the PREPARE) and its prepared certificate before
+/// its COMMIT; each comes before the output that depends on it and holds it
+/// back. The executed batch, with its commit proof, is written before the
+/// reply but does not hold it back (the certificates already make it
+/// durable: `crate::persist`, rule 3).
 #[test]
 fn each_record_comes_before_the_send_that_depends_on_it() {
     let kit = Kit::new(4);
@@ -49,10 +51,15 @@ fn each_record_comes_before_the_send_that_depends_on_it() {
         panic!("expected the certificate, then the COMMIT: {out:?}")
     };
     assert_eq!((cert.pre_prepare.payload().seq, cert.prepares.len()), (1, 2));
+    assert!(Persist::View(0).holds_back_sends() && Persist::Prepared(cert.clone()).holds_back_sends());
     assert_eq!(commit.payload().digest, digest);
     feed(&mut backup, Message::Commit(kit.commit(0, 0, 1, digest)));
     let out = feed(&mut backup, Message::Commit(kit.commit(3, 0, 1, digest)));
-    assert_eq!(out[0], Output::Persist(Persist::Executed(pp)));
+    let Output::Persist(record @ Persist::Executed(proof)) = &out[0] else {
+        panic!("expected the executed batch: {out:?}")
+    };
+    assert_eq!((&proof.pre_prepare, proof.commits.len()), (&pp, 3), "the batch with its 2f+1 COMMITs");
+    assert!(!record.holds_back_sends(), "the reply does not wait for the executed batch");
     assert!(matches!(out[1], Output::Reply(_)), "{out:?}");
     assert!(matches!(out[2], Output::Event(Event::Executed { seq: 1, .. })), "{out:?}");
 }
@@ -101,6 +108,17 @@ fn a_recovered_replica_has_its_state_and_asks_for_the_next_view() {
     assert_eq!(vc.payload().new_view, 1);
     let certified: Vec<u64> = vc.payload().prepared.iter().map(|c| c.pre_prepare.payload().seq).collect();
     assert_eq!(certified, vec![1, 2], "both prepared certificates survive the restart");
+    // The batch it replayed is one it can still prove committed to a peer
+    // that lags (what the status mechanism relays, §5.2).
+    let out = feed(&mut recovered, report(&kit, 3, 1, 0));
+    let relayed: Vec<u64> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { to: ReplicaId(3), message: Message::Committed(c) } => Some(c.payload().seq()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(relayed, vec![1], "{out:?}");
     // No PREPARE for view 0 any more: a new pre-prepare of view 0 is refused.
     let other = kit.pre_prepare(0, 3, vec![kit.request(3, 1)]);
     let out = feed(&mut recovered, Message::PrePrepare(other));
