@@ -28,7 +28,9 @@ mod trace;
 pub mod traitor;
 pub mod twins;
 
-pub use cluster::{Completion, Envelope, FixedLatency, NetworkModel, NodeId, Payload, SimCluster, SimConfig};
+pub use cluster::{
+    Completion, DiskFault, Envelope, FixedLatency, NetworkModel, NodeId, Payload, SimCluster, SimConfig,
+};
 pub use keys::ClusterKeys;
 pub use rng::Rng;
 pub use trace::TraceHash;

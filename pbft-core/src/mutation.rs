@@ -7,4 +7,7 @@ pub enum Mutation {
     /// VIEW-CHANGE messages carry no prepared certificates, so a new view can
     /// reuse a sequence number at which some replica already executed a batch.
     ForgetPreparedCertificates,
+    /// A replica recovering from a lost or damaged disk never leaves the
+    /// recovering mode: it never votes again, and never catches up for good.
+    NeverFinishRecovery,
 }

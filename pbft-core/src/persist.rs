@@ -58,7 +58,11 @@
 //! f+1 honest replicas, one of which is among any 2f+1 reporters, so it was
 //! at most the highest reported, and it can have asked for at most one view
 //! beyond (a replica joins a view change only once f+1 replicas ask, or by
-//! itself for the next view). Until it has caught up its lost certificates
+//! itself for the next view). While recovering it persists nothing, so that
+//! a crash in the middle finds the host's record of the damage unchanged (a
+//! data directory still empty, or a quarantine not yet followed by a
+//! snapshot) and recovers again; it ends by persisting a snapshot of the
+//! checkpoint it caught up to. Until it has caught up its lost certificates
 //! are missing from view changes: a lost disk counts as one of the f faults
 //! until then. (A replica that loses its disk twice while the cluster stays in
 //! one view may ask for the same view twice; a cluster whose 2f+1 reports

@@ -146,6 +146,13 @@ pub trait Storage: Send + 'static {
     /// Makes `records` durable, in order, with one write and one sync for
     /// all of them (group commit). An error means they may not be durable.
     fn persist(&mut self, records: &[Persist]) -> Result<(), String>;
+
+    /// Whether `persist` waits for the disk. Storage that does not (no
+    /// fdatasync: benchmarks, or nothing kept) is written inline on the
+    /// replica's thread rather than on a storage thread of its own.
+    fn syncs(&self) -> bool {
+        true
+    }
 }
 
 /// Storage that keeps nothing: a replica on it loses everything at a
@@ -157,6 +164,10 @@ impl Storage for NoStorage {
     fn persist(&mut self, _records: &[Persist]) -> Result<(), String> {
         Ok(())
     }
+
+    fn syncs(&self) -> bool {
+        false
+    }
 }
 
 /// While this many bursts' outputs wait for the disk, the driver reads no
@@ -167,8 +178,8 @@ const MAX_HELD_BURSTS: usize = 64;
 
 /// The replica's sends and replies, held until the records they depend on
 /// are durable.
-struct HeldOutputs {
-    persister: Persister,
+struct HeldOutputs<S> {
+    persister: Persister<S>,
     /// The newest ticket whose records hold back sends.
     barrier: Ticket,
     /// Bursts of outputs in the order the replica made them, each with the
@@ -179,8 +190,8 @@ struct HeldOutputs {
     failed: bool,
 }
 
-impl HeldOutputs {
-    fn new(persister: Persister) -> HeldOutputs {
+impl<S: Storage> HeldOutputs<S> {
+    fn new(persister: Persister<S>) -> HeldOutputs<S> {
         HeldOutputs { persister, barrier: Ticket::default(), held: VecDeque::new(), failed: false }
     }
 

@@ -134,3 +134,43 @@ fn the_memory_loss_fork_does_not_happen_with_one_disk_lost() {
     assert!(completed, "A and B complete");
     assert!(two.is_some() && two == three, "replicas 2 and 3 executed the same batch at seq 1");
 }
+
+/// Issue 20, test 4: damaged disks. With n = 7 (f = 2), a crashed replica
+/// restarts with a flipped bit in a synced record, its log file lost or its
+/// whole disk lost, on up to f replicas at a time, together with f − 1
+/// traitors of mixed behaviours (so damaged disks plus traitors stay within
+/// f) or with none (then two disks at once): every checker passes on every
+/// seed, including that each damaged replica ends out of its recovering mode
+/// and caught up (`caught-up`). The sweep must hit every kind of fault, two
+/// at once, and faults beside a traitor, or it proves nothing.
+#[test]
+fn damaged_disks_on_up_to_f_replicas_leave_every_checker_passing() {
+    use fault_injector::sim::{simulate, SimOptions, TraitorSelection};
+    use fault_injector::DiskFault;
+    let seeds: u64 = std::env::var("PBFT_TRAITOR_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
+    let (mut failures, mut kinds, mut two_at_once, mut beside_traitor) = (Vec::new(), Vec::new(), 0, 0);
+    for traitors in [TraitorSelection::None, TraitorSelection::MixedBelowBound] {
+        for seed in 0..seeds {
+            let options =
+                SimOptions { traitors: traitors.clone(), replicas: Some(7), ..SimOptions::default() };
+            let (report, _) = simulate::<pbft_tests::RecordingApp>(seed, &options);
+            assert_eq!(report.traitors.len(), if traitors == TraitorSelection::None { 0 } else { 1 });
+            kinds.extend(report.disk_faults.iter().map(|(_, _, fault)| *fault));
+            let at = |i: usize| report.disk_faults.get(i).map(|(at, _, _)| *at);
+            two_at_once += usize::from((1..report.disk_faults.len()).any(|i| at(i) == at(i - 1)));
+            beside_traitor += usize::from(!report.traitors.is_empty() && !report.disk_faults.is_empty());
+            if !report.passed() {
+                failures.push(report.to_string());
+            }
+        }
+    }
+    for failure in &failures {
+        eprintln!("{failure}");
+    }
+    assert!(failures.is_empty(), "{} runs with damaged disks failed", failures.len());
+    for fault in DiskFault::ALL {
+        assert!(kinds.contains(&fault), "no run had a {fault} disk");
+    }
+    assert!(two_at_once >= 3, "only {two_at_once} runs damaged two disks at once");
+    assert!(beside_traitor >= 10, "only {beside_traitor} runs damaged a disk beside a traitor");
+}

@@ -4,6 +4,7 @@
 mod agreement;
 mod app_invariant;
 mod bounded;
+mod caught_up;
 mod exactly_once;
 mod linearizability;
 mod liveness;
@@ -14,6 +15,7 @@ mod validity;
 pub use agreement::Agreement;
 pub use app_invariant::AppInvariant;
 pub use bounded::BoundedResources;
+pub use caught_up::{CaughtUp, EndState};
 pub use exactly_once::ExactlyOnce;
 pub use linearizability::Linearizability;
 pub use liveness::Liveness;

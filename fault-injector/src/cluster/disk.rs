@@ -2,15 +2,65 @@
 //! what was synced and what a crash would lose.
 
 use pbft_core::Persist;
+use std::fmt;
+
+/// What can happen to a replica's disk while it is down, beyond losing
+/// what was not synced. The simulator models what the node does with each
+/// finding; detecting them in real files is the storage module's job, and is
+/// tested there on real files (pbft-app's `storage` tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DiskFault {
+    /// A bit flipped in a synced record that is not the last: its checksum
+    /// fails with valid records after it, which no crash explains. The log
+    /// is quarantined and the replica recovers from its peers.
+    FlippedBit,
+    /// The log's segment file is gone (the identity file is left): the
+    /// directory reads as empty for a replica its peers know.
+    LostFile,
+    /// The whole disk is gone: a new, empty data directory.
+    LostDisk,
+}
+
+impl DiskFault {
+    /// Every fault, for drawing one.
+    pub const ALL: [DiskFault; 3] = [DiskFault::FlippedBit, DiskFault::LostFile, DiskFault::LostDisk];
+}
+
+impl fmt::Display for DiskFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DiskFault::FlippedBit => "flipped-bit",
+            DiskFault::LostFile => "lost-file",
+            DiskFault::LostDisk => "lost-disk",
+        })
+    }
+}
 
 /// The records one replica persisted.
 #[derive(Debug, Default)]
 pub(crate) struct SimDisk {
     synced: Vec<Persist>,
     unsynced: Vec<Persist>,
+    /// When the disk was last synced.
+    #[cfg(feature = "mutations")]
+    synced_at: pbft_core::Time,
 }
 
 impl SimDisk {
+    /// How often the send-before-persist mutation syncs, in milliseconds.
+    #[cfg(feature = "mutations")]
+    pub(crate) const LAZY_SYNC_MS: u64 = 50;
+
+    /// The send-before-persist mutation: syncs only if the last sync is
+    /// [`SimDisk::LAZY_SYNC_MS`] old.
+    #[cfg(feature = "mutations")]
+    pub(crate) fn sync_lazily(&mut self, now: pbft_core::Time) {
+        if now.as_millis() >= self.synced_at.as_millis() + Self::LAZY_SYNC_MS {
+            self.synced_at = now;
+            self.sync();
+        }
+    }
+
     /// Buffers `record`; it survives a crash only once synced.
     pub(crate) fn write(&mut self, record: Persist) {
         self.unsynced.push(record);

@@ -23,6 +23,7 @@ use crate::checkers::Vote;
 use crate::keys::ClusterKeys;
 use crate::traitor::{Behavior, Traitor, TraitorNode, TraitorPlan};
 use clients::SimClient;
+pub use disk::DiskFault;
 use disk::SimDisk;
 use hosts::{Hosted, Hosts};
 use network::InFlight;
@@ -47,6 +48,13 @@ pub struct SimCluster<A> {
     /// the sends that depended on them.
     #[cfg(feature = "mutations")]
     send_before_persist: bool,
+    /// Test-only protocol bug of every replica, restarted ones included.
+    #[cfg(feature = "mutations")]
+    mutation: Option<pbft_core::Mutation>,
+    /// Test-only mutation: a restart reads the disk back without its records
+    /// of views.
+    #[cfg(feature = "mutations")]
+    forget_views: bool,
 }
 
 impl<A: ReplicatedStateMachine> SimCluster<A> {
@@ -86,22 +94,60 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
             disks: (0..config.n).map(|_| SimDisk::default()).collect(),
             #[cfg(feature = "mutations")]
             send_before_persist: false,
+            #[cfg(feature = "mutations")]
+            mutation: None,
+            #[cfg(feature = "mutations")]
+            forget_views: false,
         }
     }
 
-    /// Breaks the persistence rule on purpose (mutation tests only): every
-    /// replica's records are synced only at its next input, after the sends
-    /// that depended on them, so a crash in between loses them.
+    /// Breaks recovery on purpose (mutation tests only): a replica restarted
+    /// from its disk gets its records without the views it persisted, so it
+    /// resumes its old view as if it had never voted in it.
+    #[cfg(feature = "mutations")]
+    pub fn set_forget_views(&mut self, on: bool) {
+        self.forget_views = on;
+    }
+
+    /// Breaks every replica's protocol on purpose (mutation tests only),
+    /// including replicas restarted later.
+    #[cfg(feature = "mutations")]
+    pub fn set_mutation(&mut self, mutation: Option<pbft_core::Mutation>) {
+        self.mutation = mutation;
+        for id in self.quorum().replicas() {
+            self.replica_mut(id).set_mutation(mutation);
+        }
+    }
+
+    /// Puts a restarted replica in place of replica `id`.
+    fn install(&mut self, id: ReplicaId, #[allow(unused_mut)] mut replica: Replica<A>) {
+        #[cfg(feature = "mutations")]
+        replica.set_mutation(self.mutation);
+        self.hosts.replace(id, replica);
+    }
+
+    /// Breaks the persistence rule on purpose (mutation tests only): the
+    /// host syncs every replica's records on a timer, as a lazy fsync policy
+    /// would, not before the sends that depend on them, so a crash loses up
+    /// to the last [`SimDisk::LAZY_SYNC_MS`] of them.
     #[cfg(feature = "mutations")]
     pub fn set_send_before_persist(&mut self, on: bool) {
         self.send_before_persist = on;
     }
 
-    fn sends_before_persisting(&self) -> bool {
+    /// What the host syncs before a send and at the end of a burst: every
+    /// record that holds back sends ([`SimDisk::sync_barriers`]); with the
+    /// send-before-persist mutation, only what is older than
+    /// [`SimDisk::LAZY_SYNC_MS`].
+    fn sync_before_send(&mut self, replica: ReplicaId) {
+        let (now, disk) = (self.now, &mut self.disks[replica.index()]);
         #[cfg(feature = "mutations")]
-        return self.send_before_persist;
-        #[cfg(not(feature = "mutations"))]
-        false
+        if self.send_before_persist {
+            disk.sync_lazily(now);
+            return;
+        }
+        let _ = now;
+        disk.sync_barriers();
     }
 
     /// Turns replica `id` into a traitor with `behavior`; `colluders` is the
@@ -165,11 +211,23 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
 
     /// Restarts replica `id` with empty memory from what its disk synced
     /// (what it wrote but did not sync is lost), as after a power cut: it
-    /// recovers with [`Replica::recover`]. A traitor stays a traitor.
+    /// recovers with [`Replica::recover`]; or, as the node does with an
+    /// empty data directory, with [`Replica::recover_lost`] when nothing was
+    /// synced (a replica that never sent anything, or one that crashed while
+    /// recovering from a lost disk). A traitor stays a traitor.
     pub fn restart_from_disk(&mut self, id: ReplicaId, app: A) {
         let disk = &mut self.disks[id.index()];
         disk.crash();
-        let records = disk.records();
+        #[allow(unused_mut)]
+        let mut records = disk.records();
+        #[cfg(feature = "mutations")]
+        if self.forget_views {
+            records.retain(|r| !matches!(r, pbft_core::Persist::View(_)));
+        }
+        if records.is_empty() {
+            self.restart_empty(id, app);
+            return;
+        }
         let config = self.replica(id).config().clone();
         let replica = Replica::recover(
             id,
@@ -182,7 +240,7 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
         )
         .unwrap_or_else(|e| panic!("the configuration was valid at start: {e}"));
         let recovered = replica.last_executed();
-        self.hosts.replace(id, replica);
+        self.install(id, replica);
         self.record.executed[id.index()].retain(|(seq, _)| *seq <= recovered);
         self.hosts.set_crashed(id, false);
         self.drain(NodeId::Replica(id));
@@ -191,6 +249,20 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
     /// How many records replica `id`'s disk holds durably now.
     pub fn durable_records(&self, id: ReplicaId) -> usize {
         self.disks[id.index()].durable_records()
+    }
+
+    /// Restarts replica `id` after `fault` hit its disk while it was down:
+    /// as the node does with a damaged or empty data directory, it trusts
+    /// none of its records and recovers from its peers
+    /// ([`SimCluster::restart_empty`]).
+    pub fn restart_damaged(&mut self, id: ReplicaId, fault: DiskFault, app: A) {
+        self.record.disk_faults.push((self.now, id, fault));
+        self.restart_empty(id, app);
+    }
+
+    /// The disk faults so far: when, which replica, what.
+    pub fn disk_faults(&self) -> &[(Time, ReplicaId, DiskFault)] {
+        &self.record.disk_faults
     }
 
     /// Restarts replica `id` with its keys but empty memory and the
@@ -203,7 +275,7 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
         let recovering = Replica::recover_lost(id, config, book, secret, app, self.now)
             .unwrap_or_else(|e| panic!("the configuration was valid at start: {e}"));
         self.disks[id.index()].wipe();
-        self.hosts.replace(id, recovering);
+        self.install(id, recovering);
         self.record.executed[id.index()].clear();
         self.hosts.set_crashed(id, false);
         self.drain(NodeId::Replica(id));
@@ -351,11 +423,6 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
     fn fire_timers(&mut self) {
         let now = self.now;
         for id in self.hosts.live_ids() {
-            if self.sends_before_persisting() {
-                if let NodeId::Replica(replica) = id {
-                    self.disks[replica.index()].sync();
-                }
-            }
             let Some(node) = self.hosts.live_mut(id) else { continue };
             if node.poll_timeout().is_some_and(|at| at <= now) {
                 if let NodeId::Replica(replica) = id {
@@ -377,11 +444,6 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
         let now = self.now;
         match (envelope.to, envelope.payload) {
             (to @ (NodeId::Replica(_) | NodeId::Twin(_)), Payload::Message(message)) => {
-                if self.sends_before_persisting() {
-                    if let NodeId::Replica(id) = to {
-                        self.disks[id.index()].sync();
-                    }
-                }
                 let Some(node) = self.hosts.live_mut(to) else { return };
                 match to {
                     NodeId::Twin(id) => self.record.trace.record_encoded(&(now, "twin", id, &message)),
@@ -428,8 +490,8 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
                 // its records whether or not it sent anything, except that
                 // records which hold back no send may wait for a later sync
                 // (the worst the rule allows; see `SimDisk::sync_barriers`).
-                if id == NodeId::Replica(replica) && !self.sends_before_persisting() {
-                    self.disks[replica.index()].sync_barriers();
+                if id == NodeId::Replica(replica) {
+                    self.sync_before_send(replica);
                 }
                 return;
             };
@@ -440,9 +502,7 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
             if own && !matches!(output, Output::Persist(_) | Output::Event(_)) {
                 // The persistence rule: what was persisted is durable before
                 // anything that depends on it is sent.
-                if !self.sends_before_persisting() {
-                    self.disks[replica.index()].sync_barriers();
-                }
+                self.sync_before_send(replica);
                 let message = match &output {
                     Output::Send { message, .. } | Output::Broadcast(message) => Some(message),
                     _ => None,

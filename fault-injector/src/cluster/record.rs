@@ -15,6 +15,8 @@ pub(crate) struct Record {
     pub(crate) requests_sent: BTreeMap<Digest, Request>,
     /// Every vote a replica (not a twin) sent, with when.
     pub(crate) votes: Vec<(Time, ReplicaId, Vote)>,
+    /// Every disk fault a replica restarted with, with when.
+    pub(crate) disk_faults: Vec<(Time, ReplicaId, super::DiskFault)>,
     pub(crate) trace: TraceHash,
 }
 
@@ -25,6 +27,7 @@ impl Record {
             executed: vec![Vec::new(); n],
             requests_sent: BTreeMap::new(),
             votes: Vec::new(),
+            disk_faults: Vec::new(),
             trace: TraceHash::default(),
         }
     }

@@ -2,6 +2,7 @@
 
 use super::profile::FaultProfile;
 use crate::checkers::Verdict;
+use crate::cluster::DiskFault;
 use crate::traitor::Behavior;
 use pbft_core::{BufferUsage, Digest, ReplicaId, SeqNum};
 use std::fmt;
@@ -31,6 +32,9 @@ pub struct SimReport {
     pub liveness_summary: String,
     /// The traitor replicas and their behaviours (the checkers judge the others).
     pub traitors: Vec<(ReplicaId, Behavior)>,
+    /// The damaged or lost disks replicas restarted with, in order: when
+    /// (milliseconds), which replica, what.
+    pub disk_faults: Vec<(u64, ReplicaId, DiskFault)>,
     /// How many (replica, stable checkpoint) pairs the app invariant was checked at.
     pub invariant_checks: u64,
     /// What each honest replica executed at the conflicting sequence number
@@ -69,6 +73,11 @@ impl fmt::Display for SimReport {
         if !self.traitors.is_empty() {
             let list: Vec<String> = self.traitors.iter().map(|(id, b)| format!("{id} {b}")).collect();
             writeln!(f, "  traitors: {}", list.join(", "))?;
+        }
+        if !self.disk_faults.is_empty() {
+            let list: Vec<String> =
+                self.disk_faults.iter().map(|(at, id, d)| format!("{id} {d} at {at} ms")).collect();
+            writeln!(f, "  disk faults: {}", list.join(", "))?;
         }
         for verdict in &self.verdicts {
             match &verdict.violation {

@@ -5,14 +5,14 @@ use super::faulty_network::FaultyNetwork;
 use super::profile::FaultProfile;
 use super::report::{Execution, SimReport};
 use crate::checkers::{
-    Agreement, AppInvariant, BoundedResources, ExactlyOnce, Linearizability, Liveness, OneVote, TotalOrder,
-    Validity,
+    Agreement, AppInvariant, BoundedResources, CaughtUp, EndState, ExactlyOnce, Linearizability, Liveness,
+    OneVote, TotalOrder, Validity,
 };
-use crate::cluster::{Completion, SimCluster, SimConfig};
+use crate::cluster::{Completion, DiskFault, SimCluster, SimConfig};
 use crate::rng::Rng;
 use crate::traitor::Behavior;
 use pbft_core::{ClientId, Event, ReplicaId, ReplicatedStateMachine, Time};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What the simulator drives an application with: the operations clients
 /// make up, and the application's own consistency rule. It is a type of its
@@ -44,6 +44,9 @@ pub enum TraitorSelection {
     Uniform(Behavior),
     /// f traitors with behaviours drawn by the seed.
     Mixed,
+    /// f − 1 traitors with behaviours drawn by the seed, leaving room in
+    /// the fault bound for a damaged disk (none with n = 4, one with n = 7).
+    MixedBelowBound,
     /// Exactly these replicas with these behaviours (they collude together).
     Exactly(Vec<(ReplicaId, Behavior)>),
 }
@@ -72,8 +75,9 @@ impl TraitorSelection {
                     matches!(behavior, Behavior::Equivocate | Behavior::SlowPrimary | Behavior::Collude);
                 pick(f, acts_as_primary).into_iter().map(|id| (ReplicaId(id), *behavior)).collect()
             }
-            TraitorSelection::Mixed => {
-                let ids = pick(f, false);
+            TraitorSelection::Mixed | TraitorSelection::MixedBelowBound => {
+                let count = if *self == TraitorSelection::Mixed { f } else { f.saturating_sub(1) };
+                let ids = pick(count, false);
                 let mut kinds = Rng::stream(profile.seed, "traitors/behaviours");
                 ids.into_iter()
                     .map(|id| {
@@ -101,6 +105,10 @@ pub struct SimOptions {
     /// A deliberate protocol bug to prove the checkers can fail (test builds only).
     #[cfg(feature = "mutations")]
     pub mutation: Option<pbft_core::Mutation>,
+    /// Break the persistence rule: sends before their records are synced
+    /// (test builds only; see `SimCluster::set_send_before_persist`).
+    #[cfg(feature = "mutations")]
+    pub send_before_persist: bool,
 }
 
 /// Something scheduled to happen at a virtual time.
@@ -110,8 +118,9 @@ enum Action {
     Crash(ReplicaId),
     /// Restart with empty memory from what the disk synced, as after a power cut.
     RestartFromDisk(ReplicaId),
-    /// Restart with empty memory (same keys), as after a lost disk.
-    RestartEmpty(ReplicaId),
+    /// Restart after the disk was damaged or lost: empty memory (same
+    /// keys), recovering from peers.
+    RestartDamaged(ReplicaId, DiskFault),
 }
 
 struct Checkers {
@@ -124,6 +133,7 @@ struct Checkers {
     liveness: Liveness,
     bounded: BoundedResources,
     one_vote: OneVote,
+    caught_up: CaughtUp,
 }
 
 /// One run in progress: the cluster, what is still scheduled, and the checkers.
@@ -155,10 +165,9 @@ pub fn simulate<W: Workload>(seed: u64, options: &SimOptions) -> (SimReport, Vec
     };
     let mut cluster = SimCluster::new(config, |_| W::App::default());
     #[cfg(feature = "mutations")]
-    if let Some(mutation) = options.mutation {
-        for id in cluster.quorum().replicas() {
-            cluster.replica_mut(id).set_mutation(Some(mutation));
-        }
+    {
+        cluster.set_mutation(options.mutation);
+        cluster.set_send_before_persist(options.send_before_persist);
     }
     cluster.set_network(FaultyNetwork::new(&profile));
     let traitors = options.traitors.choose(&profile);
@@ -169,7 +178,7 @@ pub fn simulate<W: Workload>(seed: u64, options: &SimOptions) -> (SimReport, Vec
     let honest = cluster.quorum().replicas().filter(|id| !colluders.contains(id)).collect();
     let mut run = Run::<W> {
         cluster,
-        schedule: schedule::<W>(&profile, colluders.is_empty()),
+        schedule: schedule::<W>(&profile, profile.quorum().f().saturating_sub(colluders.len())),
         honest,
         checkers: Checkers {
             agreement: Agreement::default(),
@@ -181,6 +190,7 @@ pub fn simulate<W: Workload>(seed: u64, options: &SimOptions) -> (SimReport, Vec
             liveness: Liveness::default(),
             bounded: BoundedResources::default(),
             one_vote: OneVote::default(),
+            caught_up: CaughtUp::default(),
         },
         cursor: 0,
         vote_cursor: 0,
@@ -231,7 +241,14 @@ pub fn simulate<W: Workload>(seed: u64, options: &SimOptions) -> (SimReport, Vec
         })
         .count();
 
+    let ends: BTreeMap<ReplicaId, EndState> = run
+        .cluster
+        .replicas()
+        .filter(|r| run.honest.contains(&r.id()))
+        .map(|r| (r.id(), EndState { recovering: r.is_recovering(), last_executed: r.last_executed() }))
+        .collect();
     let checkers = &mut run.checkers;
+    checkers.caught_up.judge(&ends);
     checkers.liveness.judge(completions.len(), issued, last_completion, deadline, newer_views);
     checkers.linearizability.finish::<W::App>(run.cluster.requests_sent(), &completions);
     let verdicts = vec![
@@ -244,6 +261,7 @@ pub fn simulate<W: Workload>(seed: u64, options: &SimOptions) -> (SimReport, Vec
         checkers.bounded.verdict(),
         checkers.app_invariant.verdict(),
         checkers.one_vote.verdict(),
+        checkers.caught_up.verdict(),
     ];
     let report = SimReport {
         profile,
@@ -259,6 +277,12 @@ pub fn simulate<W: Workload>(seed: u64, options: &SimOptions) -> (SimReport, Vec
             .max()
             .unwrap_or(0),
         traitors,
+        disk_faults: run
+            .cluster
+            .disk_faults()
+            .iter()
+            .map(|(at, id, fault)| (at.as_millis(), *id, *fault))
+            .collect(),
         invariant_checks: checkers.app_invariant.checked(),
         executions: executions_at(
             &run.cluster,
@@ -297,16 +321,21 @@ fn executions_at<A: ReplicatedStateMachine>(
 
 /// The client arrivals and crash/restart episodes of a profile, by time.
 ///
-/// Without `amnesia`, every restart keeps the replica's memory. Runs with f
-/// traitors need that: a replica that lost its memory is faulty until it has
-/// caught up (it may have forgotten prepared certificates a view change
-/// relies on), so f traitors plus an amnesiac would exceed the fault bound.
-/// A crash that keeps memory is only slowness, which PBFT tolerates on top of f.
-fn schedule<W: Workload>(profile: &FaultProfile, amnesia: bool) -> Vec<(Time, Action)> {
+/// An episode crashes one replica, which restarts from its disk (what it
+/// synced) or, with probability one half, with a damaged or lost disk; in
+/// runs where `damage_allowance` (f minus the traitors) is 2 or more, half
+/// of the damaging episodes damage that many disks at once. A replica
+/// restarted from a damaged disk is faulty until it has caught up (it may
+/// have forgotten prepared certificates a view change relies on), so damaged
+/// disks plus traitors stay within f; with f traitors every restart is from
+/// the disk. A restart from the disk is only slowness, which PBFT tolerates
+/// on top of f.
+fn schedule<W: Workload>(profile: &FaultProfile, damage_allowance: usize) -> Vec<(Time, Action)> {
     let mut ops = Rng::stream(profile.seed, "workload/ops");
     let mut arrivals = Rng::stream(profile.seed, "workload/arrivals");
     let mut crashes = Rng::stream(profile.seed, "faults/crashes");
     let mut amnesia_draws = Rng::stream(profile.seed, "faults/amnesia");
+    let mut damage = Rng::stream(profile.seed, "faults/damage");
     let mut schedule = Vec::new();
     for c in 0..profile.clients as u64 {
         let mut at = 0;
@@ -325,9 +354,25 @@ fn schedule<W: Workload>(profile: &FaultProfile, amnesia: bool) -> Vec<(Time, Ac
         let end = start + 1 + crashes.below(slot / 2);
         let victim = ReplicaId(crashes.below(profile.n as u64) as u32);
         schedule.push((Time(start), Action::Crash(victim)));
-        let forgets = amnesia_draws.chance(1, 2) && amnesia;
-        let restart = if forgets { Action::RestartEmpty(victim) } else { Action::RestartFromDisk(victim) };
-        schedule.push((Time(end), restart));
+        let damaged = amnesia_draws.chance(1, 2) && damage_allowance > 0;
+        if !damaged {
+            schedule.push((Time(end), Action::RestartFromDisk(victim)));
+            continue;
+        }
+        let mut victims = vec![victim];
+        if damage_allowance > 1 && damage.chance(1, 2) {
+            while victims.len() < damage_allowance {
+                let more = ReplicaId(damage.below(profile.n as u64) as u32);
+                if !victims.contains(&more) {
+                    schedule.push((Time(start), Action::Crash(more)));
+                    victims.push(more);
+                }
+            }
+        }
+        for id in victims {
+            let fault = DiskFault::ALL[damage.below(DiskFault::ALL.len() as u64) as usize];
+            schedule.push((Time(end), Action::RestartDamaged(id, fault)));
+        }
     }
     if let Some((at, down)) = profile.whole_cluster_crash {
         for id in (0..profile.n as u32).map(ReplicaId) {
@@ -367,20 +412,28 @@ impl<W: Workload> Run<'_, W> {
                 match action {
                     Action::Submit(client, op) => self.cluster.submit(client, op),
                     Action::Crash(id) => self.cluster.crash(id),
-                    Action::RestartFromDisk(id) => self.cluster.restart_from_disk(id, W::App::default()),
-                    Action::RestartEmpty(id) => {
-                        self.cluster.restart_empty(id, W::App::default());
+                    Action::RestartFromDisk(id) => {
+                        self.cluster.restart_from_disk(id, W::App::default());
+                        if self.cluster.replica(id).is_recovering() {
+                            // Nothing was synced (it never sent anything, or
+                            // it was recovering from a damaged disk and
+                            // persisted nothing yet): it recovers from its
+                            // peers again, a new incarnation as below.
+                            self.forget(id);
+                        }
+                    }
+                    Action::RestartDamaged(id, fault) => {
+                        self.cluster.restart_damaged(id, fault, W::App::default());
+                        self.checkers.caught_up.on_damaged(id);
                         // A new incarnation: its earlier executions are
                         // history. A lost disk is a fault until the replica
-                        // has caught up (amnesia happens only in runs without
-                        // traitors): its recovering mode keeps it from voting
+                        // has caught up (damaged disks plus traitors stay
+                        // within f): its recovering mode keeps it from voting
                         // in any view it may have voted in, but a replica that
                         // loses its disk twice while the cluster stays in one
                         // view may ask for the same new view twice, so its
                         // earlier votes are not held against it.
-                        self.checkers.total_order.forget(id);
-                        self.checkers.exactly_once.forget(id);
-                        self.checkers.one_vote.forget(id);
+                        self.forget(id);
                     }
                 }
             } else {
@@ -388,6 +441,14 @@ impl<W: Workload> Run<'_, W> {
             }
             self.observe();
         }
+    }
+
+    /// Replica `id` restarted with nothing from before: what it executed
+    /// and signed before is history.
+    fn forget(&mut self, id: ReplicaId) {
+        self.checkers.total_order.forget(id);
+        self.checkers.exactly_once.forget(id);
+        self.checkers.one_vote.forget(id);
     }
 
     /// Feeds the events since the last call to the checkers.

@@ -117,6 +117,11 @@ impl DataDir {
         Ok(Opened { dir, records: replayed.records, report })
     }
 
+    /// Whether appends and compactions fdatasync.
+    pub fn syncs(&self) -> bool {
+        self.sync
+    }
+
     /// Appends `records`, one burst, with one write and (when syncing) one
     /// fdatasync: group commit. When it returns `Ok` the records are
     /// durable; any error (disk full included) means they may not be, and

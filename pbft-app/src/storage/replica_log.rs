@@ -82,4 +82,8 @@ impl Storage for ReplicaLog {
         }
         Ok(())
     }
+
+    fn syncs(&self) -> bool {
+        self.dir.syncs()
+    }
 }

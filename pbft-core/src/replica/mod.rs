@@ -493,7 +493,16 @@ impl<A: ReplicatedStateMachine> Replica<A> {
 
     /// Asks the host to make `record` durable (before any later send or
     /// reply, if it holds back sends).
+    ///
+    /// A recovering replica persists nothing: its host still knows that its
+    /// disk was lost or damaged, so a crash now restarts the recovery, where
+    /// records written meanwhile would make it look like a replica that
+    /// never voted. Recovery ends by persisting a snapshot of what it caught
+    /// up to (see [`crate::persist`]).
     fn persist(&mut self, record: crate::persist::Persist) {
+        if self.recovering.is_some() {
+            return;
+        }
         self.outputs.push_back(Output::Persist(record));
     }
 

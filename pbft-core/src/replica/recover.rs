@@ -180,6 +180,10 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// Leaves the recovering mode once 2f+1 other replicas reported and this
     /// replica has caught up to the stable checkpoint f+1 of them vouch for.
     pub(super) fn try_finish_recovery(&mut self, now: Time) {
+        #[cfg(feature = "mutations")]
+        if self.mutation == Some(crate::Mutation::NeverFinishRecovery) {
+            return;
+        }
         let Some(reports) = &self.recovering else { return };
         if reports.len() < self.quorum.quorum() {
             return;
@@ -194,6 +198,9 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         let pristine = reports.values().all(|r| r.view == 0 && !r.view_changing && r.last_executed == 0);
         let highest = reports.values().map(|r| r.view).max().unwrap_or(0);
         self.recovering = None;
+        if self.stable_checkpoint.seq > 0 {
+            self.persist_snapshot();
+        }
         let target = if pristine { 0 } else { highest + 2 };
         self.emit(crate::output::Event::Recovered { last_executed: self.last_executed, view: target });
         if pristine {

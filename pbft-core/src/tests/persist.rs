@@ -218,3 +218,26 @@ fn a_recovering_replica_joins_a_cluster_that_has_not_started() {
     let out = feed(&mut replica, Message::PrePrepare(pp));
     assert!(out.iter().any(|o| matches!(o, Output::Broadcast(Message::Prepare(_)))), "{out:?}");
 }
+
+/// A recovering replica persists nothing, not even the batches it executes
+/// as it catches up from proofs its peers relay: a crash now must find the
+/// host's record of the lost disk unchanged, so that it recovers again
+/// rather than restart as a replica that never voted. Once recovered, its
+/// first record is the view it asks for.
+#[test]
+fn a_recovering_replica_persists_nothing_until_it_has_recovered() {
+    let kit = Kit::new(4);
+    let mut replica = recovering(&kit, 1);
+    feed(&mut replica, report(&kit, 0, 3, 1));
+    feed(&mut replica, report(&kit, 2, 3, 1));
+    let pp = kit.pre_prepare(0, 1, vec![kit.request(1, 5)]);
+    let digest = pp.payload().digest;
+    let commits = [0, 2, 3].map(|from| kit.commit(from, 0, 1, digest)).to_vec();
+    let committed = crate::message::Committed { pre_prepare: pp, commits, replica: ReplicaId(0) };
+    let out = feed(&mut replica, Message::Committed(crate::Signed::sign(committed, kit.key(0))));
+    assert_eq!(replica.last_executed(), 1, "it caught up by the relayed proof: {out:?}");
+    assert!(records(&out).is_empty(), "nothing is persisted while recovering: {out:?}");
+    let out = feed(&mut replica, report(&kit, 3, 3, 1));
+    assert!(!replica.is_recovering());
+    assert_eq!(records(&out), vec![Persist::View(5)], "{out:?}");
+}

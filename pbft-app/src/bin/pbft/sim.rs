@@ -26,8 +26,11 @@ pub struct SimArgs {
     json: bool,
     /// Make f replicas traitors: a behaviour name (silent, equivocate,
     /// double-vote, forge, replay, view-change-liar, slow-primary, flood,
-    /// selective, collude) for all of them, or `mixed` for one drawn per traitor.
-    #[arg(long, value_name = "BEHAVIOUR|mixed")]
+    /// selective, collude) for all of them, or `mixed` for one drawn per
+    /// traitor; `mixed-below-bound` makes f − 1 mixed traitors, leaving room
+    /// in the fault bound for damaged disks (with f traitors, restarts keep
+    /// their disks).
+    #[arg(long, value_name = "BEHAVIOUR|mixed|mixed-below-bound")]
     traitors: Option<String>,
 }
 
@@ -35,6 +38,7 @@ fn parse_traitors(text: Option<&str>) -> Result<TraitorSelection> {
     Ok(match text {
         None => TraitorSelection::None,
         Some("mixed") => TraitorSelection::Mixed,
+        Some("mixed-below-bound") => TraitorSelection::MixedBelowBound,
         Some(name) => TraitorSelection::Uniform(name.parse::<Behavior>().context("--traitors")?),
     })
 }
@@ -72,6 +76,7 @@ fn report_json(report: &SimReport, flag: &str) -> serde_json::Value {
         "end_ms": report.end_ms,
         "trace_hash": report.trace_hash.to_string(),
         "traitors": report.traitors.iter().map(|(id, b)| serde_json::json!({"replica": id.0, "behavior": b.name()})).collect::<Vec<_>>(),
+        "disk_faults": report.disk_faults.iter().map(|(at, id, d)| serde_json::json!({"at_ms": at, "replica": id.0, "fault": d.to_string()})).collect::<Vec<_>>(),
         "replay": replay_command(report, flag),
     })
 }
