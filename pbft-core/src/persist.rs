@@ -38,7 +38,10 @@
 //!    which made its certificate durable (rule 2) before its COMMIT. So
 //!    even if every replica restarts, any 2f+1 of them that form the next
 //!    NEW-VIEW include one that still holds the certificate, and the new
-//!    view re-proposes the batch at n (§4.4): the application and the reply
+//!    view re-proposes the batch at n (§4.4; or, if n is below the new
+//!    view's stable checkpoint, the state transferred there includes it,
+//!    §4.3; a certificate is deleted only by a durable snapshot of a later
+//!    checkpoint): the application and the reply
 //!    cache are rebuilt by executing it again, with the same result, since
 //!    execution is deterministic. The certificates are therefore what makes
 //!    an acknowledged operation durable. [`Persist::Executed`] records the
@@ -67,6 +70,15 @@
 //! until then. (A replica that loses its disk twice while the cluster stays in
 //! one view may ask for the same view twice; a cluster whose 2f+1 reports
 //! show it has not started, everything at view 0, is joined in view 0.)
+//!
+//! **Caveat: a new cluster.** A host cannot tell a data directory that was
+//! never used from one that was lost, so every replica of a new cluster
+//! starts recovering and needs 2f+1 *other* replicas' reports before it
+//! votes. A new cluster therefore starts only once every replica of it is
+//! up (n = 3f+1 leaves no room for a replica that stays silent at the very
+//! start), while a running cluster tolerates f silent replicas as usual.
+//! (The simulator restarts a replica that never synced anything as a new
+//! one, which is what it is.)
 //!
 //! At each stable checkpoint a [`Snapshot`] carries everything still needed
 //! (the checkpoint's state with its proof, the view, the certificates and

@@ -172,7 +172,8 @@ impl Storage for NoStorage {
 
 /// While this many bursts' outputs wait for the disk, the driver reads no
 /// more input: what it holds is bounded by this many bursts of at most
-/// [`MAX_BURST`] frames each, and a slow disk slows the peers through their
+/// [`MAX_BURST`] frames each (plus what the replica's timers make meanwhile,
+/// a few messages per timer), and a slow disk slows the peers through their
 /// links' queues instead of growing memory here.
 const MAX_HELD_BURSTS: usize = 64;
 
@@ -260,8 +261,9 @@ fn send(output: Output, net: &ReplicaNet, clients: &mut BTreeMap<ClientId, Outbo
                 }
             }
         }
-        Output::Event(event) => log_event(&event),
-        Output::Persist(_) => {}
+        // `HeldOutputs::take` logs events and persists records; only sends
+        // and replies are held.
+        Output::Event(_) | Output::Persist(_) => {}
     }
 }
 

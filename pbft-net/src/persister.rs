@@ -76,7 +76,7 @@ impl<S: Storage> Persister<S> {
         match &mut self.mode {
             Mode::Thread { to_thread: Some(to_thread), .. } => {
                 // A send fails only once the thread has stopped after a
-                // failed persist, which `progress` already reports.
+                // failed or panicking persist, which `progress` reports.
                 let _ = to_thread.send(records);
             }
             Mode::Thread { to_thread: None, .. } => {}
@@ -143,6 +143,17 @@ fn persist_bursts(
     bursts: mpsc::Receiver<Vec<Persist>>,
     publish: watch::Sender<Progress>,
 ) {
+    /// Publishes a failure if the thread unwinds (a panicking storage):
+    /// the driver must stop sending, not wait forever.
+    struct FailOnUnwind<'a>(&'a watch::Sender<Progress>);
+    impl Drop for FailOnUnwind<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.send_replace(Progress::Failed);
+            }
+        }
+    }
+    let _guard = FailOnUnwind(&publish);
     let mut durable = Ticket(0);
     while let Ok(mut records) = bursts.recv() {
         let mut taken = 1;

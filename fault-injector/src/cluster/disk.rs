@@ -41,6 +41,9 @@ impl fmt::Display for DiskFault {
 pub(crate) struct SimDisk {
     synced: Vec<Persist>,
     unsynced: Vec<Persist>,
+    /// Lost or damaged, and nothing synced since: the replica was
+    /// recovering from its peers (it persists nothing meanwhile).
+    lost: bool,
     /// When the disk was last synced.
     #[cfg(feature = "mutations")]
     synced_at: pbft_core::Time,
@@ -73,6 +76,7 @@ impl SimDisk {
         if self.unsynced.is_empty() {
             return;
         }
+        self.lost = false;
         self.synced.append(&mut self.unsynced);
         if let Some(last) = self.synced.iter().rposition(|r| matches!(r, Persist::Snapshot(_))) {
             self.synced.drain(..last);
@@ -99,6 +103,14 @@ impl SimDisk {
     pub(crate) fn wipe(&mut self) {
         self.synced.clear();
         self.unsynced.clear();
+        self.lost = true;
+    }
+
+    /// Whether the disk was lost or damaged and nothing was synced since, as
+    /// the node sees an empty data directory or a quarantine not yet
+    /// followed by a snapshot.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lost
     }
 
     /// What a restart reads back, in the order it was written.

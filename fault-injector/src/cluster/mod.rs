@@ -211,10 +211,13 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
 
     /// Restarts replica `id` with empty memory from what its disk synced
     /// (what it wrote but did not sync is lost), as after a power cut: it
-    /// recovers with [`Replica::recover`]; or, as the node does with an
-    /// empty data directory, with [`Replica::recover_lost`] when nothing was
-    /// synced (a replica that never sent anything, or one that crashed while
-    /// recovering from a lost disk). A traitor stays a traitor.
+    /// recovers with [`Replica::recover`]; or, if it crashed while it was
+    /// recovering from a lost or damaged disk (nothing synced since), with
+    /// [`Replica::recover_lost`] again. A replica that synced nothing
+    /// because it never sent anything restarts as a new one. (The node
+    /// cannot tell those two apart in an empty data directory and treats
+    /// both as lost: see the caveat in `pbft_core::persist`.) A traitor
+    /// stays a traitor.
     pub fn restart_from_disk(&mut self, id: ReplicaId, app: A) {
         let disk = &mut self.disks[id.index()];
         disk.crash();
@@ -224,7 +227,7 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
         if self.forget_views {
             records.retain(|r| !matches!(r, pbft_core::Persist::View(_)));
         }
-        if records.is_empty() {
+        if disk.is_lost() {
             self.restart_empty(id, app);
             return;
         }

@@ -347,7 +347,8 @@ fn schedule<W: Workload>(profile: &FaultProfile, damage_allowance: usize) -> Vec
             schedule.push((Time(at), Action::Submit(ClientId(c), op)));
         }
     }
-    // Crash-restart episodes one after another, so at most one replica is down at a time.
+    // Crash-restart episodes one after another: one replica down at a time,
+    // or the damaged ones of one episode together.
     let slot = profile.safety_ms / (profile.crash_restarts as u64 + 1);
     for episode in 0..profile.crash_restarts as u64 {
         let start = episode * slot + crashes.below(slot / 2 + 1);
@@ -415,11 +416,14 @@ impl<W: Workload> Run<'_, W> {
                     Action::RestartFromDisk(id) => {
                         self.cluster.restart_from_disk(id, W::App::default());
                         if self.cluster.replica(id).is_recovering() {
-                            // Nothing was synced (it never sent anything, or
-                            // it was recovering from a damaged disk and
-                            // persisted nothing yet): it recovers from its
-                            // peers again, a new incarnation as below.
-                            self.forget(id);
+                            // It crashed while recovering from a damaged
+                            // disk and recovers again: it re-executes from
+                            // nothing. (It signed nothing while recovering,
+                            // and its votes from before the damage were
+                            // forgotten then; the one-vote checker keeps
+                            // everything since.)
+                            self.checkers.total_order.forget(id);
+                            self.checkers.exactly_once.forget(id);
                         }
                     }
                     Action::RestartDamaged(id, fault) => {

@@ -508,7 +508,13 @@ impl<A: ReplicatedStateMachine> Replica<A> {
 
     /// Before the first message of a view, that view is persisted: a replica
     /// restarted from its records never signs again in a view up to it.
+    /// While recovering nothing is persisted (see [`Replica::persist`]), so
+    /// nothing is marked persisted either: the first send after recovery
+    /// writes the view it is sent in.
     fn persist_view(&mut self) {
+        if self.recovering.is_some() {
+            return;
+        }
         if self.persisted_view.is_none_or(|v| v < self.view) {
             self.persisted_view = Some(self.view);
             self.persist(crate::persist::Persist::View(self.view));

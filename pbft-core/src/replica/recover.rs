@@ -198,9 +198,6 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         let pristine = reports.values().all(|r| r.view == 0 && !r.view_changing && r.last_executed == 0);
         let highest = reports.values().map(|r| r.view).max().unwrap_or(0);
         self.recovering = None;
-        if self.stable_checkpoint.seq > 0 {
-            self.persist_snapshot();
-        }
         let target = if pristine { 0 } else { highest + 2 };
         self.emit(crate::output::Event::Recovered { last_executed: self.last_executed, view: target });
         if pristine {
@@ -210,6 +207,11 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             self.last_normal_view = highest + 1;
             self.status = super::Status::Normal;
             self.start_view_change(now, target);
+            // After the view change's own record: the snapshot then carries
+            // the view asked for, so a restart from it asks for a later one.
+            if self.stable_checkpoint.seq > 0 {
+                self.persist_snapshot();
+            }
         }
     }
 

@@ -204,11 +204,18 @@ fn a_recovering_replica_asks_for_a_view_two_above_what_peers_report() {
 }
 
 /// When every report shows a cluster that has not started, it joins view 0:
-/// how a new cluster of replicas with empty data directories starts.
+/// how a new cluster of replicas with empty data directories starts. Its
+/// status reports went out while it recovered, but its first vote still
+/// comes after the record of view 0: restarted from its disk, it must know
+/// it voted in view 0.
 #[test]
 fn a_recovering_replica_joins_a_cluster_that_has_not_started() {
     let kit = Kit::new(4);
     let mut replica = recovering(&kit, 1);
+    replica.handle_timeout(T);
+    let reports = drain_all(&mut replica);
+    assert!(reports.iter().any(|o| matches!(o, Output::Broadcast(Message::Status(_)))), "{reports:?}");
+    assert!(records(&reports).is_empty(), "{reports:?}");
     for from in [0, 2, 3] {
         feed(&mut replica, report(&kit, from, 0, 0));
     }
@@ -216,7 +223,9 @@ fn a_recovering_replica_joins_a_cluster_that_has_not_started() {
     assert_eq!((replica.view(), replica.status()), (0, crate::Status::Normal));
     let pp = kit.pre_prepare(0, 1, vec![kit.request(1, 5)]);
     let out = feed(&mut replica, Message::PrePrepare(pp));
-    assert!(out.iter().any(|o| matches!(o, Output::Broadcast(Message::Prepare(_)))), "{out:?}");
+    let prepare = out.iter().position(|o| matches!(o, Output::Broadcast(Message::Prepare(_))));
+    let view = out.iter().position(|o| *o == Output::Persist(Persist::View(0)));
+    assert!(matches!((view, prepare), (Some(v), Some(p)) if v < p), "{out:?}");
 }
 
 /// A recovering replica persists nothing, not even the batches it executes
