@@ -68,17 +68,20 @@
 //! checkpoint it caught up to. Until it has caught up its lost certificates
 //! are missing from view changes: a lost disk counts as one of the f faults
 //! until then. (A replica that loses its disk twice while the cluster stays in
-//! one view may ask for the same view twice; a cluster whose 2f+1 reports
-//! show it has not started, everything at view 0, is joined in view 0.)
+//! one view may ask for the same view twice.)
 //!
-//! **Caveat: a new cluster.** A host cannot tell a data directory that was
-//! never used from one that was lost, so every replica of a new cluster
-//! starts recovering and needs 2f+1 *other* replicas' reports before it
-//! votes. A new cluster therefore starts only once every replica of it is
-//! up (n = 3f+1 leaves no room for a replica that stays silent at the very
-//! start), while a running cluster tolerates f silent replicas as usual.
-//! (The simulator restarts a replica that never synced anything as a new
-//! one, which is what it is.)
+//! **A new cluster.** A host cannot tell a data directory that was never
+//! used from one that was lost, so every replica of a new cluster starts
+//! recovering. When the reports of 2f other replicas (with itself, a
+//! quorum) all show a cluster that has not started (view 0, nothing
+//! executed, no view change), it joins view 0: so a new cluster starts
+//! with f of its replicas silent. A replica that lost its disk while the
+//! cluster still looked like that (its first batch not yet executed
+//! anywhere) may rejoin view 0 after voting in it; it then votes again only
+//! for what the primary proposes, and a primary that proposes two batches
+//! for one slot would be a second fault beside the lost disk. (The
+//! simulator restarts a replica that never synced anything as a new one,
+//! which is what it is.)
 //!
 //! At each stable checkpoint a [`Snapshot`] carries everything still needed
 //! (the checkpoint's state with its proof, the view, the certificates and

@@ -174,3 +174,38 @@ fn damaged_disks_on_up_to_f_replicas_leave_every_checker_passing() {
     assert!(two_at_once >= 3, "only {two_at_once} runs damaged two disks at once");
     assert!(beside_traitor >= 10, "only {beside_traitor} runs damaged a disk beside a traitor");
 }
+
+/// A new cluster starts as the node starts it: every replica from an empty
+/// data directory, so in the recovering mode. It begins serving with f
+/// replicas silent from the very start (replica 3 never comes up), and
+/// after a power cut of the others it restarts from their disks with every
+/// completed put, and no replica signs anything twice.
+#[test]
+fn a_new_cluster_of_empty_data_directories_starts_with_f_replicas_silent() {
+    let config = SimConfig { protocol: protocol(), ..SimConfig::new(4, 1) };
+    let mut cluster = SimCluster::new(config, |_| KvStore::default());
+    for id in 0..4 {
+        cluster.restart_empty(ReplicaId(id), KvStore::default());
+    }
+    cluster.crash(ReplicaId(3));
+    for i in 0..6 {
+        cluster.submit(ClientId(0), put(&format!("k{i}"), "v"));
+    }
+    assert!(cluster.run_until_complete(Time(30_000)), "three replicas start the cluster");
+    for id in 0..3 {
+        cluster.crash(ReplicaId(id));
+    }
+    for id in 0..3 {
+        cluster.restart_from_disk(ReplicaId(id), KvStore::default());
+    }
+    let get = encode_request(&KvQuery::Get { key: "k5".into() }).unwrap();
+    cluster.submit_query(ClientId(0), get);
+    assert!(cluster.run_until_complete(Time(cluster.now().as_millis() + 30_000)));
+    let answer = cluster.completions(ClientId(0)).last().unwrap();
+    assert_eq!(decode_output::<KvResult>(&answer.result).unwrap(), KvResult::Value(Some("v".into())));
+    let mut one_vote = fault_injector::checkers::OneVote::default();
+    for (at, replica, vote) in cluster.votes() {
+        one_vote.on_sent(*at, *replica, *vote);
+    }
+    assert!(one_vote.verdict().passed(), "{:?}", one_vote.verdict());
+}

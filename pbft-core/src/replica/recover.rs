@@ -129,9 +129,10 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// once it holds status reports from 2f+1 other replicas and has executed
     /// up to the stable checkpoint at least f+1 of them report, it asks for
     /// the view two above the highest reported, a view it cannot have signed
-    /// anything in (see [`crate::persist`]). If every report shows a cluster
-    /// that has not started (view 0, nothing executed, no view change), it
-    /// joins view 0 instead: that is how a whole new cluster starts.
+    /// anything in (see [`crate::persist`]). If the reports of 2f other
+    /// replicas all show a cluster that has not started (view 0, nothing
+    /// executed, no view change), it joins view 0 instead: that is how a
+    /// whole new cluster starts, even with f of its replicas silent.
     pub fn recover_lost(
         id: ReplicaId,
         config: ProtocolConfig,
@@ -177,15 +178,21 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
     }
 
-    /// Leaves the recovering mode once 2f+1 other replicas reported and this
-    /// replica has caught up to the stable checkpoint f+1 of them vouch for.
+    /// Leaves the recovering mode once 2f+1 other replicas reported (2f, if
+    /// all of them show a cluster that has not started) and this replica
+    /// has caught up to the stable checkpoint f+1 of them vouch for.
     pub(super) fn try_finish_recovery(&mut self, now: Time) {
         #[cfg(feature = "mutations")]
         if self.mutation == Some(crate::Mutation::NeverFinishRecovery) {
             return;
         }
         let Some(reports) = &self.recovering else { return };
-        if reports.len() < self.quorum.quorum() {
+        let pristine = reports.values().all(|r| r.view == 0 && !r.view_changing && r.last_executed == 0);
+        // A cluster that has not started is joined on the word of 2f others
+        // (with itself, a quorum): every replica of a new cluster starts
+        // here, and must not need a report from a replica that never comes.
+        let needed = if pristine { self.quorum.quorum() - 1 } else { self.quorum.quorum() };
+        if reports.len() < needed {
             return;
         }
         let mut stable: Vec<SeqNum> = reports.values().map(|r| r.stable_seq).collect();
@@ -195,7 +202,6 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         if self.last_executed < vouched {
             return;
         }
-        let pristine = reports.values().all(|r| r.view == 0 && !r.view_changing && r.last_executed == 0);
         let highest = reports.values().map(|r| r.view).max().unwrap_or(0);
         self.recovering = None;
         let target = if pristine { 0 } else { highest + 2 };

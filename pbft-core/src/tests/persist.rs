@@ -203,8 +203,9 @@ fn a_recovering_replica_asks_for_a_view_two_above_what_peers_report() {
     assert!(out.contains(&Output::Persist(Persist::View(5))));
 }
 
-/// When every report shows a cluster that has not started, it joins view 0:
-/// how a new cluster of replicas with empty data directories starts. Its
+/// When the reports of 2f other replicas show a cluster that has not
+/// started, it joins view 0: how a new cluster of replicas with empty data
+/// directories starts, even with f replicas silent (replica 3 here). Its
 /// status reports went out while it recovered, but its first vote still
 /// comes after the record of view 0: restarted from its disk, it must know
 /// it voted in view 0.
@@ -216,7 +217,7 @@ fn a_recovering_replica_joins_a_cluster_that_has_not_started() {
     let reports = drain_all(&mut replica);
     assert!(reports.iter().any(|o| matches!(o, Output::Broadcast(Message::Status(_)))), "{reports:?}");
     assert!(records(&reports).is_empty(), "{reports:?}");
-    for from in [0, 2, 3] {
+    for from in [0, 2] {
         feed(&mut replica, report(&kit, from, 0, 0));
     }
     assert!(!replica.is_recovering());
@@ -249,4 +250,18 @@ fn a_recovering_replica_persists_nothing_until_it_has_recovered() {
     let out = feed(&mut replica, report(&kit, 3, 3, 1));
     assert!(!replica.is_recovering());
     assert_eq!(records(&out), vec![Persist::View(5)], "{out:?}");
+}
+
+/// Two reports are not enough when one shows a cluster that has started:
+/// then it waits for 2f+1 (OSDI'99 §4.4's quorum intersection, as above).
+#[test]
+fn a_recovering_replica_waits_for_2f_plus_1_reports_once_the_cluster_started() {
+    let kit = Kit::new(4);
+    let mut replica = recovering(&kit, 1);
+    feed(&mut replica, report(&kit, 0, 0, 0));
+    feed(&mut replica, report(&kit, 2, 1, 0));
+    assert!(replica.is_recovering());
+    feed(&mut replica, report(&kit, 3, 1, 0));
+    assert!(!replica.is_recovering());
+    assert_eq!(replica.view(), 3, "it asks for two above the highest view reported");
 }
