@@ -140,14 +140,13 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
     /// send-before-persist mutation, only what is older than
     /// [`SimDisk::LAZY_SYNC_MS`].
     fn sync_before_send(&mut self, replica: ReplicaId) {
-        let (now, disk) = (self.now, &mut self.disks[replica.index()]);
         #[cfg(feature = "mutations")]
         if self.send_before_persist {
-            disk.sync_lazily(now);
+            let now = self.now;
+            self.disks[replica.index()].sync_lazily(now);
             return;
         }
-        let _ = now;
-        disk.sync_barriers();
+        self.disks[replica.index()].sync_barriers();
     }
 
     /// Turns replica `id` into a traitor with `behavior`; `colluders` is the
@@ -216,7 +215,7 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
     /// [`Replica::recover_lost`] again. A replica that synced nothing
     /// because it never sent anything restarts as a new one. (The node
     /// cannot tell those two apart in an empty data directory and treats
-    /// both as lost: see the caveat in `pbft_core::persist`.) A traitor
+    /// both as lost: see "A new cluster" in `pbft_core::persist`.) A traitor
     /// stays a traitor.
     pub fn restart_from_disk(&mut self, id: ReplicaId, app: A) {
         let disk = &mut self.disks[id.index()];
