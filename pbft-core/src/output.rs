@@ -44,6 +44,42 @@ pub enum Output {
 /// Observable protocol progress and problems.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
+    /// This replica accepted the PRE-PREPARE for `seq` in `view` (a backup),
+    /// or sent it (the primary), with these requests as `(client,
+    /// timestamp)`. Reported only with [`Replica::report_phases`](crate::Replica::report_phases),
+    /// like the phases below.
+    PrePrepared {
+        /// The view.
+        view: View,
+        /// Its sequence number.
+        seq: SeqNum,
+        /// The batch's requests, in order.
+        requests: Vec<(ClientId, u64)>,
+    },
+    /// `seq` became prepared in `view` (OSDI'99 §4.2: a pre-prepare and 2f
+    /// matching PREPAREs); this replica sends its COMMIT now.
+    Prepared {
+        /// The view.
+        view: View,
+        /// Its sequence number.
+        seq: SeqNum,
+    },
+    /// `seq` became committed-local in `view` (prepared, and 2f+1 matching
+    /// COMMITs); it executes once every batch before it has.
+    CommittedLocal {
+        /// The view.
+        view: View,
+        /// Its sequence number.
+        seq: SeqNum,
+    },
+    /// A request that had already executed arrived again, and this replica
+    /// answered it from its reply cache.
+    RepliedFromCache {
+        /// The client.
+        client: ClientId,
+        /// The request's timestamp.
+        timestamp: u64,
+    },
     /// The batch at `seq` committed in `view` and was executed.
     Executed {
         /// The view in which it committed locally.

@@ -141,6 +141,9 @@ pub struct Replica<A> {
     timers: Timers,
     outputs: VecDeque<Output>,
     rejections: BTreeMap<Reject, u64>,
+    /// Whether the normal-case phases are reported as events (see
+    /// [`Replica::report_phases`]).
+    phase_events: bool,
     #[cfg(feature = "mutations")]
     mutation: Option<crate::Mutation>,
 }
@@ -216,6 +219,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             timers: Timers::starting_with(Timer::Status, Time(config_status_interval)),
             outputs: VecDeque::new(),
             rejections: BTreeMap::new(),
+            phase_events: false,
             #[cfg(feature = "mutations")]
             mutation: None,
         })
@@ -352,6 +356,16 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.mutation = mutation;
     }
 
+    /// Whether to report each batch's normal-case phases as events
+    /// ([`Event::PrePrepared`], [`Event::Prepared`],
+    /// [`Event::CommittedLocal`]) and answers from the reply cache
+    /// ([`Event::RepliedFromCache`]): what a host needs to time requests
+    /// and batches (metrics, traces). Off by default: three more events per
+    /// batch are noise to a host that does not time them.
+    pub fn report_phases(&mut self, on: bool) {
+        self.phase_events = on;
+    }
+
     /// This replica's id.
     pub fn id(&self) -> ReplicaId {
         self.id
@@ -479,6 +493,15 @@ impl<A: ReplicatedStateMachine> Replica<A> {
 
     fn emit(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
+    }
+
+    /// Emits the phase event `event` makes, if phases are reported: the
+    /// closure is not even called otherwise, so a host that does not time
+    /// phases pays nothing for them.
+    fn emit_phase(&mut self, event: impl FnOnce() -> Event) {
+        if self.phase_events {
+            self.emit(event());
+        }
     }
 
     fn broadcast(&mut self, message: Message) {

@@ -5,6 +5,7 @@ use super::replies::{seen, Seen};
 use super::{Replica, Status, Timer};
 use crate::app::ReplicatedStateMachine;
 use crate::ids::{SeqNum, View};
+use crate::output::Event;
 use crate::message::{batch_digest, Commit, Message, PrePrepare, Prepare, Request, RequestKind};
 use crate::reject::Reject;
 use crate::signed::{Signable, Signed};
@@ -102,8 +103,9 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         match seen(&self.reply_cache, body.client, body.timestamp, self.config.max_pending_per_client) {
             Seen::New => {}
             Seen::Executed(result) => {
-                let result = result.to_vec();
-                self.reply(body.client, body.timestamp, result, false);
+                let (result, client, timestamp) = (result.to_vec(), body.client, body.timestamp);
+                self.emit_phase(|| Event::RepliedFromCache { client, timestamp });
+                self.reply(client, timestamp, result, false);
                 return;
             }
             Seen::Stale => {
@@ -172,9 +174,20 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             PrePrepare { view: self.view, seq, digest: batch_digest(&batch), primary: self.id, batch },
             &self.secret,
         );
+        self.note_pre_prepared(&pre_prepare);
         self.log.entry(seq).or_default().pre_prepare = Some(pre_prepare.clone());
         self.broadcast(Message::PrePrepare(pre_prepare));
         self.advance(now, seq);
+    }
+
+    /// Reports the phase a PRE-PREPARE this replica sent or accepted starts.
+    fn note_pre_prepared(&mut self, pre_prepare: &Signed<PrePrepare>) {
+        let body = pre_prepare.payload();
+        self.emit_phase(|| Event::PrePrepared {
+            view: body.view,
+            seq: body.seq,
+            requests: body.batch.iter().map(|r| (r.payload().client, r.payload().timestamp)).collect(),
+        });
     }
 
     /// Why a backup would ignore a PRE-PREPARE for the current view.
@@ -202,6 +215,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
 
     pub(super) fn accept_pre_prepare(&mut self, pre_prepare: Signed<PrePrepare>) {
         let seq = pre_prepare.payload().seq;
+        self.note_pre_prepared(&pre_prepare);
         self.log.entry(seq).or_default().pre_prepare = Some(pre_prepare);
     }
 
@@ -261,10 +275,12 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         let Some(digest) = slot.digest() else { return };
         if !slot.prepared && slot.matching_prepares().len() >= prepare_quorum {
             slot.prepared = true;
+            let view = self.view;
             if let Some(cert) = slot.certificate() {
                 self.prepared_certs.insert(seq, cert.clone());
                 self.persist(crate::persist::Persist::Prepared(cert));
             }
+            self.emit_phase(|| Event::Prepared { view, seq });
             let commit =
                 Signed::sign(Commit { view: self.view, seq, digest, replica: self.id }, &self.secret);
             if let Some(slot) = self.log.get_mut(&seq) {
@@ -275,6 +291,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         let Some(slot) = self.log.get_mut(&seq) else { return };
         if slot.prepared && !slot.committed && slot.matching_commits() >= commit_quorum {
             slot.committed = true;
+            let view = self.view;
+            self.emit_phase(|| Event::CommittedLocal { view, seq });
             self.try_execute(now);
         }
     }

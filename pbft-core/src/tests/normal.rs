@@ -161,6 +161,73 @@ fn committed_local_needs_two_f_plus_one_commits_then_executes() {
     assert_eq!(backup.last_executed(), 1);
 }
 
+/// With phases reported, a backup marks each step of OSDI'99 §4.2 as it
+/// reaches it: pre-prepared when it accepts the PRE-PREPARE (naming the
+/// batch's requests), prepared with the 2f-th matching PREPARE (as it sends
+/// its COMMIT), committed-local with the 2f+1-th COMMIT, then executed; a
+/// repeat of the executed request is answered from the reply cache and says
+/// so. Without phases (every other test) none of these events appear.
+#[test]
+fn reported_phases_follow_the_normal_case_in_order() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    backup.report_phases(true);
+    let request = kit.request(1, 5);
+    let pp = kit.pre_prepare(0, 1, vec![request.clone()]);
+    let digest = pp.payload().digest;
+    let out = step(&mut backup, T, Message::PrePrepare(pp));
+    assert_eq!(
+        out,
+        vec![
+            Output::Event(Event::PrePrepared { view: 0, seq: 1, requests: vec![(super::kit::CLIENT, 1)] }),
+            Output::Broadcast(Message::Prepare(kit.prepare(1, 0, 1, digest))),
+        ]
+    );
+    let out = step(&mut backup, T, Message::Prepare(kit.prepare(2, 0, 1, digest)));
+    assert_eq!(
+        out,
+        vec![
+            Output::Event(Event::Prepared { view: 0, seq: 1 }),
+            Output::Broadcast(Message::Commit(kit.commit(1, 0, 1, digest))),
+        ]
+    );
+    assert_eq!(step(&mut backup, T, Message::Commit(kit.commit(0, 0, 1, digest))), vec![]);
+    let out = step(&mut backup, T, Message::Commit(kit.commit(3, 0, 1, digest)));
+    let reply = crate::Reply {
+        view: 0,
+        timestamp: 1,
+        client: super::kit::CLIENT,
+        replica: ReplicaId(1),
+        result: 5u64.to_le_bytes().to_vec(),
+        unordered: false,
+    };
+    assert_eq!(
+        out,
+        vec![
+            Output::Event(Event::CommittedLocal { view: 0, seq: 1 }),
+            Output::Reply(reply.clone()),
+            Output::Event(Event::Executed {
+                view: 0,
+                seq: 1,
+                digest,
+                requests: vec![crate::ExecutedRequest {
+                    client: super::kit::CLIENT,
+                    timestamp: 1,
+                    digest: request.digest()
+                }],
+            }),
+        ]
+    );
+    let out = step(&mut backup, T, Message::Request(request));
+    assert_eq!(
+        out,
+        vec![
+            Output::Event(Event::RepliedFromCache { client: super::kit::CLIENT, timestamp: 1 }),
+            Output::Reply(reply),
+        ]
+    );
+}
+
 /// Batches execute strictly in sequence order: a committed seq 2 waits for seq 1.
 #[test]
 fn execution_waits_for_the_previous_sequence_number() {
