@@ -9,7 +9,8 @@ use crate::storage::{Identity, Recovered, ReplicaLog, ReplicaLogError};
 use fault_injector::traitor::{Traitor, TraitorNode, TraitorPlan};
 use pbft_core::{ClientId, Replica, ReplicaError, ReplicaId, ReplicatedStateMachine};
 use pbft_net::{
-    query_status, replica_status, run_replica, ClientHandle, NetError, NetLimits, NodeStatus, ReplicaNet,
+    query_status, replica_status, run_replica, ClientHandle, MetricsServer, NetError, NetLimits, NodeStatus,
+    ReplicaNet,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -42,6 +43,16 @@ pub enum NodeError {
     #[error("cannot start replica {}'s transport", .replica.0)]
     Transport {
         /// The replica whose transport failed.
+        replica: ReplicaId,
+        /// What the transport said.
+        #[source]
+        source: NetError,
+    },
+    /// The replica's metrics endpoint could not be bound (`metrics_address`
+    /// or `--metrics`: the port is taken, or the address is not this host's).
+    #[error("cannot serve replica {}'s metrics", .replica.0)]
+    Metrics {
+        /// The replica whose endpoint failed.
         replica: ReplicaId,
         /// What the transport said.
         #[source]
@@ -156,6 +167,15 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
         Replica::recover(id, protocol, keys, secret.clone(), A::default(), records, start)
     }
     .map_err(|source| NodeError::Replica { replica: id, source })?;
+    let metrics = match config.replicas.get(id.index()).and_then(|r| r.metrics_address) {
+        Some(address) => {
+            let server =
+                MetricsServer::bind(address).map_err(|source| NodeError::Metrics { replica: id, source })?;
+            tracing::info!(replica = id.0, address = %address, "serving metrics at http://{address}/metrics");
+            Some(server)
+        }
+        None => None,
+    };
     let (net, inbox) = ReplicaNet::start(
         id,
         &secret,
@@ -176,7 +196,9 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
     let thread_error = |source| NodeError::StorageThread { replica: id, source };
     let status = match config.traitor(id) {
         None => replica_status(
-            &run_replica(replica, replica_status, log, net, inbox, shutdown).await.map_err(thread_error)?,
+            &run_replica(replica, replica_status, log, net, inbox, metrics, shutdown)
+                .await
+                .map_err(thread_error)?,
         ),
         Some(behavior) => {
             tracing::warn!(replica = id.0, %behavior, "this replica is a TRAITOR (demonstration)");
@@ -186,7 +208,9 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
             let traitor = Traitor::new(id, behavior, secret, replica.quorum(), plan);
             let node = TraitorNode::new(replica, traitor);
             let status = |node: &TraitorNode<A>| replica_status(node.replica());
-            status(&run_replica(node, status, log, net, inbox, shutdown).await.map_err(thread_error)?)
+            status(
+                &run_replica(node, status, log, net, inbox, metrics, shutdown).await.map_err(thread_error)?,
+            )
         }
     };
     tracing::info!(
@@ -281,6 +305,12 @@ mod tests {
             replica,
             view: 0,
             normal: true,
+            primary: false,
+            pending_requests: 0,
+            held_reads: 0,
+            log_slots: 0,
+            peers: Vec::new(),
+            open_connections: 0,
             recovering: false,
             last_executed,
             stable_checkpoint: 0,

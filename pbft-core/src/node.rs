@@ -39,6 +39,10 @@ pub trait Node {
 
     /// The earliest instant at which [`Node::handle_timeout`] must be called.
     fn poll_timeout(&self) -> Option<Time>;
+
+    /// Reports the normal-case phases as events, or stops (see
+    /// [`Replica::report_phases`]).
+    fn report_phases(&mut self, on: bool);
 }
 
 impl<A: ReplicatedStateMachine> Node for Replica<A> {
@@ -60,5 +64,9 @@ impl<A: ReplicatedStateMachine> Node for Replica<A> {
 
     fn poll_timeout(&self) -> Option<Time> {
         Replica::poll_timeout(self)
+    }
+
+    fn report_phases(&mut self, on: bool) {
+        Replica::report_phases(self, on);
     }
 }

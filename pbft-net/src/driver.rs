@@ -5,21 +5,34 @@
 use crate::endpoint::ReplicaNet;
 use crate::identity::Peer;
 use crate::link::{frame_of, Inbound, Outbox};
+use crate::metrics::{BatchClock, ReplicaMetrics};
+use crate::metrics_server::{MetricsServer, StatusRequest};
 use crate::persister::{Persister, Progress, Ticket};
+use crate::request_trace::{unix_micros, RequestTraces, TraceAnswer};
 use crate::wire::{NodeStatus, Wire};
-use pbft_core::{ClientId, Event, Node, Output, Persist, Replica, ReplicatedStateMachine, Time};
+use pbft_core::{
+    ClientId, Event, Message, Node, Output, Persist, Replica, ReplicatedStateMachine, Reply, Time,
+};
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// What `pbft status` shows of a replica (the driver fills in `net`).
 pub fn replica_status<A: ReplicatedStateMachine>(replica: &Replica<A>) -> NodeStatus {
     let stable = replica.stable_checkpoint();
+    let buffers = replica.buffer_usage();
     NodeStatus {
         replica: replica.id().0,
         view: replica.view(),
         normal: replica.status() == pbft_core::Status::Normal,
+        primary: replica.is_primary(),
+        pending_requests: buffers.pending_requests as u64,
+        held_reads: buffers.held_reads as u64,
+        log_slots: buffers.log_slots as u64,
+        peers: Vec::new(),
+        open_connections: 0,
         recovering: replica.is_recovering(),
         last_executed: replica.last_executed(),
         stable_checkpoint: stable.seq,
@@ -35,22 +48,30 @@ pub fn replica_status<A: ReplicatedStateMachine>(replica: &Replica<A>) -> NodeSt
 /// Runs `replica` (any [`Node`]: a [`Replica`], or a wrapper around one)
 /// on `net` until `shutdown` completes, then returns it. `status` says what a
 /// status query is answered with (see [`replica_status`]). `storage` runs on
-/// a thread of its own (see [`Storage`] for the persistence rule).
+/// a thread of its own (see [`Storage`] for the persistence rule). With
+/// `metrics`, the replica's Prometheus metrics are served there (see
+/// [`MetricsServer`]).
 ///
 /// Clients announce themselves with [`Wire::Hello`]; each client's replies
-/// go to the connection it said hello on most recently.
+/// go to the connection it said hello on most recently. Every replica keeps
+/// the phase times of its recent requests and answers [`Wire::TraceQuery`]
+/// (see `request_trace`).
 pub async fn run_replica<N: Node>(
     mut replica: N,
     status: impl Fn(&N) -> NodeStatus,
     storage: impl Storage,
     net: ReplicaNet,
     mut inbox: mpsc::Receiver<Inbound>,
+    metrics: Option<MetricsServer>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<N> {
     let start = Instant::now();
     let now = || Time(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
     let mut clients: BTreeMap<ClientId, Outbox> = BTreeMap::new();
-    let mut outputs = HeldOutputs::new(Persister::start(storage)?);
+    replica.report_phases(true);
+    let (mut observers, mut scrapes, server) = Observers::start(status(&replica).replica, net.n(), metrics)?;
+    let storage_metrics = observers.metrics.as_ref().map(|m| m.storage.clone());
+    let mut outputs = HeldOutputs::new(Persister::start(storage, storage_metrics)?);
     tokio::pin!(shutdown);
     loop {
         let deadline = replica.poll_timeout().map(|Time(ms)| start + std::time::Duration::from_millis(ms));
@@ -66,16 +87,101 @@ pub async fn run_replica<N: Node>(
                         Err(_) => break,
                     }
                 }
-                handle_burst(&mut replica, &status, &net, &mut clients, now(), burst);
+                let mut host = Host { status: &status, net: &net, clients: &mut clients, observers: &mut observers };
+                host.handle_burst(&mut replica, now(), burst);
+            }
+            Some(scrape) = scrapes.recv() => {
+                let _ = scrape.send(status_report(&replica, &status, &net));
             }
             _ = sleep_until(deadline) => replica.handle_timeout(now()),
         }
-        outputs.take(&mut replica);
-        outputs.release(&net, &mut clients);
+        outputs.take(&mut replica, &mut observers);
+        outputs.release(&net, &mut clients, &mut observers);
+    }
+    if let Some(server) = server {
+        server.abort();
     }
     outputs.persister.finish().await;
     net.close().await;
     Ok(replica)
+}
+
+/// `status`'s report of `replica` with the transport's counters filled in.
+fn status_report<N: Node>(replica: &N, status: &impl Fn(&N) -> NodeStatus, net: &ReplicaNet) -> NodeStatus {
+    let mut report = status(replica);
+    report.net = net.counters();
+    report.peers = net.peer_counters();
+    report.open_connections = net.open_connections();
+    report
+}
+
+/// What the driver keeps about the replica besides running it: the recent
+/// requests' phase times, and its metrics if they are served.
+struct Observers {
+    traces: RequestTraces,
+    metrics: Option<Arc<ReplicaMetrics>>,
+    clock: BatchClock,
+}
+
+impl Observers {
+    /// Observers of replica `id` of `n`, and the metrics endpoint serving
+    /// if there is one (with the scrapes' status requests it sends).
+    #[allow(clippy::type_complexity)]
+    fn start(
+        id: u32,
+        n: usize,
+        server: Option<MetricsServer>,
+    ) -> std::io::Result<(Observers, mpsc::Receiver<StatusRequest>, Option<tokio::task::JoinHandle<()>>)>
+    {
+        let (requests, scrapes) = mpsc::channel(crate::metrics_server::MAX_SCRAPE_CONNECTIONS);
+        let (metrics, task) = match server {
+            Some(server) => {
+                let metrics = Arc::new(ReplicaMetrics::new());
+                let task = server.spawn(metrics.clone(), requests)?;
+                (Some(metrics), Some(task))
+            }
+            None => (None, None),
+        };
+        let observers =
+            Observers { traces: RequestTraces::new(id, n), metrics, clock: BatchClock::default() };
+        Ok((observers, scrapes, task))
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        self.traces.on_event(event, unix_micros());
+        if let Some(metrics) = &self.metrics {
+            metrics.events.on_event(&mut self.clock, event, std::time::Instant::now());
+        }
+    }
+
+    /// Notes what `inbound` starts: a client's request, a state chunk.
+    fn on_inbound(&mut self, inbound: &Inbound) {
+        match (&inbound.wire, inbound.from) {
+            // Only a request on its own client's channel is that client's
+            // (the signature is checked later, by the core).
+            (Wire::Message(Message::Request(request)), Peer::Client(client))
+                if request.payload().client == client =>
+            {
+                self.traces.received(client, request.payload().timestamp, unix_micros());
+                if let Some(metrics) = &self.metrics {
+                    metrics.events.client_request();
+                }
+            }
+            (Wire::Message(Message::StateChunk(chunk)), Peer::Replica(_)) => {
+                if let Some(metrics) = &self.metrics {
+                    metrics.events.state_chunk(chunk.payload().data.len());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_reply(&mut self, reply: &Reply) {
+        self.traces.replied(reply.client, reply.timestamp, unix_micros());
+        if let Some(metrics) = &self.metrics {
+            metrics.events.reply();
+        }
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -89,49 +195,54 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// their signatures can be checked together and outputs flushed between bursts.
 const MAX_BURST: usize = 256;
 
-/// Handles frames in arrival order, passing each run of protocol messages
-/// to the replica in one call.
-fn handle_burst<N: Node>(
-    replica: &mut N,
-    status: &impl Fn(&N) -> NodeStatus,
-    net: &ReplicaNet,
-    clients: &mut BTreeMap<ClientId, Outbox>,
-    now: Time,
-    burst: Vec<Inbound>,
-) {
-    let mut messages = Vec::new();
-    for inbound in burst {
-        match inbound.wire {
-            Wire::Message(message) => messages.push(message),
-            _ => {
-                replica.receive_all(now, std::mem::take(&mut messages));
-                handle_inbound(replica, status, net, clients, now, inbound);
-            }
-        }
-    }
-    replica.receive_all(now, messages);
+/// What handling input needs of the driver besides the replica.
+struct Host<'a, S> {
+    status: &'a S,
+    net: &'a ReplicaNet,
+    clients: &'a mut BTreeMap<ClientId, Outbox>,
+    observers: &'a mut Observers,
 }
 
-fn handle_inbound<N: Node>(
-    replica: &mut N,
-    status: &impl Fn(&N) -> NodeStatus,
-    net: &ReplicaNet,
-    clients: &mut BTreeMap<ClientId, Outbox>,
-    now: Time,
-    inbound: Inbound,
-) {
-    match (inbound.wire, inbound.from, inbound.reply_to) {
-        (Wire::Message(message), _, _) => replica.receive(now, message),
-        (Wire::Hello, Peer::Client(client), Some(link)) => {
-            clients.insert(client, link);
+impl<S> Host<'_, S> {
+    /// Handles frames in arrival order, passing each run of protocol
+    /// messages to the replica in one call.
+    fn handle_burst<N: Node>(&mut self, replica: &mut N, now: Time, burst: Vec<Inbound>)
+    where
+        S: Fn(&N) -> NodeStatus,
+    {
+        let mut messages = Vec::new();
+        for inbound in burst {
+            self.observers.on_inbound(&inbound);
+            match inbound.wire {
+                Wire::Message(message) => messages.push(message),
+                _ => {
+                    replica.receive_all(now, std::mem::take(&mut messages));
+                    self.handle_inbound(replica, now, inbound);
+                }
+            }
         }
-        (Wire::StatusQuery, _, Some(link)) => {
-            let mut report = status(replica);
-            report.net = net.counters();
-            link.push(frame_of(&Wire::Status(report)));
-        }
-        (wire, from, _) => {
-            tracing::debug!(%from, ?wire, "ignored a frame that makes no sense from this peer")
+        replica.receive_all(now, messages);
+    }
+
+    fn handle_inbound<N: Node>(&mut self, replica: &mut N, now: Time, inbound: Inbound)
+    where
+        S: Fn(&N) -> NodeStatus,
+    {
+        match (inbound.wire, inbound.from, inbound.reply_to) {
+            (Wire::Message(message), _, _) => replica.receive(now, message),
+            (Wire::Hello, Peer::Client(client), Some(link)) => {
+                self.clients.insert(client, link);
+            }
+            (Wire::StatusQuery, _, Some(link)) => {
+                link.push(frame_of(&Wire::Status(status_report(replica, self.status, self.net))));
+            }
+            (Wire::TraceQuery { client, timestamp }, _, Some(link)) => {
+                let trace = self.observers.traces.get(ClientId(client), timestamp);
+                link.push(frame_of(&Wire::Trace(TraceAnswer { client, timestamp, trace })));
+            }
+            (wire, from, _) => {
+                tracing::debug!(%from, ?wire, "ignored a frame that makes no sense from this peer")
+            }
         }
     }
 }
@@ -144,8 +255,9 @@ fn handle_inbound<N: Node>(
 /// the replica keeps receiving while a sync is in flight.
 pub trait Storage: Send + 'static {
     /// Makes `records` durable, in order, with one write and one sync for
-    /// all of them (group commit). An error means they may not be durable.
-    fn persist(&mut self, records: &[Persist]) -> Result<(), String>;
+    /// all of them (group commit), and returns the bytes it wrote. An error
+    /// means they may not be durable.
+    fn persist(&mut self, records: &[Persist]) -> Result<u64, String>;
 
     /// Whether `persist` waits for the disk. Storage that does not (no
     /// fdatasync: benchmarks, or nothing kept) is written inline on the
@@ -161,8 +273,8 @@ pub trait Storage: Send + 'static {
 pub struct NoStorage;
 
 impl Storage for NoStorage {
-    fn persist(&mut self, _records: &[Persist]) -> Result<(), String> {
-        Ok(())
+    fn persist(&mut self, _records: &[Persist]) -> Result<u64, String> {
+        Ok(0)
     }
 
     fn syncs(&self) -> bool {
@@ -206,13 +318,16 @@ impl<S: Storage> HeldOutputs<S> {
 
     /// Takes the replica's outputs: records go to the storage thread, events
     /// are logged now, sends and replies are held behind the burst's barrier.
-    fn take<N: Node>(&mut self, replica: &mut N) {
+    fn take<N: Node>(&mut self, replica: &mut N, observers: &mut Observers) {
         let mut records = Vec::new();
         let mut sends = Vec::new();
         while let Some(output) = replica.poll_output() {
             match output {
                 Output::Persist(record) => records.push(record),
-                Output::Event(event) => log_event(&event),
+                Output::Event(event) => {
+                    log_event(&event);
+                    observers.on_event(&event);
+                }
                 other => sends.push(other),
             }
         }
@@ -229,7 +344,12 @@ impl<S: Storage> HeldOutputs<S> {
     }
 
     /// Sends every held burst whose records are durable, in order.
-    fn release(&mut self, net: &ReplicaNet, clients: &mut BTreeMap<ClientId, Outbox>) {
+    fn release(
+        &mut self,
+        net: &ReplicaNet,
+        clients: &mut BTreeMap<ClientId, Outbox>,
+        observers: &mut Observers,
+    ) {
         let durable = match self.persister.progress() {
             Progress::Durable(ticket) => ticket,
             Progress::Failed => {
@@ -241,17 +361,23 @@ impl<S: Storage> HeldOutputs<S> {
         while self.held.front().is_some_and(|(ticket, _)| *ticket <= durable) {
             let Some((_, sends)) = self.held.pop_front() else { break };
             for output in sends {
-                send(output, net, clients);
+                send(output, net, clients, observers);
             }
         }
     }
 }
 
-fn send(output: Output, net: &ReplicaNet, clients: &mut BTreeMap<ClientId, Outbox>) {
+fn send(
+    output: Output,
+    net: &ReplicaNet,
+    clients: &mut BTreeMap<ClientId, Outbox>,
+    observers: &mut Observers,
+) {
     match output {
         Output::Send { to, message } => net.send(to, frame_of(&Wire::Message(message))),
         Output::Broadcast(message) => net.broadcast(&frame_of(&Wire::Message(message))),
         Output::Reply(reply) => {
+            observers.on_reply(&reply);
             let client = reply.client;
             if let Some(link) = clients.get(&client) {
                 if link.is_closed() {
@@ -279,6 +405,12 @@ fn log_event(event: &Event) {
         Event::ViewChangeStarted { view } => tracing::info!(view, "view change started"),
         Event::NewViewEntered { view, primary } => tracing::info!(view, %primary, "entered new view"),
         Event::Rejected { .. } => tracing::debug!(?event, "rejected"),
+        Event::PrePrepared { view, seq, requests } => {
+            tracing::trace!(view, seq, requests = requests.len(), "pre-prepared");
+        }
+        Event::Prepared { view, seq } => tracing::trace!(view, seq, "prepared"),
+        Event::CommittedLocal { view, seq } => tracing::trace!(view, seq, "committed-local"),
+        Event::RepliedFromCache { .. } => tracing::trace!(?event, "answered from the reply cache"),
         Event::CheckpointDisagreement(disagreement) => {
             let report = crate::wire::DisagreementReport::from(disagreement);
             tracing::error!(

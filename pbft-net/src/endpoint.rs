@@ -8,8 +8,8 @@
 //! with exponential back-off, and every outgoing queue is bounded.
 
 use crate::identity::{client_config, peer_public_key, server_config, IdentityError, Peer, PinnedKeys};
-use crate::link::{frame_of, read_frames, Delivery, Frame, Inbound, Outbox, Stats};
-use crate::wire::{NetCounters, Wire};
+use crate::link::{frame_of, read_frames, Delivery, Frame, Inbound, Outbox, PeerStats, Stats};
+use crate::wire::{NetCounters, PeerCounters, Wire};
 use pbft_core::{codec, ClientId, PublicKey, ReplicaId, SecretKey};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -69,6 +69,15 @@ pub enum NetError {
     /// TLS settings could not be made from the key.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// The metrics endpoint's TCP address could not be bound (taken, or not
+    /// an address of this host).
+    #[error("cannot serve metrics on {address}: {source}")]
+    MetricsBind {
+        /// The address asked for.
+        address: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
     /// The replica id is not in the replica list.
     #[error("replica {0} is not in the list of replicas")]
     UnknownReplica(ReplicaId),
@@ -80,6 +89,34 @@ pub struct ReplicaNet {
     endpoint: quinn::Endpoint,
     peers: Vec<Option<Outbox>>,
     stats: Arc<Stats>,
+    traffic: Traffic,
+    connections: OpenConnections,
+}
+
+/// Each peer's share of a replica's traffic: one entry per replica (its
+/// own unused), and one for all clients together.
+#[derive(Clone, Debug)]
+struct Traffic {
+    replicas: Arc<[Arc<PeerStats>]>,
+    clients: Arc<PeerStats>,
+}
+
+impl Traffic {
+    fn new(n: usize) -> Traffic {
+        Traffic {
+            replicas: (0..n).map(|_| Arc::new(PeerStats::default())).collect(),
+            clients: Arc::new(PeerStats::default()),
+        }
+    }
+
+    fn of(&self, peer: Peer) -> Arc<PeerStats> {
+        match peer {
+            Peer::Replica(id) => {
+                self.replicas.get(id.index()).cloned().unwrap_or_else(|| self.clients.clone())
+            }
+            Peer::Client(_) => self.clients.clone(),
+        }
+    }
 }
 
 impl ReplicaNet {
@@ -98,13 +135,16 @@ impl ReplicaNet {
         let endpoint = quinn::Endpoint::server(server_config(secret, &pinned)?, own.address)
             .map_err(|source| NetError::Bind { address: own.address, source })?;
         let stats = Arc::new(Stats::default());
+        let traffic = Traffic::new(replicas.len());
+        let connections: OpenConnections = Arc::new(Mutex::new(BTreeMap::new()));
         let (inbox, receiver) = mpsc::channel(limits.inbox_frames.max(1));
         let acceptor = Acceptor {
             pinned,
             inbox,
             limits,
             stats: stats.clone(),
-            connections: Arc::new(Mutex::new(BTreeMap::new())),
+            traffic: traffic.clone(),
+            connections: connections.clone(),
         };
         tokio::spawn(acceptor.clone().run(endpoint.clone()));
         let mut peers = Vec::with_capacity(replicas.len());
@@ -113,12 +153,13 @@ impl ReplicaNet {
                 peers.push(None);
                 continue;
             }
-            let (outbox, queue) = Outbox::bounded(limits.send_queue_frames, stats.clone());
-            let dialer = Dialer::new(&endpoint, secret, replica, &stats, limits, None)?;
+            let peer = traffic.of(Peer::Replica(ReplicaId(index as u32)));
+            let (outbox, queue) = Outbox::bounded(limits.send_queue_frames, stats.clone(), peer.clone());
+            let dialer = Dialer::new(&endpoint, secret, replica, &stats, peer, limits, None)?;
             tokio::spawn(dialer.run(queue));
             peers.push(Some(outbox));
         }
-        Ok((ReplicaNet { endpoint, peers, stats }, receiver))
+        Ok((ReplicaNet { endpoint, peers, stats, traffic, connections }, receiver))
     }
 
     /// Queues `frame` for replica `to` (dropped and counted if its queue is full).
@@ -138,6 +179,34 @@ impl ReplicaNet {
     /// The transport's counters.
     pub fn counters(&self) -> NetCounters {
         self.stats.snapshot()
+    }
+
+    /// The number of replicas in the cluster.
+    pub fn n(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Each other replica's traffic, in id order, then all clients' together.
+    pub fn peer_counters(&self) -> Vec<PeerCounters> {
+        let mut counters: Vec<PeerCounters> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter_map(|(index, outbox)| {
+                let outbox = outbox.as_ref()?;
+                let stats = self.traffic.replicas.get(index)?;
+                Some(stats.snapshot(format!("replica {index}"), outbox.queued()))
+            })
+            .collect();
+        counters.push(self.traffic.clients.snapshot("clients".into(), 0));
+        counters
+    }
+
+    /// Connections open now: those peers made to this replica, and this
+    /// replica's own links to the other replicas that are up.
+    pub fn open_connections(&self) -> u64 {
+        let open = self.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        open.values().map(|list| list.len() as u64).sum::<u64>() + self.stats.snapshot().links_up
     }
 
     /// The address the endpoint is bound to.
@@ -180,9 +249,10 @@ impl ClientNet {
         let (inbox, receiver) = mpsc::channel(limits.inbox_frames.max(1));
         let mut links = Vec::with_capacity(replicas.len());
         for (index, replica) in replicas.iter().enumerate() {
-            let (outbox, queue) = Outbox::bounded(limits.send_queue_frames, stats.clone());
+            let peer = Arc::new(PeerStats::default());
+            let (outbox, queue) = Outbox::bounded(limits.send_queue_frames, stats.clone(), peer.clone());
             let link = ClientLink { inbox: inbox.clone(), replica: ReplicaId(index as u32), hello };
-            let dialer = Dialer::new(&endpoint, secret, replica, &stats, limits, Some(link))?;
+            let dialer = Dialer::new(&endpoint, secret, replica, &stats, peer, limits, Some(link))?;
             tokio::spawn(dialer.run(queue));
             links.push(outbox);
         }
@@ -222,6 +292,7 @@ struct Acceptor {
     inbox: mpsc::Sender<Inbound>,
     limits: NetLimits,
     stats: Arc<Stats>,
+    traffic: Traffic,
     connections: OpenConnections,
 }
 
@@ -249,22 +320,40 @@ impl Acceptor {
         };
         let _slot = ConnectionSlot::take(&self.connections, peer, &connection);
         tracing::debug!(%remote, %peer, "accepted connection");
+        let traffic = self.traffic.of(peer);
         match peer {
             Peer::Replica(_) => {
                 while let Ok(recv) = connection.accept_uni().await {
-                    let delivery = Delivery { inbox: self.inbox.clone(), from: peer, reply_to: None };
+                    let delivery = Delivery {
+                        inbox: self.inbox.clone(),
+                        from: peer,
+                        reply_to: None,
+                        peer: traffic.clone(),
+                    };
                     read_frames(recv, &connection, self.limits.max_frame_bytes, &self.stats, delivery).await;
                 }
             }
             Peer::Client(_) => {
                 while let Ok((mut send, recv)) = connection.accept_bi().await {
                     let (outbox, mut queue) =
-                        Outbox::bounded(self.limits.send_queue_frames, self.stats.clone());
-                    let writer_connection = connection.clone();
+                        Outbox::bounded(self.limits.send_queue_frames, self.stats.clone(), traffic.clone());
+                    let (writer_connection, writer_traffic) = (connection.clone(), traffic.clone());
                     tokio::spawn(async move {
-                        crate::link::write_frames(&mut send, &mut queue, &writer_connection, None).await;
+                        crate::link::write_frames(
+                            &mut send,
+                            &mut queue,
+                            &writer_connection,
+                            &writer_traffic,
+                            None,
+                        )
+                        .await;
                     });
-                    let delivery = Delivery { inbox: self.inbox.clone(), from: peer, reply_to: Some(outbox) };
+                    let delivery = Delivery {
+                        inbox: self.inbox.clone(),
+                        from: peer,
+                        reply_to: Some(outbox),
+                        peer: traffic.clone(),
+                    };
                     read_frames(recv, &connection, self.limits.max_frame_bytes, &self.stats, delivery).await;
                 }
             }
@@ -324,6 +413,8 @@ struct Dialer {
     config: quinn::ClientConfig,
     address: SocketAddr,
     stats: Arc<Stats>,
+    /// The dialled replica's share of the traffic.
+    peer: Arc<PeerStats>,
     limits: NetLimits,
     client: Option<ClientLink>,
 }
@@ -344,6 +435,7 @@ impl Dialer {
         secret: &SecretKey,
         replica: &ReplicaAddress,
         stats: &Arc<Stats>,
+        peer: Arc<PeerStats>,
         limits: NetLimits,
         client: Option<ClientLink>,
     ) -> Result<Dialer, NetError> {
@@ -352,6 +444,7 @@ impl Dialer {
             config: client_config(secret, replica.key)?,
             address: replica.address,
             stats: stats.clone(),
+            peer,
             limits,
             client,
         })
@@ -372,9 +465,17 @@ impl Dialer {
                 backoff = MIN_BACKOFF;
                 if let Some(mut send) = self.open_stream(&connection).await {
                     self.stats.link_up();
-                    let end =
-                        crate::link::write_frames(&mut send, &mut queue, &connection, unsent.take()).await;
+                    self.peer.link_up();
+                    let end = crate::link::write_frames(
+                        &mut send,
+                        &mut queue,
+                        &connection,
+                        &self.peer,
+                        unsent.take(),
+                    )
+                    .await;
                     self.stats.link_down();
+                    self.peer.link_down();
                     match end {
                         crate::link::WriteEnd::QueueClosed => {
                             connection.close(0u32.into(), b"done");
@@ -418,8 +519,12 @@ impl Dialer {
         if client.hello {
             send.write_all(&frame_of(&Wire::Hello)).await.ok()?;
         }
-        let delivery =
-            Delivery { inbox: client.inbox.clone(), from: Peer::Replica(client.replica), reply_to: None };
+        let delivery = Delivery {
+            inbox: client.inbox.clone(),
+            from: Peer::Replica(client.replica),
+            reply_to: None,
+            peer: self.peer.clone(),
+        };
         let (reader_connection, stats, limit) =
             (connection.clone(), self.stats.clone(), self.limits.max_frame_bytes);
         tokio::spawn(async move {

@@ -13,7 +13,11 @@ mod endpoint;
 mod frame;
 mod identity;
 mod link;
+mod metrics;
+mod metrics_server;
 mod persister;
+pub mod procfs;
+mod request_trace;
 mod wire;
 
 pub use client::{query_status, ClientHandle, InvokeError};
@@ -24,4 +28,7 @@ pub use identity::{
     client_config, public_key_spki, server_config, spki_public_key, IdentityError, Peer, PinnedKeys, ALPN,
 };
 pub use link::{frame_of, Frame, Inbound, Outbox};
-pub use wire::{decode_wire, encode_wire, DisagreementReport, NetCounters, NodeStatus, Wire};
+pub use metrics::ReplicaMetrics;
+pub use metrics_server::{MetricsServer, MAX_SCRAPE_CONNECTIONS};
+pub use request_trace::{unix_micros, PhaseTimes, RequestTrace, TraceAnswer, MAX_TRACED_REQUESTS};
+pub use wire::{decode_wire, encode_wire, DisagreementReport, NetCounters, NodeStatus, PeerCounters, Wire};

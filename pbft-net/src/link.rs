@@ -3,7 +3,7 @@
 
 use crate::frame::{encode_frame, FrameDecoder};
 use crate::identity::Peer;
-use crate::wire::{decode_wire, encode_wire, NetCounters, Wire};
+use crate::wire::{decode_wire, encode_wire, NetCounters, PeerCounters, Wire};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -60,6 +60,46 @@ impl Stats {
     }
 }
 
+/// One peer's share of the traffic (a replica peer; or all clients
+/// together, so that the number of label values stays bounded), counted
+/// since start.
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    frames_in: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    malformed_frames: AtomicU64,
+    oversized_frames: AtomicU64,
+    send_queue_drops: AtomicU64,
+    links_up: AtomicU64,
+}
+
+impl PeerStats {
+    /// The counters now, under `peer`'s name, with `queued` frames waiting
+    /// in its send queue.
+    pub(crate) fn snapshot(&self, peer: String, queued: u64) -> PeerCounters {
+        PeerCounters {
+            peer,
+            link_up: self.links_up.load(Ordering::Relaxed) > 0,
+            send_queue_frames: queued,
+            frames_in: self.frames_in.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            malformed_frames: self.malformed_frames.load(Ordering::Relaxed),
+            oversized_frames: self.oversized_frames.load(Ordering::Relaxed),
+            send_queue_drops: self.send_queue_drops.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn link_up(&self) {
+        self.links_up.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn link_down(&self) {
+        self.links_up.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The sending end of one peer's bounded queue. When the queue is full (the
 /// peer is slow, dead or reconnecting) the frame is dropped and counted rather
 /// than held: PBFT recovers lost messages through retransmission and state
@@ -68,13 +108,24 @@ impl Stats {
 pub struct Outbox {
     queue: mpsc::Sender<Frame>,
     stats: Arc<Stats>,
+    peer: Arc<PeerStats>,
 }
 
 impl Outbox {
-    /// A queue of `capacity` frames and the receiving end its writer drains.
-    pub(crate) fn bounded(capacity: usize, stats: Arc<Stats>) -> (Outbox, mpsc::Receiver<Frame>) {
+    /// A queue of `capacity` frames to the peer counted in `peer`, and the
+    /// receiving end its writer drains.
+    pub(crate) fn bounded(
+        capacity: usize,
+        stats: Arc<Stats>,
+        peer: Arc<PeerStats>,
+    ) -> (Outbox, mpsc::Receiver<Frame>) {
         let (queue, receiver) = mpsc::channel(capacity.max(1));
-        (Outbox { queue, stats }, receiver)
+        (Outbox { queue, stats, peer }, receiver)
+    }
+
+    /// Frames waiting in the queue now.
+    pub(crate) fn queued(&self) -> u64 {
+        (self.queue.max_capacity() - self.queue.capacity()) as u64
     }
 
     /// Queues `frame`; returns false if it was dropped (queue full) or the
@@ -84,6 +135,7 @@ impl Outbox {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.stats.send_queue_drops.fetch_add(1, Ordering::Relaxed);
+                self.peer.send_queue_drops.fetch_add(1, Ordering::Relaxed);
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -114,6 +166,8 @@ pub(crate) struct Delivery {
     pub(crate) inbox: mpsc::Sender<Inbound>,
     pub(crate) from: Peer,
     pub(crate) reply_to: Option<Outbox>,
+    /// Where the sender's share of the traffic is counted.
+    pub(crate) peer: Arc<PeerStats>,
 }
 
 /// Reads frames from `recv` until the stream ends and delivers each decoded
@@ -134,12 +188,14 @@ pub(crate) async fn read_frames(
             Ok(Some(chunk)) => chunk,
             Ok(None) | Err(_) => return,
         };
+        delivery.peer.bytes_in.fetch_add(chunk.bytes.len() as u64, Ordering::Relaxed);
         let mut frames = Vec::new();
         let framing = decoder.push(&chunk.bytes, &mut frames);
         for payload in frames {
             match decode_wire(&payload) {
                 Ok(wire) => {
                     stats.frames_in.fetch_add(1, Ordering::Relaxed);
+                    delivery.peer.frames_in.fetch_add(1, Ordering::Relaxed);
                     let inbound = Inbound { from: delivery.from, wire, reply_to: delivery.reply_to.clone() };
                     if delivery.inbox.send(inbound).await.is_err() {
                         return;
@@ -147,12 +203,14 @@ pub(crate) async fn read_frames(
                 }
                 Err(error) => {
                     stats.malformed_frames.fetch_add(1, Ordering::Relaxed);
+                    delivery.peer.malformed_frames.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(peer = %connection.remote_address(), %error, "dropped malformed frame");
                 }
             }
         }
         if let Err(error) = framing {
             stats.oversized_frames.fetch_add(1, Ordering::Relaxed);
+            delivery.peer.oversized_frames.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(peer = %connection.remote_address(), %error, "closing connection");
             connection.close(FRAMING_VIOLATION.into(), b"frame too large");
             return;
@@ -169,11 +227,12 @@ pub(crate) enum WriteEnd {
 }
 
 /// Writes queued frames (`first` before them) to `send` until the queue
-/// closes or the connection breaks.
+/// closes or the connection breaks, counting the bytes in `peer`.
 pub(crate) async fn write_frames(
     send: &mut quinn::SendStream,
     queue: &mut mpsc::Receiver<Frame>,
     connection: &quinn::Connection,
+    peer: &PeerStats,
     mut first: Option<Frame>,
 ) -> WriteEnd {
     loop {
@@ -190,5 +249,6 @@ pub(crate) async fn write_frames(
         if send.write_all(&frame).await.is_err() {
             return WriteEnd::Broken(Some(frame));
         }
+        peer.bytes_out.fetch_add(frame.len() as u64, Ordering::Relaxed);
     }
 }

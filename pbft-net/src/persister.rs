@@ -14,6 +14,7 @@
 //! ticket being durable means every earlier one is too.
 
 use crate::driver::Storage;
+use crate::metrics::StorageMetrics;
 use pbft_core::Persist;
 use std::sync::mpsc;
 use tokio::sync::watch;
@@ -39,6 +40,23 @@ pub(crate) struct Persister<S> {
     mode: Mode<S>,
 }
 
+/// Storage that times each of its writes when there are metrics to tell.
+struct Timed<S> {
+    storage: S,
+    metrics: Option<StorageMetrics>,
+}
+
+impl<S: Storage> Timed<S> {
+    fn persist(&mut self, records: &[Persist]) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        let bytes = self.storage.persist(records)?;
+        if let Some(metrics) = &self.metrics {
+            metrics.observe(started.elapsed(), bytes);
+        }
+        Ok(())
+    }
+}
+
 enum Mode<S> {
     Thread {
         to_thread: Option<mpsc::Sender<Vec<Persist>>>,
@@ -46,16 +64,18 @@ enum Mode<S> {
         thread: Option<std::thread::JoinHandle<()>>,
     },
     Inline {
-        storage: S,
+        storage: Timed<S>,
         progress: Progress,
     },
 }
 
 impl<S: Storage> Persister<S> {
     /// Moves `storage` onto a thread of its own if it syncs; keeps it
-    /// inline otherwise.
-    pub(crate) fn start(storage: S) -> std::io::Result<Persister<S>> {
-        let mode = if storage.syncs() {
+    /// inline otherwise. Each write is timed into `metrics`, if given.
+    pub(crate) fn start(storage: S, metrics: Option<StorageMetrics>) -> std::io::Result<Persister<S>> {
+        let syncs = storage.syncs();
+        let storage = Timed { storage, metrics };
+        let mode = if syncs {
             let (to_thread, bursts) = mpsc::channel();
             let (publish, progress) = watch::channel(Progress::Durable(Ticket(0)));
             let thread = std::thread::Builder::new()
@@ -138,8 +158,8 @@ fn cannot_persist(error: &str) {
 
 /// The storage thread's loop: persist everything queued at once, publish
 /// the ticket reached; stop at the first failure.
-fn persist_bursts(
-    mut storage: impl Storage,
+fn persist_bursts<S: Storage>(
+    mut storage: Timed<S>,
     bursts: mpsc::Receiver<Vec<Persist>>,
     publish: watch::Sender<Progress>,
 ) {
@@ -190,7 +210,7 @@ mod tests {
             !self.inline
         }
 
-        fn persist(&mut self, records: &[Persist]) -> Result<(), String> {
+        fn persist(&mut self, records: &[Persist]) -> Result<u64, String> {
             let fails = records
                 .iter()
                 .any(|r| matches!((r, self.fail_from), (Persist::View(v), Some(from)) if *v >= from));
@@ -198,7 +218,7 @@ mod tests {
                 return Err("disk full".into());
             }
             self.calls.lock().map_err(|e| e.to_string())?.push(records.to_vec());
-            Ok(())
+            Ok(records.len() as u64)
         }
     }
 
@@ -218,7 +238,7 @@ mod tests {
     }
 
     async fn bursts_are_persisted_in_order(storage: Recording) {
-        let mut persister = Persister::start(storage.clone()).unwrap();
+        let mut persister = Persister::start(storage.clone(), None).unwrap();
         let tickets: Vec<Ticket> = (0..50).map(|v| persister.submit(vec![Persist::View(v)])).collect();
         assert_eq!(tickets, (1..=50).map(Ticket).collect::<Vec<_>>());
         until(&mut persister, Progress::Durable(Ticket(50))).await;
@@ -237,7 +257,7 @@ mod tests {
     }
 
     async fn a_failure_is_final_with(storage: Recording) {
-        let mut persister = Persister::start(storage.clone()).unwrap();
+        let mut persister = Persister::start(storage.clone(), None).unwrap();
         for view in 0..6 {
             persister.submit(vec![Persist::View(view)]);
         }

@@ -21,6 +21,15 @@ pub enum Wire {
     StatusQuery,
     /// The answer to a [`Wire::StatusQuery`].
     Status(NodeStatus),
+    /// Asks the replica what it knows of one request's phases.
+    TraceQuery {
+        /// The client that sent the request.
+        client: u64,
+        /// The request's timestamp.
+        timestamp: u64,
+    },
+    /// The answer to a [`Wire::TraceQuery`].
+    Trace(crate::request_trace::TraceAnswer),
 }
 
 /// One replica's view of its own progress, as the status command shows it.
@@ -32,6 +41,8 @@ pub struct NodeStatus {
     pub view: u64,
     /// Whether it is in normal operation (false while changing views).
     pub normal: bool,
+    /// Whether it is the primary of its view.
+    pub primary: bool,
     /// Whether it is recovering from a lost or damaged disk (voting in
     /// nothing until it has learned how far its peers got).
     pub recovering: bool,
@@ -47,8 +58,18 @@ pub struct NodeStatus {
     pub rejected_messages: u64,
     /// The same count by reason (`BadSignature`, `StaleView`, `BufferFull`, …).
     pub rejections: std::collections::BTreeMap<String, u64>,
+    /// Requests waiting to execute.
+    pub pending_requests: u64,
+    /// Unordered reads waiting for execution to catch up.
+    pub held_reads: u64,
+    /// Sequence numbers in the message log.
+    pub log_slots: u64,
     /// Transport counters.
     pub net: NetCounters,
+    /// Each peer's traffic (the driver fills it in).
+    pub peers: Vec<PeerCounters>,
+    /// QUIC connections open now (the driver fills it in).
+    pub open_connections: u64,
     /// The latest checkpoint at which replicas signed different state
     /// digests: a Byzantine replica, or an application that is not deterministic.
     pub disagreement: Option<DisagreementReport>,
@@ -90,6 +111,31 @@ pub struct NetCounters {
     /// Outgoing links to replicas whose stream is open now (not a count
     /// since start): a replica of n that reaches every peer reports n − 1.
     pub links_up: u64,
+}
+
+/// One peer's traffic as a replica sees it: another replica, or `clients`
+/// (every client together).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerCounters {
+    /// `replica N`, or `clients`.
+    pub peer: String,
+    /// Whether this replica's outgoing link to the peer is up (always false
+    /// for `clients`: they dial in).
+    pub link_up: bool,
+    /// Frames waiting in the send queue to the peer now.
+    pub send_queue_frames: u64,
+    /// Frames received from it and decoded.
+    pub frames_in: u64,
+    /// Bytes received from it.
+    pub bytes_in: u64,
+    /// Bytes written to it.
+    pub bytes_out: u64,
+    /// Its frames whose payload did not decode (dropped).
+    pub malformed_frames: u64,
+    /// Its frames announced above the size limit (connection closed).
+    pub oversized_frames: u64,
+    /// Frames to it dropped because its send queue was full.
+    pub send_queue_drops: u64,
 }
 
 /// The bytes of `wire`, as the payload of one frame.

@@ -104,9 +104,17 @@ async fn start_cluster_with<A: ReplicatedStateMachine + Send + 'static>(
         )
         .unwrap();
         let mut stopped = stopped.clone();
-        tasks.push(tokio::spawn(run_replica(replica, replica_status, NoStorage, net, inbox, async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        })));
+        tasks.push(tokio::spawn(run_replica(
+            replica,
+            replica_status,
+            NoStorage,
+            net,
+            inbox,
+            None,
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        )));
     }
     Cluster { replicas, clients, stop, tasks }
 }

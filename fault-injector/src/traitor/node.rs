@@ -109,6 +109,10 @@ impl<A: ReplicatedStateMachine> Node for TraitorNode<A> {
         self.ready.pop_front()
     }
 
+    fn report_phases(&mut self, on: bool) {
+        self.replica.report_phases(on);
+    }
+
     fn poll_timeout(&self) -> Option<Time> {
         let held = self.held.keys().next().map(|(at, _)| *at);
         match (self.replica.poll_timeout(), held) {

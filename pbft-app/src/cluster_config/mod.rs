@@ -98,6 +98,9 @@ pub struct ReplicaEntry {
     pub key: PublicKey,
     /// Where its secret key lives, if this machine has it.
     pub key_file: Option<PathBuf>,
+    /// Where it serves Prometheus metrics over HTTP (`metrics_address`;
+    /// `pbft replica --metrics` overrides it), if anywhere.
+    pub metrics_address: Option<SocketAddr>,
 }
 
 /// A client as the config describes it.
@@ -210,6 +213,7 @@ impl ClusterConfig {
         raw.protocol.validate().map_err(|e| check.error(format!("protocol.{}", e.field), e.problem))?;
         let mut replicas: Vec<Option<ReplicaEntry>> = vec![None; n];
         let mut addresses: BTreeMap<SocketAddr, u32> = BTreeMap::new();
+        let mut metrics_addresses: BTreeMap<SocketAddr, u32> = BTreeMap::new();
         let mut owners: BTreeMap<PublicKey, String> = BTreeMap::new();
         for (index, entry) in raw_replicas.iter().enumerate() {
             let field = format!("replica[{index}]");
@@ -234,10 +238,24 @@ impl ClusterConfig {
                     format!("{address} is also replica {other}'s address"),
                 ));
             }
+            let metrics_address = match entry.metrics_address.as_deref() {
+                None => None,
+                Some(text) => {
+                    let metrics = parse_address(text)
+                        .map_err(|p| check.error(format!("{field}.metrics_address"), p))?;
+                    if let Some(other) = metrics_addresses.insert(metrics, id) {
+                        return Err(check.error(
+                            format!("{field}.metrics_address"),
+                            format!("{metrics} is also replica {other}'s metrics address"),
+                        ));
+                    }
+                    Some(metrics)
+                }
+            };
             let default_file = keys_dir.as_ref().map(|dir| dir.join(format!("replica-{id}.key")));
             let (key, key_file) = resolve_key(entry, base, default_file, dev_keys, &field, check)?;
             claim_key(&mut owners, key, &field, check)?;
-            *slot = Some(ReplicaEntry { id: ReplicaId(id), address, key, key_file });
+            *slot = Some(ReplicaEntry { id: ReplicaId(id), address, key, key_file, metrics_address });
         }
         let replicas: Vec<ReplicaEntry> = replicas.into_iter().flatten().collect();
         let mut clients: BTreeMap<u64, ClientEntry> = BTreeMap::new();
@@ -247,6 +265,12 @@ impl ClusterConfig {
                 return Err(
                     check.error(format!("{field}.address"), "clients do not listen; remove the address")
                 );
+            }
+            if entry.metrics_address.is_some() {
+                return Err(check.error(
+                    format!("{field}.metrics_address"),
+                    "only replicas serve metrics; remove the address",
+                ));
             }
             if clients.contains_key(&entry.id) {
                 return Err(check.error(format!("{field}.id"), format!("duplicate id {}", entry.id)));

@@ -73,6 +73,8 @@ pub(super) struct RawParticipant<Id> {
     pub(super) public_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) metrics_address: Option<String>,
 }
 
 /// One `[[traitor]]`.

@@ -30,6 +30,8 @@ pub struct NewCluster {
     pub protocol: ProtocolConfig,
     /// Each replica's address and public key, in id order.
     pub replicas: Vec<(SocketAddr, PublicKey)>,
+    /// Where each replica serves its metrics, in id order (empty: nowhere).
+    pub metrics_addresses: Vec<SocketAddr>,
     /// Each client's public key, in id order.
     pub clients: Vec<PublicKey>,
 }
@@ -56,6 +58,7 @@ impl NewCluster {
                         address: Some(address.to_string()),
                         public_key: Some(keyfile::public_key_hex(key)),
                         key_file: None,
+                        metrics_address: self.metrics_addresses.get(id as usize).map(ToString::to_string),
                     })
                     .collect(),
             ),
@@ -67,6 +70,7 @@ impl NewCluster {
                         address: None,
                         public_key: Some(keyfile::public_key_hex(key)),
                         key_file: None,
+                        metrics_address: None,
                     })
                     .collect(),
             ),
@@ -112,6 +116,7 @@ mod tests {
                 .map(|i| (SocketAddr::from(([127, 0, 0, 1], 7100 + i)), key(format!("replica-{i}.key"))))
                 .collect(),
             clients: (0..clients).map(|i| key(format!("client-{i}.key"))).collect(),
+            metrics_addresses: Vec::new(),
         }
     }
 
@@ -128,7 +133,8 @@ mod tests {
             watermark_window: 64,
             ..ProtocolConfig::default()
         };
-        let new = cluster_in(&dir, protocol.clone(), 7, 3);
+        let mut new = cluster_in(&dir, protocol.clone(), 7, 3);
+        new.metrics_addresses = (0..7).map(|i| SocketAddr::from(([127, 0, 0, 1], 9100 + i))).collect();
         let path = dir.join("cluster.toml");
         std::fs::write(&path, new.to_toml().unwrap()).unwrap();
         let loaded = ClusterConfig::load(&path).unwrap();
@@ -146,6 +152,8 @@ mod tests {
             })
             .collect();
         assert_eq!(replicas, expected);
+        let metrics: Vec<_> = loaded.replicas.iter().filter_map(|r| r.metrics_address).collect();
+        assert_eq!(metrics, new.metrics_addresses);
         let clients: Vec<_> = loaded.clients.iter().map(|c| (c.id, c.key, c.key_file.clone())).collect();
         let expected: Vec<_> = (0u64..)
             .zip(&new.clients)

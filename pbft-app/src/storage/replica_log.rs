@@ -63,10 +63,12 @@ impl ReplicaLog {
 impl Storage for ReplicaLog {
     /// Appends the burst's records with one write and one sync; a snapshot
     /// starts a new segment and deletes the older ones (what it supersedes).
-    fn persist(&mut self, records: &[Persist]) -> Result<(), String> {
+    fn persist(&mut self, records: &[Persist]) -> Result<u64, String> {
         let mut pending: Vec<Vec<u8>> = Vec::new();
+        let mut written = 0;
         for record in records {
             let bytes = codec::encode(record);
+            written += bytes.len() as u64;
             if matches!(record, Persist::Snapshot(_)) {
                 if !pending.is_empty() {
                     self.dir.append(&pending).map_err(|e| e.to_string())?;
@@ -80,7 +82,7 @@ impl Storage for ReplicaLog {
         if !pending.is_empty() {
             self.dir.append(&pending).map_err(|e| e.to_string())?;
         }
-        Ok(())
+        Ok(written)
     }
 
     fn syncs(&self) -> bool {

@@ -47,7 +47,9 @@ pub fn init_app_cluster(name: &str, n: usize, protocol: &str, app: &str) -> Path
     let salt = name.bytes().map(u64::from).sum();
     let base = free_port_run(n, salt);
     let status = pbft()
-        .args(["init", "--app", app, "--replicas", &n.to_string(), "--base-port", &base.to_string(), "--dir"])
+        .args(["init", "--app", app, "--replicas", &n.to_string(), "--base-port", &base.to_string()])
+        // Tests that scrape metrics choose free TCP ports of their own.
+        .args(["--no-metrics", "--dir"])
         .arg(&dir)
         .stdout(Stdio::null())
         .status()

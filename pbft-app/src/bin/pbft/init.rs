@@ -30,6 +30,13 @@ pub struct InitArgs {
     /// The application the replicas run.
     #[arg(long, value_enum, default_value_t = AppArg::Kv)]
     app: AppArg,
+    /// Replica i serves Prometheus metrics on TCP port metrics-base-port + i
+    /// of --host (`metrics_address`). Default: base-port + 2000 (7100 → 9100).
+    #[arg(long, conflicts_with = "no_metrics")]
+    metrics_base_port: Option<u16>,
+    /// Write no metrics addresses: the replicas serve no metrics.
+    #[arg(long)]
+    no_metrics: bool,
 }
 
 /// Writes `dir/cluster.toml` with fresh keys in `dir/keys/`.
@@ -42,6 +49,21 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         "--base-port: ports {}..={last_port} do not fit in 1-65535",
         args.base_port
     );
+    let metrics_addresses = if args.no_metrics {
+        Vec::new()
+    } else {
+        let metrics_base = args.metrics_base_port.map_or(usize::from(args.base_port) + 2000, usize::from);
+        let last = metrics_base + args.replicas - 1;
+        anyhow::ensure!(
+            metrics_base > 0 && last <= 65_535,
+            "--metrics-base-port: ports {metrics_base}..={last} do not fit in 1-65535 (choose one, or --no-metrics)"
+        );
+        (0..args.replicas)
+            .map(|id| {
+                std::net::SocketAddr::new(args.host, u16::try_from(metrics_base + id).unwrap_or(u16::MAX))
+            })
+            .collect()
+    };
     let config_path = args.dir.join("cluster.toml");
     anyhow::ensure!(!config_path.exists(), "{} already exists; choose another --dir", config_path.display());
     let keys_dir = PathBuf::from("keys");
@@ -63,6 +85,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         protocol: ProtocolConfig::default(),
         replicas,
         clients,
+        metrics_addresses,
     };
     let toml = new.to_toml()?;
     std::fs::write(&config_path, toml).with_context(|| format!("cannot write {}", config_path.display()))?;

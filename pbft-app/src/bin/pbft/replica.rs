@@ -28,6 +28,10 @@ pub struct ReplicaArgs {
     threads: u16,
     #[command(flatten)]
     storage: StorageArgs,
+    /// Serve Prometheus metrics over HTTP at ADDR (ip:port; GET /metrics).
+    /// Overrides the replica's `metrics_address` in the config.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     /// Stop when standard input closes (how `pbft up` makes sure its replicas
     /// never outlive it).
     #[arg(long, hide = true)]
@@ -45,6 +49,9 @@ pub fn run(args: ReplicaArgs) -> anyhow::Result<ExitCode> {
         config.n() - 1,
         args.id
     );
+    if let (Some(address), Some(entry)) = (args.metrics, config.replicas.get_mut(id.index())) {
+        entry.metrics_address = Some(address);
+    }
     runtime_on(args.threads)?.block_on(async {
         let shutdown = shutdown_signal(args.stop_when_stdin_closes);
         run_replica_node(&config, id, shutdown).await

@@ -4,17 +4,7 @@
 use pbft_app::cluster_config::ClusterConfig;
 use std::path::Path;
 
-/// Linux reports process CPU time in clock ticks of 1/100 s (USER_HZ).
-pub const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
-
-/// User plus system CPU ticks of process `pid` (Linux `/proc`).
-pub fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the name.
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
+pub use pbft_net::procfs::{cpu_ticks, CLOCK_TICKS_PER_SECOND};
 
 /// Bytes process `pid` caused to be written to storage (`write_bytes` of
 /// Linux `/proc/PID/io`), if it can be read.

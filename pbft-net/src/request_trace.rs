@@ -1,0 +1,294 @@
+//! Request traces: when this replica saw each of the most recent requests
+//! reach each phase of the normal case (OSDI'99 §4.2), kept in a bounded
+//! ring so that a client (`pbft kv … --trace`, `pbft trace`) can ask every
+//! replica afterwards and line their answers up into one timeline.
+//!
+//! Times are wall-clock microseconds since the Unix epoch, so that answers
+//! from several processes and the client's own send time share one axis; on
+//! one machine they line up exactly, across machines as well as their
+//! clocks agree.
+//!
+//! Memory is bounded: [`MAX_TRACED_REQUESTS`] requests (the oldest is
+//! forgotten first), each a fixed-size [`RequestTrace`], plus the request
+//! keys of the batches pre-prepared and not yet executed, which the
+//! protocol's watermark window bounds.
+
+use pbft_core::{ClientId, Event, SeqNum};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How many requests a replica remembers the phases of: about 100 bytes
+/// each, so under half a megabyte.
+pub const MAX_TRACED_REQUESTS: usize = 4096;
+
+/// When one replica saw one request reach each phase; `None` for a phase it
+/// did not see (a backup does not receive a request its client sent only to
+/// the primary; a repeat answered from the reply cache is not ordered again).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseTimes {
+    /// The request arrived from its client.
+    pub received: Option<u64>,
+    /// The batch holding it was pre-prepared (sent by the primary, accepted by a backup).
+    pub pre_prepared: Option<u64>,
+    /// That batch became prepared.
+    pub prepared: Option<u64>,
+    /// It became committed-local.
+    pub committed_local: Option<u64>,
+    /// The request executed.
+    pub executed: Option<u64>,
+    /// The reply left for the client.
+    pub replied: Option<u64>,
+}
+
+impl PhaseTimes {
+    /// The phases in protocol order, with their names.
+    pub fn in_order(&self) -> [(&'static str, Option<u64>); 6] {
+        [
+            ("received", self.received),
+            ("pre-prepared", self.pre_prepared),
+            ("prepared", self.prepared),
+            ("committed", self.committed_local),
+            ("executed", self.executed),
+            ("replied", self.replied),
+        ]
+    }
+}
+
+/// One replica's record of one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestTrace {
+    /// The replica that kept it.
+    pub replica: u32,
+    /// The view of the latest PRE-PREPARE holding the request, if any.
+    pub view: Option<u64>,
+    /// That PRE-PREPARE's sequence number.
+    pub seq: Option<u64>,
+    /// The primary of that view.
+    pub primary: Option<u32>,
+    /// The request had executed before and was answered from the reply cache.
+    pub from_cache: bool,
+    /// When each phase was reached (microseconds since the Unix epoch).
+    pub phases: PhaseTimes,
+}
+
+/// A replica's answer to a trace query: its record, or `None` if it has none
+/// (never saw the request, or forgot it among more recent ones).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceAnswer {
+    /// The client asked about.
+    pub client: u64,
+    /// The request's timestamp.
+    pub timestamp: u64,
+    /// What the replica knows.
+    pub trace: Option<RequestTrace>,
+}
+
+/// Wall-clock microseconds since the Unix epoch.
+pub fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+type Key = (ClientId, u64);
+
+/// The ring of recent requests' phase times of one replica.
+pub(crate) struct RequestTraces {
+    replica: u32,
+    n: u64,
+    traces: BTreeMap<Key, RequestTrace>,
+    /// Keys in the order they were first seen, to forget the oldest.
+    order: VecDeque<Key>,
+    /// The requests of each batch pre-prepared and not yet executed.
+    batches: BTreeMap<SeqNum, Vec<Key>>,
+}
+
+impl RequestTraces {
+    /// An empty ring for `replica` of a cluster of `n` replicas.
+    pub(crate) fn new(replica: u32, n: usize) -> RequestTraces {
+        RequestTraces {
+            replica,
+            n: n.max(1) as u64,
+            traces: BTreeMap::new(),
+            order: VecDeque::new(),
+            batches: BTreeMap::new(),
+        }
+    }
+
+    /// The record of `key`, made (and the oldest forgotten) if there is none.
+    fn entry(&mut self, key: Key) -> &mut RequestTrace {
+        if !self.traces.contains_key(&key) {
+            if self.order.len() >= MAX_TRACED_REQUESTS {
+                if let Some(oldest) = self.order.pop_front() {
+                    self.traces.remove(&oldest);
+                }
+            }
+            self.order.push_back(key);
+        }
+        let replica = self.replica;
+        self.traces.entry(key).or_insert(RequestTrace {
+            replica,
+            view: None,
+            seq: None,
+            primary: None,
+            from_cache: false,
+            phases: PhaseTimes::default(),
+        })
+    }
+
+    /// A request arrived from its client's own connection at `now`.
+    pub(crate) fn received(&mut self, client: ClientId, timestamp: u64, now: u64) {
+        self.entry((client, timestamp)).phases.received.get_or_insert(now);
+    }
+
+    /// A reply to the request left at `now`.
+    pub(crate) fn replied(&mut self, client: ClientId, timestamp: u64, now: u64) {
+        if let Some(trace) = self.traces.get_mut(&(client, timestamp)) {
+            trace.phases.replied.get_or_insert(now);
+        }
+    }
+
+    /// Notes the phase `event` marks, if it marks one, at `now`.
+    pub(crate) fn on_event(&mut self, event: &Event, now: u64) {
+        match event {
+            Event::PrePrepared { view, seq, requests } => {
+                let primary = (view % self.n) as u32;
+                for &key in requests {
+                    let trace = self.entry(key);
+                    // A view change re-proposes the request: the latest
+                    // proposal is the one that counts.
+                    if trace.view != Some(*view) || trace.seq != Some(*seq) {
+                        trace.view = Some(*view);
+                        trace.seq = Some(*seq);
+                        trace.primary = Some(primary);
+                        trace.phases.pre_prepared = Some(now);
+                        trace.phases.prepared = None;
+                        trace.phases.committed_local = None;
+                    }
+                }
+                self.batches.insert(*seq, requests.clone());
+            }
+            Event::Prepared { view, seq } => self.mark(*view, *seq, now, |p| &mut p.prepared),
+            Event::CommittedLocal { view, seq } => self.mark(*view, *seq, now, |p| &mut p.committed_local),
+            Event::Executed { seq, requests, .. } => {
+                for request in requests {
+                    if let Some(trace) = self.traces.get_mut(&(request.client, request.timestamp)) {
+                        trace.phases.executed.get_or_insert(now);
+                    }
+                }
+                // Batches at or below an executed one are done (or were
+                // replaced in a view change): forget them.
+                self.batches = self.batches.split_off(&(seq + 1));
+            }
+            Event::RepliedFromCache { client, timestamp } => {
+                self.entry((*client, *timestamp)).from_cache = true
+            }
+            _ => {}
+        }
+    }
+
+    fn mark(
+        &mut self,
+        view: u64,
+        seq: SeqNum,
+        now: u64,
+        phase: impl Fn(&mut PhaseTimes) -> &mut Option<u64>,
+    ) {
+        let Some(keys) = self.batches.get(&seq) else { return };
+        for key in keys {
+            if let Some(trace) = self.traces.get_mut(key).filter(|t| t.view == Some(view)) {
+                phase(&mut trace.phases).get_or_insert(now);
+            }
+        }
+    }
+
+    /// What this replica knows of `client`'s request `timestamp`.
+    pub(crate) fn get(&self, client: ClientId, timestamp: u64) -> Option<RequestTrace> {
+        self.traces.get(&(client, timestamp)).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pbft_core::{Digest, ExecutedRequest};
+
+    const C: ClientId = ClientId(3);
+
+    fn executed(seq: SeqNum, timestamps: &[u64]) -> Event {
+        let requests = timestamps
+            .iter()
+            .map(|&timestamp| ExecutedRequest { client: C, timestamp, digest: Digest::of(b"r") })
+            .collect();
+        Event::Executed { view: 0, seq, digest: Digest::of(b"b"), requests }
+    }
+
+    /// Each phase is stamped once, when first reached, for every request of
+    /// the batch; a phase of another view does not count.
+    #[test]
+    fn phases_are_stamped_for_every_request_of_the_batch() {
+        let mut traces = RequestTraces::new(1, 4);
+        traces.received(C, 10, 100);
+        traces.on_event(&Event::PrePrepared { view: 5, seq: 7, requests: vec![(C, 10), (C, 11)] }, 110);
+        traces.on_event(&Event::Prepared { view: 4, seq: 7 }, 115);
+        traces.on_event(&Event::Prepared { view: 5, seq: 7 }, 120);
+        traces.on_event(&Event::Prepared { view: 5, seq: 7 }, 999);
+        traces.on_event(&Event::CommittedLocal { view: 5, seq: 7 }, 130);
+        traces.on_event(&executed(7, &[10, 11]), 140);
+        traces.replied(C, 10, 150);
+        let want = PhaseTimes {
+            received: Some(100),
+            pre_prepared: Some(110),
+            prepared: Some(120),
+            committed_local: Some(130),
+            executed: Some(140),
+            replied: Some(150),
+        };
+        let trace = traces.get(C, 10).unwrap();
+        assert_eq!(
+            trace,
+            RequestTrace {
+                replica: 1,
+                view: Some(5),
+                seq: Some(7),
+                primary: Some(1),
+                from_cache: false,
+                phases: want
+            }
+        );
+        let second = traces.get(C, 11).unwrap().phases;
+        assert_eq!(second, PhaseTimes { received: None, replied: None, ..want });
+        assert_eq!(traces.get(C, 12), None);
+    }
+
+    /// A request re-proposed in a later view keeps only the later view's
+    /// phases; executing a batch forgets the batches at or below it.
+    #[test]
+    fn a_view_change_restarts_the_ordering_phases() {
+        let mut traces = RequestTraces::new(0, 4);
+        traces.on_event(&Event::PrePrepared { view: 0, seq: 3, requests: vec![(C, 1)] }, 10);
+        traces.on_event(&Event::Prepared { view: 0, seq: 3 }, 20);
+        traces.on_event(&Event::PrePrepared { view: 1, seq: 3, requests: vec![(C, 1)] }, 30);
+        let trace = traces.get(C, 1).unwrap();
+        assert_eq!(
+            (trace.view, trace.primary, trace.phases.pre_prepared, trace.phases.prepared),
+            (Some(1), Some(1), Some(30), None)
+        );
+        traces.on_event(&executed(3, &[1]), 40);
+        assert!(traces.batches.is_empty());
+    }
+
+    /// The ring never holds more than its bound, and forgets the oldest first.
+    #[test]
+    fn the_ring_is_bounded_and_forgets_the_oldest() {
+        let mut traces = RequestTraces::new(0, 4);
+        for timestamp in 0..(MAX_TRACED_REQUESTS as u64 + 10) {
+            traces.received(C, timestamp, timestamp);
+        }
+        assert_eq!(traces.traces.len(), MAX_TRACED_REQUESTS);
+        assert_eq!(traces.order.len(), MAX_TRACED_REQUESTS);
+        assert_eq!(traces.get(C, 9), None);
+        assert!(traces.get(C, 10).is_some());
+    }
+}
