@@ -11,8 +11,8 @@
 use crate::cluster_config::{ClusterConfig, ConfigError};
 use pbft_core::codec::CodecError;
 use pbft_core::typed::{decode_output, encode_request, TypedError};
-use pbft_core::{ClientId, StateMachine};
-use pbft_net::{ClientHandle, InvokeError, NetError};
+use pbft_core::{ClientId, SecretKey, StateMachine};
+use pbft_net::{query_traces, ClientHandle, Completed, InvokeError, NetError, ReplicaAddress, RequestTrace};
 use std::marker::PhantomData;
 use std::path::Path;
 use std::time::Duration;
@@ -47,8 +47,32 @@ pub enum ClientError {
 pub struct Client<S> {
     handle: ClientHandle,
     timeout: Duration,
+    /// Who this client is and where the replicas are, for trace queries.
+    secret: SecretKey,
+    replicas: Vec<ReplicaAddress>,
     app: PhantomData<fn() -> S>,
 }
+
+/// Which request carried an invocation: what to ask the replicas about to
+/// trace it ([`Client::trace`], `pbft trace`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestRef {
+    /// The client that sent it.
+    pub client: ClientId,
+    /// Its timestamp (its id among the client's requests).
+    pub timestamp: u64,
+    /// When it was first sent, in wall-clock microseconds since the Unix epoch.
+    pub sent_at: u64,
+}
+
+impl From<&Completed> for RequestRef {
+    fn from(completed: &Completed) -> RequestRef {
+        RequestRef { client: completed.client, timestamp: completed.timestamp, sent_at: completed.sent_at }
+    }
+}
+
+/// How long a trace query waits for the replicas' answers.
+pub const TRACE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl<S: StateMachine> Client<S> {
     /// Connects as client `id` of `config`. Must run inside a tokio runtime.
@@ -61,7 +85,8 @@ impl<S: StateMachine> Client<S> {
             config.client_retry_ms,
             config.protocol.max_pending_per_client,
         )?;
-        Ok(Client { handle, timeout: DEFAULT_TIMEOUT, app: PhantomData })
+        let replicas = config.replica_addresses();
+        Ok(Client { handle, timeout: DEFAULT_TIMEOUT, secret, replicas, app: PhantomData })
     }
 
     /// Loads the cluster config at `path` and connects as client `id`.
@@ -87,6 +112,30 @@ impl<S: StateMachine> Client<S> {
     pub async fn query(&self, query: &S::Query) -> Result<S::Output, ClientError> {
         let result = self.handle.query_within(encode_request(query)?, self.timeout).await?;
         Ok(decode_output(&result)?)
+    }
+
+    /// [`Client::invoke`], also telling which request carried it.
+    pub async fn invoke_traced(&self, op: &S::Op) -> Result<(S::Output, RequestRef), ClientError> {
+        let completed = self.handle.submit_within(encode_request(op)?, false, self.timeout).await?;
+        Ok((decode_output(&completed.result)?, RequestRef::from(&completed)))
+    }
+
+    /// [`Client::query`], also telling which request carried it.
+    pub async fn query_traced(&self, query: &S::Query) -> Result<(S::Output, RequestRef), ClientError> {
+        let completed = self.handle.submit_within(encode_request(query)?, true, self.timeout).await?;
+        Ok((decode_output(&completed.result)?, RequestRef::from(&completed)))
+    }
+
+    /// What each replica recorded of `client`'s request `timestamp` (entry
+    /// `i` is replica `i`'s; `None` where it keeps no record or did not
+    /// answer within [`TRACE_TIMEOUT`]). Replicas remember their last
+    /// [`pbft_net::MAX_TRACED_REQUESTS`] requests.
+    pub async fn trace(
+        &self,
+        client: ClientId,
+        timestamp: u64,
+    ) -> Result<Vec<Option<RequestTrace>>, ClientError> {
+        Ok(query_traces(&self.secret, &self.replicas, client, timestamp, TRACE_TIMEOUT).await?)
     }
 }
 
@@ -121,5 +170,20 @@ impl<S: StateMachine> BlockingClient<S> {
     /// See [`Client::query`].
     pub fn query(&self, query: &S::Query) -> Result<S::Output, ClientError> {
         self.runtime.block_on(self.client.query(query))
+    }
+
+    /// See [`Client::invoke_traced`].
+    pub fn invoke_traced(&self, op: &S::Op) -> Result<(S::Output, RequestRef), ClientError> {
+        self.runtime.block_on(self.client.invoke_traced(op))
+    }
+
+    /// See [`Client::query_traced`].
+    pub fn query_traced(&self, query: &S::Query) -> Result<(S::Output, RequestRef), ClientError> {
+        self.runtime.block_on(self.client.query_traced(query))
+    }
+
+    /// See [`Client::trace`].
+    pub fn trace(&self, client: ClientId, timestamp: u64) -> Result<Vec<Option<RequestTrace>>, ClientError> {
+        self.runtime.block_on(self.client.trace(client, timestamp))
     }
 }

@@ -18,7 +18,8 @@
 //!   `fault_injector::traitor::TraitorNode`, driven like any replica),
 //!   [`storage`] (a replica's durable log: segments of checksummed records,
 //!   group commit, crash recovery), [`apps`] (the example applications: a
-//!   key-value store, a bank ledger, a counter) and [`workloads`] (what the simulator drives each example
+//!   key-value store, a bank ledger, a counter), [`timeline`] (one request's
+//!   trace across the replicas as a table) and [`workloads`] (what the simulator drives each example
 //!   application with, kept apart so the applications know nothing of it).
 //! - **The `pbft` binary** (`src/bin/pbft/`), a thin layer of clap commands
 //!   over the library: `init` and `check` (config files), `up` and
@@ -32,9 +33,10 @@ pub mod cluster_config;
 pub mod keyfile;
 pub mod node;
 pub mod storage;
+pub mod timeline;
 pub mod workloads;
 
-pub use client::{BlockingClient, Client, ClientError};
+pub use client::{BlockingClient, Client, ClientError, RequestRef};
 pub use pbft_core::typed;
 pub use pbft_core::{AppError, ClientId, ReplicatedStateMachine, StateMachine};
 

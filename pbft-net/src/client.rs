@@ -4,6 +4,7 @@
 use crate::endpoint::{ClientNet, NetError, NetLimits, ReplicaAddress};
 use crate::identity::Peer;
 use crate::link::{frame_of, Inbound};
+use crate::request_trace::RequestTrace;
 use crate::wire::{NodeStatus, Wire};
 use pbft_core::{Client, ClientId, ClientOutput, Message, Quorum, ReplicaId, SecretKey, Time};
 use std::collections::BTreeMap;
@@ -26,7 +27,22 @@ pub enum InvokeError {
 struct Invocation {
     op: Vec<u8>,
     read_only: bool,
-    done: oneshot::Sender<Vec<u8>>,
+    done: oneshot::Sender<Completed>,
+}
+
+/// An invocation's result, with which request carried it: what a trace of
+/// the request asks the replicas about ([`query_traces`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completed {
+    /// The result f+1 replicas agreed on (2f+1 for an unordered read).
+    pub result: Vec<u8>,
+    /// The client that sent the request.
+    pub client: ClientId,
+    /// The request's timestamp (its id among the client's requests).
+    pub timestamp: u64,
+    /// When the request was first sent, in wall-clock microseconds since
+    /// the Unix epoch (see [`crate::unix_micros`]).
+    pub sent_at: u64,
 }
 
 /// A connected PBFT client: hands operations to the cluster in the order they
@@ -62,16 +78,29 @@ impl ClientHandle {
 
     /// Runs `op` on the replicated service and returns its result.
     pub async fn invoke(&self, op: Vec<u8>) -> Result<Vec<u8>, InvokeError> {
-        self.submit(op, false).await
+        Ok(self.submit(op, false).await?.result)
     }
 
     /// Runs the read-only `query` (the application's `query`), unordered
     /// when 2f+1 replicas answer alike, ordered otherwise.
     pub async fn query(&self, query: Vec<u8>) -> Result<Vec<u8>, InvokeError> {
-        self.submit(query, true).await
+        Ok(self.submit(query, true).await?.result)
     }
 
-    async fn submit(&self, op: Vec<u8>, read_only: bool) -> Result<Vec<u8>, InvokeError> {
+    /// [`ClientHandle::invoke`] (or, with `read_only`, [`ClientHandle::query`])
+    /// within `timeout`, telling which request carried it.
+    pub async fn submit_within(
+        &self,
+        op: Vec<u8>,
+        read_only: bool,
+        timeout: Duration,
+    ) -> Result<Completed, InvokeError> {
+        tokio::time::timeout(timeout, self.submit(op, read_only))
+            .await
+            .map_err(|_| InvokeError::TimedOut(timeout))?
+    }
+
+    async fn submit(&self, op: Vec<u8>, read_only: bool) -> Result<Completed, InvokeError> {
         let (done, result) = oneshot::channel();
         let invocation = Invocation { op, read_only, done };
         self.invocations.send(invocation).await.map_err(|_| InvokeError::Closed)?;
@@ -126,7 +155,8 @@ async fn run_client(
     wait_for_links(&net, &ready).await;
     let start = Instant::now();
     let now = || Time(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
-    let mut waiting: BTreeMap<u64, oneshot::Sender<Vec<u8>>> = BTreeMap::new();
+    let id = client.id();
+    let mut waiting: BTreeMap<u64, (oneshot::Sender<Completed>, u64)> = BTreeMap::new();
     let mut accepting = true;
     loop {
         if !client.is_busy() && !accepting && waiting.is_empty() {
@@ -136,9 +166,10 @@ async fn run_client(
         tokio::select! {
             invocation = queue.recv(), if accepting && client.can_start() => match invocation {
                 Some(Invocation { op, read_only, done }) => {
+                    let sent_at = crate::request_trace::unix_micros();
                     let started = if read_only { client.query(now(), op) } else { client.invoke(now(), op) };
                     if let Ok(timestamp) = started {
-                        waiting.insert(timestamp, done);
+                        waiting.insert(timestamp, (done, sent_at));
                     }
                 }
                 None => accepting = false,
@@ -161,8 +192,8 @@ async fn run_client(
                     net.broadcast(&frame_of(&Wire::Message(Message::Request(request))))
                 }
                 ClientOutput::Completed { timestamp, result } => {
-                    if let Some(done) = waiting.remove(&timestamp) {
-                        let _ = done.send(result);
+                    if let Some((done, sent_at)) = waiting.remove(&timestamp) {
+                        let _ = done.send(Completed { result, client: id, timestamp, sent_at });
                     }
                 }
             }
@@ -186,15 +217,51 @@ pub async fn query_status(
     replicas: &[ReplicaAddress],
     timeout: Duration,
 ) -> Result<Vec<Option<NodeStatus>>, NetError> {
+    ask_every_replica(secret, replicas, Wire::StatusQuery, timeout, |wire| match wire {
+        Wire::Status(status) => Some(status),
+        _ => None,
+    })
+    .await
+}
+
+/// Asks every replica, as the client holding `secret`, what it knows of
+/// `client`'s request `timestamp` (see [`crate::RequestTrace`]), waiting at
+/// most `timeout`. Entry `i` is replica `i`'s record; `None` if it did not
+/// answer in time or keeps no record of that request.
+pub async fn query_traces(
+    secret: &SecretKey,
+    replicas: &[ReplicaAddress],
+    client: ClientId,
+    timestamp: u64,
+    timeout: Duration,
+) -> Result<Vec<Option<RequestTrace>>, NetError> {
+    let question = Wire::TraceQuery { client: client.0, timestamp };
+    let answers = ask_every_replica(secret, replicas, question, timeout, |wire| match wire {
+        Wire::Trace(answer) if answer.client == client.0 && answer.timestamp == timestamp => Some(answer),
+        _ => None,
+    })
+    .await?;
+    Ok(answers.into_iter().map(|answer| answer.and_then(|a| a.trace)).collect())
+}
+
+/// Sends `question` to every replica and collects the first answer each
+/// gives that `answer` accepts, until all answered or `timeout` passed.
+async fn ask_every_replica<T: Clone>(
+    secret: &SecretKey,
+    replicas: &[ReplicaAddress],
+    question: Wire,
+    timeout: Duration,
+    answer: impl Fn(Wire) -> Option<T>,
+) -> Result<Vec<Option<T>>, NetError> {
     let (net, mut inbox) = ClientNet::connect(secret, replicas, false, NetLimits::default())?;
-    net.broadcast(&frame_of(&Wire::StatusQuery));
-    let mut answers: Vec<Option<NodeStatus>> = vec![None; replicas.len()];
+    net.broadcast(&frame_of(&question));
+    let mut answers: Vec<Option<T>> = vec![None; replicas.len()];
     let deadline = Instant::now() + timeout;
     while answers.iter().any(Option::is_none) {
         match tokio::time::timeout_at(deadline, inbox.recv()).await {
-            Ok(Some(Inbound { from: Peer::Replica(replica), wire: Wire::Status(status), .. })) => {
-                if let Some(slot) = answers.get_mut(replica.index()) {
-                    *slot = Some(status);
+            Ok(Some(Inbound { from: Peer::Replica(replica), wire, .. })) => {
+                if let (Some(slot), Some(value)) = (answers.get_mut(replica.index()), answer(wire)) {
+                    *slot = Some(value);
                 }
             }
             Ok(Some(_)) => {}

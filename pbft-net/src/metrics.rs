@@ -49,6 +49,7 @@ pub(crate) struct EventMetrics {
     batch_size: Histogram,
     commit_latency: Histogram,
     execute_latency: Histogram,
+    view_terms_ended: Counter,
     view_changes_started: Counter,
     view_changes_completed: Counter,
     rejected: Family<RejectLabels, Counter>,
@@ -113,7 +114,11 @@ impl ReplicaMetrics {
             histogram
         };
         let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 10));
-        registry.register("batch_size", "Requests per batch this replica pre-prepared", batch_size.clone());
+        registry.register(
+            "batch_size",
+            "Requests per batch in each PRE-PREPARE this replica sent or accepted",
+            batch_size.clone(),
+        );
         let rejected = Family::<RejectLabels, Counter>::default();
         registry.register(
             "rejected_messages",
@@ -138,17 +143,22 @@ impl ReplicaMetrics {
             commit_latency: seconds(
                 registry,
                 "commit_latency",
-                "Time from a batch's PRE-PREPARE to committed-local at this replica",
+                "Time from this replica sending or accepting a batch's PRE-PREPARE to its committed-local",
             ),
             execute_latency: seconds(
                 registry,
                 "execute_latency",
-                "Time from a batch's PRE-PREPARE to its execution at this replica",
+                "Time from this replica sending or accepting a batch's PRE-PREPARE to its execution",
+            ),
+            view_terms_ended: counter(
+                registry,
+                "view_terms_ended",
+                "Views that lasted their term (view_term_ms) and rotated the primary: routine view changes",
             ),
             view_changes_started: counter(
                 registry,
                 "view_changes_started",
-                "View changes this replica asked for",
+                "View changes this replica asked for (term rotations included; see view_terms_ended)",
             ),
             view_changes_completed: counter(
                 registry,
@@ -178,7 +188,7 @@ impl ReplicaMetrics {
                 "client_requests_received",
                 "Requests read from clients' own connections",
             ),
-            replies: counter(registry, "replies_sent", "Replies queued to clients"),
+            replies: counter(registry, "replies_sent", "Replies queued to clients' connections"),
             reply_cache_hits: counter(
                 registry,
                 "reply_cache_hits",
@@ -188,7 +198,8 @@ impl ReplicaMetrics {
         let sync_seconds = Histogram::new(latency_buckets());
         registry.register_with_unit(
             "storage_sync",
-            "Time of one write and fdatasync of the replica's log (group commit: one per burst)",
+            "Time of one write of the replica's log and its fdatasync (group commit: one per burst; \
+             the write alone with sync = false)",
             Unit::Seconds,
             sync_seconds.clone(),
         );
@@ -237,12 +248,15 @@ impl EventMetrics {
                     self.commit_latency.observe(now.duration_since(*started).as_secs_f64());
                 }
             }
-            Event::Executed { seq, requests, .. } => {
+            Event::Executed { view, seq, requests, .. } => {
                 self.requests_executed.inc_by(requests.len() as u64);
-                if let Some((_, started)) = clock.started.get(seq) {
+                if let Some((_, started)) = clock.started.get(seq).filter(|(v, _)| v == view) {
                     self.execute_latency.observe(now.duration_since(*started).as_secs_f64());
                 }
                 clock.started = clock.started.split_off(&(seq + 1));
+            }
+            Event::TermEnded { .. } => {
+                self.view_terms_ended.inc();
             }
             Event::ViewChangeStarted { .. } => {
                 self.view_changes_started.inc();
@@ -360,8 +374,11 @@ struct StatusCollector {
 impl Collector for StatusCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let latest = self.latest.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(status) = latest.as_ref() else { return Ok(()) };
         let e = &mut encoder;
+        let answered =
+            "1 if the replica reported its state for this scrape (the metrics below are missing when 0)";
+        single(e, "status_up", answered, None, flag(latest.is_some()))?;
+        let Some(status) = latest.as_ref() else { return Ok(()) };
         single(
             e,
             "view",
@@ -404,8 +421,16 @@ impl Collector for StatusCollector {
         single(e, "open_connections", "QUIC connections open now", None, gauge(status.open_connections))?;
         let failed = Value::Counter(status.net.failed_handshakes);
         single(e, "failed_handshakes", "Incoming connections whose TLS handshake failed", None, failed)?;
-        let link = ("peer_link_up", "1 if the outgoing link to the peer is up", None, MetricType::Gauge);
-        per_peer(e, status, link, |p| u64::from(p.link_up))?;
+        let mut links = e.encode_descriptor(
+            "peer_link_up",
+            "1 if the outgoing link to the peer replica is up",
+            None,
+            MetricType::Gauge,
+        )?;
+        for peer in status.peers.iter().filter(|p| p.peer != "clients") {
+            ConstGauge::new(i64::from(peer.link_up))
+                .encode(links.encode_family(&[("peer", peer.peer.as_str())])?)?;
+        }
         let queue = (
             "peer_send_queue_frames",
             "Frames waiting in the send queue to the peer",

@@ -27,7 +27,8 @@ pub const MAX_TRACED_REQUESTS: usize = 4096;
 /// the primary; a repeat answered from the reply cache is not ordered again).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhaseTimes {
-    /// The request arrived from its client.
+    /// The request first reached this replica: from its client, or inside
+    /// the primary's PRE-PREPARE (see [`RequestTrace::from_client`]).
     pub received: Option<u64>,
     /// The batch holding it was pre-prepared (sent by the primary, accepted by a backup).
     pub pre_prepared: Option<u64>,
@@ -68,6 +69,10 @@ pub struct RequestTrace {
     pub primary: Option<u32>,
     /// The request had executed before and was answered from the reply cache.
     pub from_cache: bool,
+    /// The request reached this replica from its client's own connection
+    /// (rather than only inside a PRE-PREPARE: clients send to the primary
+    /// first, and to every replica when they retry).
+    pub from_client: bool,
     /// When each phase was reached (microseconds since the Unix epoch).
     pub phases: PhaseTimes,
 }
@@ -133,13 +138,16 @@ impl RequestTraces {
             seq: None,
             primary: None,
             from_cache: false,
+            from_client: false,
             phases: PhaseTimes::default(),
         })
     }
 
     /// A request arrived from its client's own connection at `now`.
     pub(crate) fn received(&mut self, client: ClientId, timestamp: u64, now: u64) {
-        self.entry((client, timestamp)).phases.received.get_or_insert(now);
+        let trace = self.entry((client, timestamp));
+        trace.phases.received.get_or_insert(now);
+        trace.from_client = true;
     }
 
     /// A reply to the request left at `now`.
@@ -156,6 +164,7 @@ impl RequestTraces {
                 let primary = (view % self.n) as u32;
                 for &key in requests {
                     let trace = self.entry(key);
+                    trace.phases.received.get_or_insert(now);
                     // A view change re-proposes the request: the latest
                     // proposal is the one that counts.
                     if trace.view != Some(*view) || trace.seq != Some(*seq) {
@@ -225,7 +234,8 @@ mod tests {
     }
 
     /// Each phase is stamped once, when first reached, for every request of
-    /// the batch; a phase of another view does not count.
+    /// the batch; a phase of another view does not count. A request seen
+    /// first inside the PRE-PREPARE was received then.
     #[test]
     fn phases_are_stamped_for_every_request_of_the_batch() {
         let mut traces = RequestTraces::new(1, 4);
@@ -254,11 +264,13 @@ mod tests {
                 seq: Some(7),
                 primary: Some(1),
                 from_cache: false,
+                from_client: true,
                 phases: want
             }
         );
-        let second = traces.get(C, 11).unwrap().phases;
-        assert_eq!(second, PhaseTimes { received: None, replied: None, ..want });
+        let second = traces.get(C, 11).unwrap();
+        assert_eq!(second.phases, PhaseTimes { received: Some(110), replied: None, ..want });
+        assert!(!second.from_client);
         assert_eq!(traces.get(C, 12), None);
     }
 

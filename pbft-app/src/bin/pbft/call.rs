@@ -4,7 +4,7 @@
 use crate::config_file::load_for;
 use clap::Args;
 use pbft_app::cluster_config::AppKind;
-use pbft_app::{BlockingClient, StateMachine};
+use pbft_app::{timeline, BlockingClient, StateMachine};
 use pbft_core::ClientId;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,6 +21,11 @@ pub struct ClientArgs {
     /// Give up after this many seconds without f+1 matching replies.
     #[arg(long, default_value_t = 10)]
     timeout_secs: u64,
+    /// After the call, print its timeline across the replicas (when each
+    /// received, pre-prepared, prepared, committed, executed and replied to
+    /// it) on standard error. May follow the operation (`put K V --trace`).
+    #[arg(long, global = true)]
+    trace: bool,
 }
 
 /// An operation or a read-only query of application `S`.
@@ -52,13 +57,28 @@ pub fn call_of<S: StateMachine, C: clap::Subcommand + IntoCall<S>>(line: &[&str]
     }
 }
 
-/// Runs `call` on the `app` cluster `args` names and returns the agreed output.
+/// Runs `call` on the `app` cluster `args` names and returns the agreed
+/// output; with `--trace`, prints the request's timeline first.
 pub fn call<S: StateMachine>(args: &ClientArgs, app: AppKind, call: Call<S>) -> anyhow::Result<S::Output> {
     let config = load_for(&args.config, app)?;
     let client = BlockingClient::<S>::connect(&config, ClientId(args.client))?
         .with_timeout(Duration::from_secs(args.timeout_secs));
-    Ok(match call {
-        Call::Invoke(op) => client.invoke(&op)?,
-        Call::Query(query) => client.query(&query)?,
-    })
+    let (output, request) = match call {
+        Call::Invoke(op) => client.invoke_traced(&op)?,
+        Call::Query(query) => client.query_traced(&query)?,
+    };
+    if args.trace {
+        let traces = client.trace(request.client, request.timestamp)?;
+        match timeline::render(&traces, request.client, request.timestamp, Some(request.sent_at)) {
+            Some(table) => eprint!("{table}"),
+            None => eprintln!("no replica kept a record of this request"),
+        }
+        eprintln!(
+            "(again later: pbft trace --config {} --client {} --timestamp {})",
+            args.config.display(),
+            request.client.0,
+            request.timestamp
+        );
+    }
+    Ok(output)
 }

@@ -2,11 +2,12 @@
 //!
 //! One module per command group: `init` and `check` (config files), `up`
 //! and `replica` (running replicas), `kv` and `bank` (client calls),
-//! `status`, `bench/`, `demo/` and `sim`. What several commands share lives
+//! `status`, `trace`, `bench/`, `demo/` and `sim`. What several commands share lives
 //! in modules of its own, and no command module imports another's:
 //! `config_file` (loading `--config`), `runtime` (async runtimes), `signals`
 //! (what stops a process), `local` (replica child processes and their
-//! supervision), `table` (the status table) and `call` (one client call).
+//! supervision), `table` (the status table), `watch` (the live view of
+//! `status --watch`) and `call` (one client call).
 
 // Commands.
 mod bank;
@@ -18,6 +19,7 @@ mod kv;
 mod replica;
 mod sim;
 mod status;
+mod trace;
 mod up;
 
 // Shared by several commands.
@@ -28,6 +30,7 @@ mod runtime;
 mod signals;
 mod storage_args;
 mod table;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -68,8 +71,12 @@ enum Command {
     /// Opens accounts, transfers and reads balances in the replicated bank
     /// ledger (configs with `app = "bank"`).
     Bank(bank::BankArgs),
-    /// Shows every replica's view, progress and state digest, and whether they agree.
+    /// Shows every replica's view, progress and state digest, and whether
+    /// they agree; `--watch` keeps a live view of the cluster on screen.
     Status(status::StatusArgs),
+    /// Shows when each replica reached each phase of one earlier request
+    /// (the client and timestamp `pbft kv --trace` prints).
+    Trace(trace::TraceArgs),
     /// Runs the deterministic simulator: one seed (`--seed S`) or a sweep
     /// (`--seeds A..B`), with faults, then checks safety and liveness.
     Sim(sim::SimArgs),
@@ -101,6 +108,7 @@ fn main() -> ExitCode {
         Command::Kv(args) => kv::run(args),
         Command::Bank(args) => bank::run(args),
         Command::Status(args) => status::run(args),
+        Command::Trace(args) => trace::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BuildInfo => {
             println!("pbft {}", env!("CARGO_PKG_VERSION"));
