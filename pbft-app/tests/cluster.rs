@@ -13,7 +13,7 @@ use pbft_core::{ClientId, ReplicaId, SecretKey};
 use pbft_net::{ClientHandle, ClientNet, InvokeError, NetLimits};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{init_cluster, pbft, same_state, wait_for_status, Replicas};
+use support::{all_up, init_cluster, pbft, same_state, wait_for_status, Replicas};
 
 const OP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -29,16 +29,6 @@ async fn put(client: &ClientHandle, key: &str, value: &str) -> KvResult {
 async fn get(client: &ClientHandle, key: &str) -> KvResult {
     let query = encode_request(&KvQuery::Get { key: key.into() }).unwrap();
     decode_output(&client.query_within(query, OP_TIMEOUT).await.unwrap()).unwrap()
-}
-
-/// Every replica answers and reaches all its peers. A replica that dialled a
-/// peer before it listened waits about a second for QUIC to resend its
-/// handshake; a test that started its requests earlier could see messages
-/// late or lost on that link (the fork test then saw a view change merge the
-/// two halves instead of a fork, once, under CI load).
-fn all_up(statuses: &[Option<pbft_net::NodeStatus>]) -> bool {
-    let peers = statuses.len().saturating_sub(1) as u64;
-    statuses.iter().all(|s| s.as_ref().is_some_and(|s| s.net.links_up >= peers))
 }
 
 /// Issue 6, test 1: `pbft up` on configs/local-4.toml; 1,000 operations from

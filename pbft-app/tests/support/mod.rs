@@ -97,15 +97,20 @@ pub struct Replicas {
 impl Replicas {
     /// Starts every replica of `config` as its own `pbft replica` process.
     pub fn start_all(config: &Path, n: usize) -> Replicas {
-        let mut replicas = Replicas {
-            config: config.to_path_buf(),
-            children: (0..n).map(|_| None).collect(),
-            data: TempDir::new("replicas"),
-        };
+        let mut replicas = Replicas::new(config, n);
         for id in 0..n {
             replicas.start(id);
         }
         replicas
+    }
+
+    /// The `n` replicas of `config`, none started yet.
+    pub fn new(config: &Path, n: usize) -> Replicas {
+        Replicas {
+            config: config.to_path_buf(),
+            children: (0..n).map(|_| None).collect(),
+            data: TempDir::new("replicas"),
+        }
     }
 
     /// Starts replica `id` (with empty memory, from what its data directory holds).
@@ -183,6 +188,16 @@ pub async fn wait_for_status(
         assert!(start.elapsed() < limit, "after {limit:?}, still not {what}: {statuses:#?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Every replica answers and reaches all its peers. A replica that dialled a
+/// peer before it listened waits about a second for QUIC to resend its
+/// handshake; a test that started its requests earlier could see messages
+/// late or lost on that link (the fork test then saw a view change merge the
+/// two halves instead of a fork, once, under CI load).
+pub fn all_up(statuses: &[Option<NodeStatus>]) -> bool {
+    let peers = statuses.len().saturating_sub(1) as u64;
+    statuses.iter().all(|s| s.as_ref().is_some_and(|s| s.net.links_up >= peers))
 }
 
 /// Whether the replicas in `which` all answered with the same last executed

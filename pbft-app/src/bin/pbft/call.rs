@@ -4,10 +4,11 @@
 use crate::config_file::load_for;
 use clap::Args;
 use pbft_app::cluster_config::AppKind;
-use pbft_app::{timeline, BlockingClient, StateMachine};
+use pbft_app::{timeline, BlockingClient, RequestRef, StateMachine};
 use pbft_core::ClientId;
+use pbft_net::RequestTrace;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What every client command needs: the cluster, who to be, how long to wait.
 #[derive(Args)]
@@ -57,6 +58,28 @@ pub fn call_of<S: StateMachine, C: clap::Subcommand + IntoCall<S>>(line: &[&str]
     }
 }
 
+/// How long `--trace` waits for the replicas that have not replied yet (the
+/// client needed only f+1 of them).
+const TRACE_SETTLE: Duration = Duration::from_secs(1);
+
+/// The request's traces once all `n` replicas have replied to it, or as
+/// they are after [`TRACE_SETTLE`].
+fn replied_traces<S: StateMachine>(
+    client: &BlockingClient<S>,
+    request: RequestRef,
+    n: usize,
+) -> anyhow::Result<Vec<Option<RequestTrace>>> {
+    let deadline = Instant::now() + TRACE_SETTLE;
+    loop {
+        let traces = client.trace(request.client, request.timestamp)?;
+        let replied = traces.iter().flatten().filter(|t| t.phases.replied.is_some()).count();
+        if replied >= n || Instant::now() >= deadline {
+            return Ok(traces);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Runs `call` on the `app` cluster `args` names and returns the agreed
 /// output; with `--trace`, prints the request's timeline first.
 pub fn call<S: StateMachine>(args: &ClientArgs, app: AppKind, call: Call<S>) -> anyhow::Result<S::Output> {
@@ -68,7 +91,7 @@ pub fn call<S: StateMachine>(args: &ClientArgs, app: AppKind, call: Call<S>) -> 
         Call::Query(query) => client.query_traced(&query)?,
     };
     if args.trace {
-        let traces = client.trace(request.client, request.timestamp)?;
+        let traces = replied_traces(&client, request, config.n())?;
         match timeline::render(&traces, request.client, request.timestamp, Some(request.sent_at)) {
             Some(table) => eprint!("{table}"),
             None => eprintln!("no replica kept a record of this request"),

@@ -5,6 +5,7 @@ use clap::Args;
 use fault_injector::sim::{simulate, SimOptions, SimReport, TraitorSelection};
 use fault_injector::traitor::Behavior;
 use pbft_app::workloads::KvWorkload;
+use std::io::IsTerminal;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -121,19 +122,29 @@ fn sweep(seeds: std::ops::Range<u64>, json: bool, options: &SimOptions, flag: &s
     let started = Instant::now();
     let mut failures = Vec::new();
     let mut sizes = [0u64; 2];
+    // A bar redrawn in place only where a person watches it: on a terminal
+    // and without --json; into a file or pipe it would be thousands of
+    // redraws, and the summary line says everything at the end.
+    let bar = !json && std::io::stderr().is_terminal();
     for (done, seed) in seeds.clone().enumerate() {
         let (report, _) = simulate::<KvWorkload>(seed, options);
         sizes[usize::from(report.profile.n == 7)] += 1;
         if !report.passed() {
             if !json {
-                eprint!("\r");
+                if bar {
+                    eprint!("\r");
+                }
                 print!("{report}");
             }
             failures.push(report);
         }
-        progress(done as u64 + 1, total, failures.len());
+        if bar {
+            progress(done as u64 + 1, total, failures.len());
+        }
     }
-    eprintln!();
+    if bar {
+        eprintln!();
+    }
     let seconds = started.elapsed().as_secs_f64();
     let per_minute = total as f64 * 60.0 / seconds.max(1e-9);
     if json {

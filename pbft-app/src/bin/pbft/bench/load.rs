@@ -24,11 +24,16 @@ use std::time::{Duration, Instant};
 /// it with `--local`, measures it and prints the report.
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let original = args.config.clone().context("--config is required")?;
-    let overridden =
-        if args.protocol.is_empty() { None } else { Some(Overridden::write(&original, &args.protocol)?) };
+    let overridden = if args.protocol.is_empty() && args.metrics_base_port.is_none() {
+        None
+    } else {
+        Some(Overridden::write(&original, &args.protocol, args.metrics_base_port)?)
+    };
     let path = overridden.as_ref().map_or(original.clone(), |o| o.path.clone());
     let config = match &overridden {
-        Some(_) => load(&path).context("--protocol: the config with these changes is refused")?,
+        Some(_) => {
+            load(&path).context("--protocol/--metrics-base-port: the config with these changes is refused")?
+        }
         None => load(&path)?,
     };
     anyhow::ensure!(

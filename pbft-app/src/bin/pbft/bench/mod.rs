@@ -53,6 +53,10 @@ pub struct BenchArgs {
     /// config file itself is left alone.
     #[arg(long = "protocol", value_name = "NAME=VALUE", requires = "local")]
     protocol: Vec<String>,
+    /// With --local: the replicas serve Prometheus metrics, replica i on
+    /// TCP port P + i (what the metrics cost, measured against a run without).
+    #[arg(long, value_name = "P", requires = "local")]
+    metrics_base_port: Option<u16>,
     /// Threads of the load generator's async runtime (default: one per
     /// core). One thread costs the cores it shares with a local cluster
     /// less CPU per operation; BENCHMARKS.md has what that changed in the

@@ -1,5 +1,6 @@
-//! `pbft bench --local --protocol NAME=VALUE`: the config the local cluster
-//! runs, with protocol parameters changed, leaving the file itself alone.
+//! `pbft bench --local --protocol NAME=VALUE` (and `--metrics-base-port`):
+//! the config the local cluster runs, with protocol parameters changed and
+//! metrics addresses set, leaving the file itself alone.
 
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -13,9 +14,14 @@ pub struct Overridden {
 
 impl Overridden {
     /// Writes `original` with every `NAME=VALUE` of `overrides` set in its
-    /// `[protocol]` table, and its relative key paths made absolute so they
-    /// still resolve from the copy's directory.
-    pub fn write(original: &Path, overrides: &[String]) -> anyhow::Result<Overridden> {
+    /// `[protocol]` table, replica i's `metrics_address` at port
+    /// `metrics_base_port + i` of its own IP (if given), and its relative key
+    /// paths made absolute so they still resolve from the copy's directory.
+    pub fn write(
+        original: &Path,
+        overrides: &[String],
+        metrics_base_port: Option<u16>,
+    ) -> anyhow::Result<Overridden> {
         let text = std::fs::read_to_string(original)
             .with_context(|| format!("cannot read {}", original.display()))?;
         let mut table: toml::Table =
@@ -34,6 +40,18 @@ impl Overridden {
             for entry in entries.into_iter().flatten() {
                 if let Some(file) = entry.get_mut("key_file") {
                     absolute(file);
+                }
+            }
+        }
+        if let Some(base_port) = metrics_base_port {
+            let entries = table.get_mut("replica").and_then(toml::Value::as_array_mut);
+            for (offset, entry) in (0u16..).zip(entries.into_iter().flatten()) {
+                let ip = entry.get("address").and_then(toml::Value::as_str).and_then(|a| a.rsplit_once(':'));
+                let ip = ip.map_or("127.0.0.1", |(ip, _)| ip).to_string();
+                let port =
+                    base_port.checked_add(offset).context("--metrics-base-port: the ports do not fit")?;
+                if let Some(entry) = entry.as_table_mut() {
+                    entry.insert("metrics_address".into(), toml::Value::String(format!("{ip}:{port}")));
                 }
             }
         }
