@@ -148,9 +148,9 @@ impl Observers {
     }
 
     fn on_event(&mut self, event: &Event) {
-        self.traces.on_event(event, unix_micros());
+        self.traces.on_event(event, unix_micros);
         if let Some(metrics) = &self.metrics {
-            metrics.events.on_event(&mut self.clock, event, std::time::Instant::now());
+            metrics.events.on_event(&mut self.clock, event, std::time::Instant::now);
         }
     }
 

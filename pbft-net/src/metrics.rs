@@ -235,23 +235,24 @@ pub(crate) struct BatchClock {
 }
 
 impl EventMetrics {
-    /// Counts and times what `event` reports, at `now`.
-    pub(crate) fn on_event(&self, clock: &mut BatchClock, event: &Event, now: Instant) {
+    /// Counts and times what `event` reports, at the time `now` tells
+    /// (asked only for the events that are timed).
+    pub(crate) fn on_event(&self, clock: &mut BatchClock, event: &Event, now: impl Fn() -> Instant) {
         match event {
             Event::PrePrepared { view, seq, requests } => {
                 self.batch_size.observe(requests.len() as f64);
-                clock.started.insert(*seq, (*view, now));
+                clock.started.insert(*seq, (*view, now()));
             }
             Event::CommittedLocal { view, seq } => {
                 self.batches_committed.inc();
                 if let Some((_, started)) = clock.started.get(seq).filter(|(v, _)| v == view) {
-                    self.commit_latency.observe(now.duration_since(*started).as_secs_f64());
+                    self.commit_latency.observe(now().duration_since(*started).as_secs_f64());
                 }
             }
             Event::Executed { view, seq, requests, .. } => {
                 self.requests_executed.inc_by(requests.len() as u64);
                 if let Some((_, started)) = clock.started.get(seq).filter(|(v, _)| v == view) {
-                    self.execute_latency.observe(now.duration_since(*started).as_secs_f64());
+                    self.execute_latency.observe(now().duration_since(*started).as_secs_f64());
                 }
                 clock.started = clock.started.split_off(&(seq + 1));
             }

@@ -4,7 +4,8 @@
 //! scrapes it is not asked), then encodes the registry.
 //!
 //! At most [`MAX_SCRAPE_CONNECTIONS`] connections are served at once; more
-//! wait in the kernel's accept queue. Bind the endpoint to a loopback or
+//! wait in the kernel's accept queue, and one that has not sent a
+//! request's headers within 10 s is closed. Bind the endpoint to a loopback or
 //! monitoring address: it has no authentication, like every Prometheus
 //! exporter.
 
@@ -25,6 +26,11 @@ pub const MAX_SCRAPE_CONNECTIONS: usize = 16;
 /// How long a scrape waits for the replica's status before answering
 /// without it.
 const STATUS_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a connection may take to send a request's headers before it
+/// is closed: a client that connects and sends nothing holds one of the
+/// slots at most this long.
+const HEADER_WAIT: Duration = Duration::from_secs(10);
 
 /// The OpenMetrics text format, which Prometheus reads.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -86,8 +92,9 @@ async fn serve(
                 async move { Ok::<_, std::convert::Infallible>(answer(&request, &metrics, &status).await) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(error) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await
-            {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_WAIT);
+            if let Err(error) = http.serve_connection(io, service).await {
                 tracing::debug!(%error, "metrics endpoint: connection ended with an error");
             }
             drop(permit);

@@ -157,10 +157,12 @@ impl RequestTraces {
         }
     }
 
-    /// Notes the phase `event` marks, if it marks one, at `now`.
-    pub(crate) fn on_event(&mut self, event: &Event, now: u64) {
+    /// Notes the phase `event` marks, if it marks one, at the time `now`
+    /// tells (asked only for events that mark a phase).
+    pub(crate) fn on_event(&mut self, event: &Event, now: impl Fn() -> u64) {
         match event {
             Event::PrePrepared { view, seq, requests } => {
+                let now = now();
                 let primary = (view % self.n) as u32;
                 for &key in requests {
                     let trace = self.entry(key);
@@ -178,9 +180,10 @@ impl RequestTraces {
                 }
                 self.batches.insert(*seq, requests.clone());
             }
-            Event::Prepared { view, seq } => self.mark(*view, *seq, now, |p| &mut p.prepared),
-            Event::CommittedLocal { view, seq } => self.mark(*view, *seq, now, |p| &mut p.committed_local),
+            Event::Prepared { view, seq } => self.mark(*view, *seq, now(), |p| &mut p.prepared),
+            Event::CommittedLocal { view, seq } => self.mark(*view, *seq, now(), |p| &mut p.committed_local),
             Event::Executed { seq, requests, .. } => {
+                let now = now();
                 for request in requests {
                     if let Some(trace) = self.traces.get_mut(&(request.client, request.timestamp)) {
                         trace.phases.executed.get_or_insert(now);
@@ -240,12 +243,12 @@ mod tests {
     fn phases_are_stamped_for_every_request_of_the_batch() {
         let mut traces = RequestTraces::new(1, 4);
         traces.received(C, 10, 100);
-        traces.on_event(&Event::PrePrepared { view: 5, seq: 7, requests: vec![(C, 10), (C, 11)] }, 110);
-        traces.on_event(&Event::Prepared { view: 4, seq: 7 }, 115);
-        traces.on_event(&Event::Prepared { view: 5, seq: 7 }, 120);
-        traces.on_event(&Event::Prepared { view: 5, seq: 7 }, 999);
-        traces.on_event(&Event::CommittedLocal { view: 5, seq: 7 }, 130);
-        traces.on_event(&executed(7, &[10, 11]), 140);
+        traces.on_event(&Event::PrePrepared { view: 5, seq: 7, requests: vec![(C, 10), (C, 11)] }, || 110);
+        traces.on_event(&Event::Prepared { view: 4, seq: 7 }, || 115);
+        traces.on_event(&Event::Prepared { view: 5, seq: 7 }, || 120);
+        traces.on_event(&Event::Prepared { view: 5, seq: 7 }, || 999);
+        traces.on_event(&Event::CommittedLocal { view: 5, seq: 7 }, || 130);
+        traces.on_event(&executed(7, &[10, 11]), || 140);
         traces.replied(C, 10, 150);
         let want = PhaseTimes {
             received: Some(100),
@@ -279,15 +282,15 @@ mod tests {
     #[test]
     fn a_view_change_restarts_the_ordering_phases() {
         let mut traces = RequestTraces::new(0, 4);
-        traces.on_event(&Event::PrePrepared { view: 0, seq: 3, requests: vec![(C, 1)] }, 10);
-        traces.on_event(&Event::Prepared { view: 0, seq: 3 }, 20);
-        traces.on_event(&Event::PrePrepared { view: 1, seq: 3, requests: vec![(C, 1)] }, 30);
+        traces.on_event(&Event::PrePrepared { view: 0, seq: 3, requests: vec![(C, 1)] }, || 10);
+        traces.on_event(&Event::Prepared { view: 0, seq: 3 }, || 20);
+        traces.on_event(&Event::PrePrepared { view: 1, seq: 3, requests: vec![(C, 1)] }, || 30);
         let trace = traces.get(C, 1).unwrap();
         assert_eq!(
             (trace.view, trace.primary, trace.phases.pre_prepared, trace.phases.prepared),
             (Some(1), Some(1), Some(30), None)
         );
-        traces.on_event(&executed(3, &[1]), 40);
+        traces.on_event(&executed(3, &[1]), || 40);
         assert!(traces.batches.is_empty());
     }
 
