@@ -15,7 +15,7 @@
 
 use pbft_core::{ClientId, Event, SeqNum};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How many requests a replica remembers the phases of: about 100 bytes
@@ -102,7 +102,10 @@ type Key = (ClientId, u64);
 pub(crate) struct RequestTraces {
     replica: u32,
     n: u64,
-    traces: BTreeMap<Key, RequestTrace>,
+    /// A hash map, not a B-tree: it is looked up several times per request
+    /// on every replica, and nothing ever iterates it (so its order cannot
+    /// show anywhere).
+    traces: HashMap<Key, RequestTrace>,
     /// Keys in the order they were first seen, to forget the oldest.
     order: VecDeque<Key>,
     /// The requests of each batch pre-prepared and not yet executed.
@@ -115,8 +118,8 @@ impl RequestTraces {
         RequestTraces {
             replica,
             n: n.max(1) as u64,
-            traces: BTreeMap::new(),
-            order: VecDeque::new(),
+            traces: HashMap::with_capacity(MAX_TRACED_REQUESTS),
+            order: VecDeque::with_capacity(MAX_TRACED_REQUESTS),
             batches: BTreeMap::new(),
         }
     }

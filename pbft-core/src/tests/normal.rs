@@ -119,6 +119,33 @@ fn prepared_needs_two_f_distinct_backups() {
     assert_eq!(out, vec![Output::Broadcast(Message::Commit(kit.commit(1, 0, 1, digest)))]);
 }
 
+/// Replica 1's reply in view 0 to the kit client's request `timestamp`,
+/// the Summer's running `total`.
+fn reply_from_1(timestamp: u64, total: u64) -> crate::Reply {
+    crate::Reply {
+        view: 0,
+        timestamp,
+        client: super::kit::CLIENT,
+        replica: ReplicaId(1),
+        result: total.to_le_bytes().to_vec(),
+        unordered: false,
+    }
+}
+
+/// The event of `request` executing alone in the batch at `seq` of view 0.
+fn executed_alone(seq: crate::SeqNum, digest: crate::Digest, request: &Signed<crate::Request>) -> Output {
+    Output::Event(Event::Executed {
+        view: 0,
+        seq,
+        digest,
+        requests: vec![crate::ExecutedRequest {
+            client: super::kit::CLIENT,
+            timestamp: request.payload().timestamp,
+            digest: request.digest(),
+        }],
+    })
+}
+
 /// Committed-local needs 2f+1 matching COMMITs from distinct replicas; then the
 /// batch executes and the client gets a reply.
 #[test]
@@ -135,29 +162,7 @@ fn committed_local_needs_two_f_plus_one_commits_then_executes() {
     let out = step(&mut backup, T, Message::Commit(kit.commit(0, 0, 1, digest)));
     assert_eq!(out, rejected(0, MessageKind::Commit, Reject::Duplicate));
     let out = step(&mut backup, T, Message::Commit(kit.commit(3, 0, 1, digest)));
-    assert_eq!(
-        out,
-        vec![
-            Output::Reply(crate::Reply {
-                view: 0,
-                timestamp: 1,
-                client: super::kit::CLIENT,
-                replica: ReplicaId(1),
-                result: 5u64.to_le_bytes().to_vec(),
-                unordered: false,
-            }),
-            Output::Event(Event::Executed {
-                view: 0,
-                seq: 1,
-                digest,
-                requests: vec![crate::ExecutedRequest {
-                    client: super::kit::CLIENT,
-                    timestamp: 1,
-                    digest: request.digest()
-                }],
-            }),
-        ]
-    );
+    assert_eq!(out, vec![Output::Reply(reply_from_1(1, 5)), executed_alone(1, digest, &request)]);
     assert_eq!(backup.last_executed(), 1);
 }
 
@@ -193,29 +198,13 @@ fn reported_phases_follow_the_normal_case_in_order() {
     );
     assert_eq!(step(&mut backup, T, Message::Commit(kit.commit(0, 0, 1, digest))), vec![]);
     let out = step(&mut backup, T, Message::Commit(kit.commit(3, 0, 1, digest)));
-    let reply = crate::Reply {
-        view: 0,
-        timestamp: 1,
-        client: super::kit::CLIENT,
-        replica: ReplicaId(1),
-        result: 5u64.to_le_bytes().to_vec(),
-        unordered: false,
-    };
+    let reply = reply_from_1(1, 5);
     assert_eq!(
         out,
         vec![
             Output::Event(Event::CommittedLocal { view: 0, seq: 1 }),
             Output::Reply(reply.clone()),
-            Output::Event(Event::Executed {
-                view: 0,
-                seq: 1,
-                digest,
-                requests: vec![crate::ExecutedRequest {
-                    client: super::kit::CLIENT,
-                    timestamp: 1,
-                    digest: request.digest()
-                }],
-            }),
+            executed_alone(1, digest, &request),
         ]
     );
     let out = step(&mut backup, T, Message::Request(request));
