@@ -125,7 +125,7 @@ fn metrics_of_a_real_cluster_count_operations_and_a_view_change() {
 }
 
 /// Issue 25, test 2: a `forge` traitor from the config shows up in the
-/// honest replicas' rejected-messages counter as bad signatures.
+/// honest replicas' rejected-messages counters as bad signatures.
 #[test]
 fn a_forging_traitor_shows_in_the_honest_replicas_rejection_counters() {
     let path = init_cluster("metrics-forge", 4, "view_term_ms = 0");
@@ -136,14 +136,17 @@ fn a_forging_traitor_shows_in_the_honest_replicas_rejection_counters() {
     let _replicas = start_with_metrics(&path, &metrics);
     wait_until_all_up(&config);
     let client = BlockingClient::<KvStore>::connect(&config, ClientId(0)).unwrap();
-    for i in 0..5 {
+    for i in 0..20 {
         client.invoke(&KvOp::Put { key: format!("k{i}"), value: "v".into() }).unwrap();
     }
+    // A forged vote that arrives after its quorum is complete is dropped
+    // as unneeded before its signature is checked, so not every honest
+    // replica need see one; together they must.
     let bad = |s: &prometheus_parse::Scrape| {
         value(s, "pbft_rejected_messages_total", &[("reason", "BadSignature")]).unwrap_or(0.0)
     };
     scrape_until(&metrics[..3], Duration::from_secs(20), "bad signatures counted", |scrapes| {
-        scrapes.iter().all(|s| bad(s) >= 1.0)
+        scrapes.iter().map(bad).sum::<f64>() >= 1.0
     });
 }
 

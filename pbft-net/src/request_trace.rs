@@ -9,11 +9,10 @@
 //! clocks agree.
 //!
 //! Memory is bounded: [`MAX_TRACED_REQUESTS`] requests (the oldest is
-//! forgotten first), each a fixed-size [`RequestTrace`], plus the request
-//! keys of the batches pre-prepared and not yet executed, which the
-//! protocol's watermark window bounds.
+//! forgotten first) and as many batches, each a fixed-size record of under
+//! 100 bytes: under a megabyte in all.
 
-use pbft_core::{ClientId, Event, SeqNum};
+use pbft_core::{ClientId, Event, SeqNum, View};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -36,7 +35,8 @@ pub struct PhaseTimes {
     pub prepared: Option<u64>,
     /// It became committed-local.
     pub committed_local: Option<u64>,
-    /// The request executed.
+    /// The batch that last ordered it executed (a repeat in that batch was
+    /// answered from the reply cache instead of running again).
     pub executed: Option<u64>,
     /// The reply left for the client.
     pub replied: Option<u64>,
@@ -98,18 +98,43 @@ pub fn unix_micros() -> u64 {
 
 type Key = (ClientId, u64);
 
-/// The ring of recent requests' phase times of one replica.
+/// What a replica keeps of one request; the ordering phases are its batch's.
+#[derive(Clone, Copy, Default)]
+struct RequestEntry {
+    /// The view and sequence number of the latest PRE-PREPARE holding it.
+    batch: Option<(View, SeqNum)>,
+    received: Option<u64>,
+    replied: Option<u64>,
+    from_client: bool,
+    from_cache: bool,
+}
+
+/// When one batch reached each phase here.
+#[derive(Clone, Copy)]
+struct BatchEntry {
+    view: View,
+    pre_prepared: u64,
+    prepared: Option<u64>,
+    committed_local: Option<u64>,
+    executed: Option<u64>,
+}
+
+/// The ring of recent requests' phase times of one replica. The ordering
+/// phases are kept once per batch, not once per request: a batch of a
+/// hundred requests costs one update per phase, and each request a few
+/// lookups in all (arrival, pre-prepare, reply).
 pub(crate) struct RequestTraces {
     replica: u32,
     n: u64,
     /// A hash map, not a B-tree: it is looked up several times per request
     /// on every replica, and nothing ever iterates it (so its order cannot
     /// show anywhere).
-    traces: HashMap<Key, RequestTrace>,
+    requests: HashMap<Key, RequestEntry>,
     /// Keys in the order they were first seen, to forget the oldest.
     order: VecDeque<Key>,
-    /// The requests of each batch pre-prepared and not yet executed.
-    batches: BTreeMap<SeqNum, Vec<Key>>,
+    /// The most recent batches by sequence number (at most
+    /// [`MAX_TRACED_REQUESTS`]: each holds at least one request).
+    batches: BTreeMap<SeqNum, BatchEntry>,
 }
 
 impl RequestTraces {
@@ -118,45 +143,36 @@ impl RequestTraces {
         RequestTraces {
             replica,
             n: n.max(1) as u64,
-            traces: HashMap::with_capacity(MAX_TRACED_REQUESTS),
+            requests: HashMap::with_capacity(MAX_TRACED_REQUESTS),
             order: VecDeque::with_capacity(MAX_TRACED_REQUESTS),
             batches: BTreeMap::new(),
         }
     }
 
     /// The record of `key`, made (and the oldest forgotten) if there is none.
-    fn entry(&mut self, key: Key) -> &mut RequestTrace {
-        if !self.traces.contains_key(&key) {
+    fn entry(&mut self, key: Key) -> &mut RequestEntry {
+        if !self.requests.contains_key(&key) {
             if self.order.len() >= MAX_TRACED_REQUESTS {
                 if let Some(oldest) = self.order.pop_front() {
-                    self.traces.remove(&oldest);
+                    self.requests.remove(&oldest);
                 }
             }
             self.order.push_back(key);
         }
-        let replica = self.replica;
-        self.traces.entry(key).or_insert(RequestTrace {
-            replica,
-            view: None,
-            seq: None,
-            primary: None,
-            from_cache: false,
-            from_client: false,
-            phases: PhaseTimes::default(),
-        })
+        self.requests.entry(key).or_default()
     }
 
     /// A request arrived from its client's own connection at `now`.
     pub(crate) fn received(&mut self, client: ClientId, timestamp: u64, now: u64) {
-        let trace = self.entry((client, timestamp));
-        trace.phases.received.get_or_insert(now);
-        trace.from_client = true;
+        let entry = self.entry((client, timestamp));
+        entry.received.get_or_insert(now);
+        entry.from_client = true;
     }
 
     /// A reply to the request left at `now`.
     pub(crate) fn replied(&mut self, client: ClientId, timestamp: u64, now: u64) {
-        if let Some(trace) = self.traces.get_mut(&(client, timestamp)) {
-            trace.phases.replied.get_or_insert(now);
+        if let Some(entry) = self.requests.get_mut(&(client, timestamp)) {
+            entry.replied.get_or_insert(now);
         }
     }
 
@@ -166,38 +182,32 @@ impl RequestTraces {
         match event {
             Event::PrePrepared { view, seq, requests } => {
                 let now = now();
-                let primary = (view % self.n) as u32;
+                // A view change re-proposes requests: the latest proposal
+                // of a sequence number is the one that counts.
+                let batch = BatchEntry {
+                    view: *view,
+                    pre_prepared: now,
+                    prepared: None,
+                    committed_local: None,
+                    executed: None,
+                };
+                if self.batches.get(seq).is_none_or(|held| held.view != *view) {
+                    self.batches.insert(*seq, batch);
+                    if self.batches.len() > MAX_TRACED_REQUESTS {
+                        self.batches.pop_first();
+                    }
+                }
                 for &key in requests {
-                    let trace = self.entry(key);
-                    trace.phases.received.get_or_insert(now);
-                    // A view change re-proposes the request: the latest
-                    // proposal is the one that counts.
-                    if trace.view != Some(*view) || trace.seq != Some(*seq) {
-                        trace.view = Some(*view);
-                        trace.seq = Some(*seq);
-                        trace.primary = Some(primary);
-                        trace.phases.pre_prepared = Some(now);
-                        trace.phases.prepared = None;
-                        trace.phases.committed_local = None;
-                    }
+                    let entry = self.entry(key);
+                    entry.received.get_or_insert(now);
+                    entry.batch = Some((*view, *seq));
                 }
-                self.batches.insert(*seq, requests.clone());
             }
-            Event::Prepared { view, seq } => self.mark(*view, *seq, now(), |p| &mut p.prepared),
-            Event::CommittedLocal { view, seq } => self.mark(*view, *seq, now(), |p| &mut p.committed_local),
-            Event::Executed { seq, requests, .. } => {
-                let now = now();
-                for request in requests {
-                    if let Some(trace) = self.traces.get_mut(&(request.client, request.timestamp)) {
-                        trace.phases.executed.get_or_insert(now);
-                    }
-                }
-                // Batches at or below an executed one are done (or were
-                // replaced in a view change): forget them.
-                self.batches = self.batches.split_off(&(seq + 1));
-            }
+            Event::Prepared { view, seq } => self.mark(*view, *seq, now, |b| &mut b.prepared),
+            Event::CommittedLocal { view, seq } => self.mark(*view, *seq, now, |b| &mut b.committed_local),
+            Event::Executed { view, seq, .. } => self.mark(*view, *seq, now, |b| &mut b.executed),
             Event::RepliedFromCache { client, timestamp } => {
-                self.entry((*client, *timestamp)).from_cache = true
+                self.entry((*client, *timestamp)).from_cache = true;
             }
             _ => {}
         }
@@ -205,22 +215,38 @@ impl RequestTraces {
 
     fn mark(
         &mut self,
-        view: u64,
+        view: View,
         seq: SeqNum,
-        now: u64,
-        phase: impl Fn(&mut PhaseTimes) -> &mut Option<u64>,
+        now: impl Fn() -> u64,
+        phase: impl Fn(&mut BatchEntry) -> &mut Option<u64>,
     ) {
-        let Some(keys) = self.batches.get(&seq) else { return };
-        for key in keys {
-            if let Some(trace) = self.traces.get_mut(key).filter(|t| t.view == Some(view)) {
-                phase(&mut trace.phases).get_or_insert(now);
-            }
+        if let Some(batch) = self.batches.get_mut(&seq).filter(|b| b.view == view) {
+            phase(batch).get_or_insert_with(now);
         }
     }
 
     /// What this replica knows of `client`'s request `timestamp`.
     pub(crate) fn get(&self, client: ClientId, timestamp: u64) -> Option<RequestTrace> {
-        self.traces.get(&(client, timestamp)).copied()
+        let entry = self.requests.get(&(client, timestamp))?;
+        let batch = entry
+            .batch
+            .and_then(|(view, seq)| self.batches.get(&seq).filter(|b| b.view == view).map(|b| (seq, b)));
+        Some(RequestTrace {
+            replica: self.replica,
+            view: entry.batch.map(|(view, _)| view),
+            seq: entry.batch.map(|(_, seq)| seq),
+            primary: entry.batch.map(|(view, _)| (view % self.n) as u32),
+            from_cache: entry.from_cache,
+            from_client: entry.from_client,
+            phases: PhaseTimes {
+                received: entry.received,
+                pre_prepared: batch.map(|(_, b)| b.pre_prepared),
+                prepared: batch.and_then(|(_, b)| b.prepared),
+                committed_local: batch.and_then(|(_, b)| b.committed_local),
+                executed: batch.and_then(|(_, b)| b.executed),
+                replied: entry.replied,
+            },
+        })
     }
 }
 
@@ -231,12 +257,12 @@ mod tests {
 
     const C: ClientId = ClientId(3);
 
-    fn executed(seq: SeqNum, timestamps: &[u64]) -> Event {
+    fn executed(view: View, seq: SeqNum, timestamps: &[u64]) -> Event {
         let requests = timestamps
             .iter()
             .map(|&timestamp| ExecutedRequest { client: C, timestamp, digest: Digest::of(b"r") })
             .collect();
-        Event::Executed { view: 0, seq, digest: Digest::of(b"b"), requests }
+        Event::Executed { view, seq, digest: Digest::of(b"b"), requests }
     }
 
     /// Each phase is stamped once, when first reached, for every request of
@@ -251,7 +277,8 @@ mod tests {
         traces.on_event(&Event::Prepared { view: 5, seq: 7 }, || 120);
         traces.on_event(&Event::Prepared { view: 5, seq: 7 }, || 999);
         traces.on_event(&Event::CommittedLocal { view: 5, seq: 7 }, || 130);
-        traces.on_event(&executed(7, &[10, 11]), || 140);
+        traces.on_event(&executed(4, 7, &[10, 11]), || 135);
+        traces.on_event(&executed(5, 7, &[10, 11]), || 140);
         traces.replied(C, 10, 150);
         let want = PhaseTimes {
             received: Some(100),
@@ -277,11 +304,12 @@ mod tests {
         let second = traces.get(C, 11).unwrap();
         assert_eq!(second.phases, PhaseTimes { received: Some(110), replied: None, ..want });
         assert!(!second.from_client);
+        assert_eq!(traces.batches.len(), 1, "one record for the batch, not one per request");
         assert_eq!(traces.get(C, 12), None);
     }
 
     /// A request re-proposed in a later view keeps only the later view's
-    /// phases; executing a batch forgets the batches at or below it.
+    /// phases.
     #[test]
     fn a_view_change_restarts_the_ordering_phases() {
         let mut traces = RequestTraces::new(0, 4);
@@ -293,8 +321,8 @@ mod tests {
             (trace.view, trace.primary, trace.phases.pre_prepared, trace.phases.prepared),
             (Some(1), Some(1), Some(30), None)
         );
-        traces.on_event(&executed(3, &[1]), || 40);
-        assert!(traces.batches.is_empty());
+        traces.on_event(&Event::Prepared { view: 1, seq: 3 }, || 35);
+        assert_eq!(traces.get(C, 1).unwrap().phases.prepared, Some(35));
     }
 
     /// The ring never holds more than its bound, and forgets the oldest first.
@@ -304,7 +332,7 @@ mod tests {
         for timestamp in 0..(MAX_TRACED_REQUESTS as u64 + 10) {
             traces.received(C, timestamp, timestamp);
         }
-        assert_eq!(traces.traces.len(), MAX_TRACED_REQUESTS);
+        assert_eq!(traces.requests.len(), MAX_TRACED_REQUESTS);
         assert_eq!(traces.order.len(), MAX_TRACED_REQUESTS);
         assert_eq!(traces.get(C, 9), None);
         assert!(traces.get(C, 10).is_some());
