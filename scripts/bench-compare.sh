@@ -8,7 +8,8 @@
 #
 # Each run appends one JSON line, with the commit added as "rev", to
 # target/bench-compare/runs.jsonl and is printed too. The default loads:
-# n = 4 closed loop with 64 clients for 5 s, and open loop at 1,000 ops/s for
+# n = 4 (configs/local-4.toml, metrics off) closed loop with 64 clients for
+# 5 s, and open loop at 1,000 ops/s for
 # 6 s (about 15 s per commit per round, plus the builds). Each --load
 # replaces them with a load of your own, given as `pbft bench` arguments
 # (e.g. --load "--clients 64 --duration 5 --payload 1024").
@@ -41,6 +42,14 @@ for rev in "$@"; do
     cp "$out/target/release/pbft" "$out/bin/pbft-$rev"
 done
 
+# Every commit runs the same config: configs/local-4.toml without its
+# metrics addresses (commits before metrics refuse the field), with its key
+# folder made absolute so that the copy finds it from the worktree (removed
+# with it at exit).
+config="$worktree/.bench-local-4.toml"
+sed -e '/^metrics_address/d' -e "s|^keys_dir = \"\(.*\)\"|keys_dir = \"$PWD/configs/\1\"|" \
+    configs/local-4.toml > "$config"
+
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
 # The sum of the replicas' CPU seconds per 1,000 operations.
@@ -53,7 +62,7 @@ for round in $(seq 1 "$rounds"); do
     for rev in "$@"; do
         for load in "${loads[@]}"; do
             # shellcheck disable=SC2086
-            line="$("$out/bin/pbft-$rev" bench --config configs/local-4.toml --local $load --json 2>/dev/null)"
+            line="$("$out/bin/pbft-$rev" bench --config "$config" --local $load --json 2>/dev/null)"
             echo "${line%\}},\"rev\":\"$rev\",\"round\":$round}" >> "$out/runs.jsonl"
             echo "round $round $rev $load: $line"
             printf '%s|%s|%s|%s|%s|%s\n' "$rev" "$load" "$(field ops_per_sec <<< "$line")" \
