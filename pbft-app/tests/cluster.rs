@@ -37,9 +37,22 @@ async fn get(client: &ClientHandle, key: &str) -> KvResult {
 /// every replica and `up` exits cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pbft_up_serves_a_thousand_operations_from_four_clients() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/local-4.toml");
-    let config = ClusterConfig::load(&path).unwrap();
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
     let data = support::TempDir::new("up");
+    // configs/local-4.toml less its fixed metrics ports (another process on
+    // this machine may hold them), its key folder made absolute for the copy.
+    let text = std::fs::read_to_string(configs.join("local-4.toml")).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|line| !line.starts_with("metrics_address"))
+        .map(|line| match line.strip_prefix("keys_dir = \"") {
+            Some(rest) => format!("keys_dir = \"{}/{rest}\n", configs.display()),
+            None => format!("{line}\n"),
+        })
+        .collect();
+    let path = data.0.join("local-4.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = ClusterConfig::load(&path).unwrap();
     let up = pbft()
         .args(["up", "--config"])
         .arg(&path)

@@ -91,7 +91,7 @@ pub async fn run_replica<N: Node>(
                 host.handle_burst(&mut replica, now(), burst);
             }
             Some(scrape) = scrapes.recv() => {
-                let _ = scrape.send(status_report(&replica, &status, &net));
+                let _ = scrape.send(observers.scrape_status(|| status_report(&replica, &status, &net)));
             }
             _ = sleep_until(deadline) => replica.handle_timeout(now()),
         }
@@ -121,7 +121,15 @@ struct Observers {
     traces: RequestTraces,
     metrics: Option<Arc<ReplicaMetrics>>,
     clock: BatchClock,
+    /// The status the latest scrape got, and when: scrapes within
+    /// [`SCRAPE_STATUS_REUSE`] of it get it again, so that however often
+    /// the (unauthenticated) endpoint is asked, the replica computes its
+    /// status (digests of the whole state included) at most once a second.
+    scraped: Option<(Instant, NodeStatus)>,
 }
+
+/// How long a status computed for a scrape is reused.
+const SCRAPE_STATUS_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Observers {
     /// Observers of replica `id` of `n`, and the metrics endpoint serving
@@ -136,7 +144,7 @@ impl Observers {
         let (requests, scrapes) = mpsc::channel(crate::metrics_server::MAX_SCRAPE_CONNECTIONS);
         let (metrics, task) = match server {
             Some(server) => {
-                let metrics = Arc::new(ReplicaMetrics::new());
+                let metrics = Arc::new(ReplicaMetrics::new(n));
                 let task = server.spawn(metrics.clone(), requests)?;
                 (Some(metrics), Some(task))
             }
@@ -145,6 +153,19 @@ impl Observers {
         let observers =
             Observers { traces: RequestTraces::new(id, n), metrics, clock: BatchClock::default() };
         Ok((observers, scrapes, task))
+    }
+
+    /// The status for a scrape: the last one if it is recent, else `fresh`'s.
+    fn scrape_status(&mut self, fresh: impl FnOnce() -> NodeStatus) -> NodeStatus {
+        let now = Instant::now();
+        match &self.scraped {
+            Some((at, status)) if now.duration_since(*at) < SCRAPE_STATUS_REUSE => status.clone(),
+            _ => {
+                let status = fresh();
+                self.scraped = Some((now, status.clone()));
+                status
+            }
+        }
     }
 
     fn on_event(&mut self, event: &Event) {

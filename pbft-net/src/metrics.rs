@@ -61,6 +61,9 @@ pub(crate) struct EventMetrics {
     client_requests: Counter,
     replies: Counter,
     reply_cache_hits: Counter,
+    /// Replicas in the cluster: a claimed author id at or above it is
+    /// labelled `unknown` (a forged id must not make a new series).
+    n: u32,
 }
 
 /// What the storage thread counts: how long each write and sync took and
@@ -87,17 +90,14 @@ pub struct ReplicaMetrics {
     /// The replica's status at the latest scrape, which [`StatusCollector`]
     /// encodes.
     pub(crate) latest: Arc<Mutex<Option<NodeStatus>>>,
-}
-
-impl Default for ReplicaMetrics {
-    fn default() -> Self {
-        ReplicaMetrics::new()
-    }
+    /// Held from setting `latest` to the end of encoding, so that two
+    /// scrapes at once each encode their own status.
+    encoding: Mutex<()>,
 }
 
 impl ReplicaMetrics {
-    /// Every metric registered, all at zero.
-    pub fn new() -> ReplicaMetrics {
+    /// Every metric registered, all at zero, for a replica of a cluster of `n`.
+    pub fn new(n: usize) -> ReplicaMetrics {
         let mut root = Registry::default();
         root.register_collector(Box::new(ProcessCollector));
         let latest = Arc::new(Mutex::new(None));
@@ -194,6 +194,7 @@ impl ReplicaMetrics {
                 "reply_cache_hits",
                 "Repeats of executed requests answered from the reply cache",
             ),
+            n: u32::try_from(n).unwrap_or(u32::MAX),
         };
         let sync_seconds = Histogram::new(latency_buckets());
         registry.register_with_unit(
@@ -211,12 +212,13 @@ impl ReplicaMetrics {
             bytes_written.clone(),
         );
         let storage = StorageMetrics { sync_seconds, bytes_written };
-        ReplicaMetrics { registry: root, events, storage, latest }
+        ReplicaMetrics { registry: root, events, storage, latest, encoding: Mutex::new(()) }
     }
 
     /// The registry in OpenMetrics text, with `status` as the replica's
     /// state.
     pub fn encode(&self, status: Option<NodeStatus>) -> String {
+        let _one_at_a_time = self.encoding.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         *self.latest.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = status;
         let mut text = String::new();
         if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
@@ -232,6 +234,9 @@ impl ReplicaMetrics {
 #[derive(Default)]
 pub(crate) struct BatchClock {
     started: BTreeMap<SeqNum, (View, Instant)>,
+    /// The highest sequence number executed: a NEW-VIEW re-proposes batches
+    /// up to it, and their second committed-local is not counted.
+    executed: SeqNum,
 }
 
 impl EventMetrics {
@@ -243,7 +248,7 @@ impl EventMetrics {
                 self.batch_size.observe(requests.len() as f64);
                 clock.started.insert(*seq, (*view, now()));
             }
-            Event::CommittedLocal { view, seq } => {
+            Event::CommittedLocal { view, seq } if *seq > clock.executed => {
                 self.batches_committed.inc();
                 if let Some((_, started)) = clock.started.get(seq).filter(|(v, _)| v == view) {
                     self.commit_latency.observe(now().duration_since(*started).as_secs_f64());
@@ -255,6 +260,7 @@ impl EventMetrics {
                     self.execute_latency.observe(now().duration_since(*started).as_secs_f64());
                 }
                 clock.started = clock.started.split_off(&(seq + 1));
+                clock.executed = clock.executed.max(*seq);
             }
             Event::TermEnded { .. } => {
                 self.view_terms_ended.inc();
@@ -267,7 +273,8 @@ impl EventMetrics {
             }
             Event::Rejected { from, kind, reason } => {
                 let from = match from {
-                    Author::Replica(replica) => replica.0.to_string(),
+                    Author::Replica(replica) if replica.0 < self.n => replica.0.to_string(),
+                    Author::Replica(_) => "unknown".to_string(),
                     Author::Client(_) => "client".to_string(),
                 };
                 let labels = RejectLabels { reason: format!("{reason:?}"), kind: format!("{kind:?}"), from };

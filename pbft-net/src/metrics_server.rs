@@ -111,7 +111,9 @@ async fn answer<B>(
         return plain(StatusCode::NOT_FOUND, "not found: the metrics are at GET /metrics\n");
     }
     let (reply, answer) = oneshot::channel();
-    let current = match status.send(reply).await {
+    // A full queue means the replica has not answered earlier scrapes: this
+    // one goes without its status rather than waiting behind them.
+    let current = match status.try_send(reply) {
         Ok(()) => tokio::time::timeout(STATUS_WAIT, answer).await.ok().and_then(Result::ok),
         Err(_) => None,
     };

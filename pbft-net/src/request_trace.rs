@@ -181,6 +181,12 @@ impl RequestTraces {
     pub(crate) fn on_event(&mut self, event: &Event, now: impl Fn() -> u64) {
         match event {
             Event::PrePrepared { view, seq, requests } => {
+                // A NEW-VIEW re-proposes batches this replica has already
+                // executed (above its stable checkpoint): they run no
+                // second time, so their trace stays the first one's.
+                if self.batches.get(seq).is_some_and(|held| held.executed.is_some()) {
+                    return;
+                }
                 let now = now();
                 // A view change re-proposes requests: the latest proposal
                 // of a sequence number is the one that counts.
@@ -323,6 +329,11 @@ mod tests {
         );
         traces.on_event(&Event::Prepared { view: 1, seq: 3 }, || 35);
         assert_eq!(traces.get(C, 1).unwrap().phases.prepared, Some(35));
+        // Once executed, a re-proposal in a NEW-VIEW changes nothing.
+        traces.on_event(&executed(1, 3, &[1]), || 40);
+        traces.on_event(&Event::PrePrepared { view: 2, seq: 3, requests: vec![(C, 1)] }, || 50);
+        let trace = traces.get(C, 1).unwrap();
+        assert_eq!((trace.view, trace.phases.pre_prepared, trace.phases.executed), (Some(1), Some(30), Some(40)));
     }
 
     /// The ring never holds more than its bound, and forgets the oldest first.

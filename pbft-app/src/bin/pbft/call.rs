@@ -60,7 +60,7 @@ pub fn call_of<S: StateMachine, C: clap::Subcommand + IntoCall<S>>(line: &[&str]
 
 /// How long `--trace` waits for the replicas that have not replied yet (the
 /// client needed only f+1 of them).
-const TRACE_SETTLE: Duration = Duration::from_secs(1);
+const TRACE_SETTLE: Duration = Duration::from_secs(3);
 
 /// The request's traces once all `n` replicas have replied to it, or as
 /// they are after [`TRACE_SETTLE`].
