@@ -295,7 +295,8 @@ fn the_live_view_shows_every_replica_and_quits_on_q() {
         })
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    let settled = |screen: &str| every_replica_normal(screen) && screen.contains("4/4 answered; agreement holds");
+    let settled =
+        |screen: &str| every_replica_normal(screen) && screen.contains("4/4 answered; agreement holds");
     while !settled(&parser.screen().contents()) {
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(!left.is_zero(), "the screen never showed every replica:\n{}", parser.screen().contents());

@@ -150,8 +150,12 @@ impl Observers {
             }
             None => (None, None),
         };
-        let observers =
-            Observers { traces: RequestTraces::new(id, n), metrics, clock: BatchClock::default() };
+        let observers = Observers {
+            traces: RequestTraces::new(id, n),
+            metrics,
+            clock: BatchClock::default(),
+            scraped: None,
+        };
         Ok((observers, scrapes, task))
     }
 

@@ -333,7 +333,10 @@ mod tests {
         traces.on_event(&executed(1, 3, &[1]), || 40);
         traces.on_event(&Event::PrePrepared { view: 2, seq: 3, requests: vec![(C, 1)] }, || 50);
         let trace = traces.get(C, 1).unwrap();
-        assert_eq!((trace.view, trace.phases.pre_prepared, trace.phases.executed), (Some(1), Some(30), Some(40)));
+        assert_eq!(
+            (trace.view, trace.phases.pre_prepared, trace.phases.executed),
+            (Some(1), Some(30), Some(40))
+        );
     }
 
     /// The ring never holds more than its bound, and forgets the oldest first.
