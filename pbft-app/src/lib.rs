@@ -30,6 +30,8 @@
 pub mod apps;
 pub mod client;
 pub mod cluster_config;
+/// Recording clients' calls on the key-value store, and checking the history is linearizable.
+pub mod history;
 pub mod keyfile;
 pub mod node;
 pub mod storage;
