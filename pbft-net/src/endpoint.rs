@@ -7,7 +7,9 @@
 //! go out, replies and status answers come back. Dialling retries forever
 //! with exponential back-off, and every outgoing queue is bounded.
 
-use crate::identity::{client_config, peer_public_key, server_config, IdentityError, Peer, PinnedKeys};
+use crate::identity::{
+    client_config, endpoint_config, peer_public_key, server_config, IdentityError, Peer, PinnedKeys,
+};
 use crate::link::{frame_of, read_frames, Delivery, Frame, Inbound, Outbox, PeerStats, Stats};
 use crate::wire::{NetCounters, PeerCounters, Wire};
 use pbft_core::{codec, ClientId, PublicKey, ReplicaId, SecretKey};
@@ -119,6 +121,20 @@ impl Traffic {
     }
 }
 
+/// A replica's endpoint on `address`, accepting with `server` and with the
+/// stateless-reset key that survives its restarts ([`endpoint_config`]).
+fn bind_replica(
+    secret: &SecretKey,
+    server: quinn::ServerConfig,
+    address: SocketAddr,
+) -> Result<quinn::Endpoint, NetError> {
+    let bind_error = |source| NetError::Bind { address, source };
+    let socket = std::net::UdpSocket::bind(address).map_err(bind_error)?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| bind_error(std::io::Error::other("no async runtime to run the endpoint on")))?;
+    quinn::Endpoint::new(endpoint_config(secret), Some(server), socket, runtime).map_err(bind_error)
+}
+
 impl ReplicaNet {
     /// Binds `replicas[me]`'s address and starts accepting and dialling.
     /// Decoded frames arrive on the returned receiver. Must run inside a tokio runtime.
@@ -132,8 +148,7 @@ impl ReplicaNet {
         let own = replicas.get(me.index()).ok_or(NetError::UnknownReplica(me))?;
         let keys: Vec<PublicKey> = replicas.iter().map(|r| r.key).collect();
         let pinned = Arc::new(PinnedKeys::new(&keys, clients.iter().copied()));
-        let endpoint = quinn::Endpoint::server(server_config(secret, &pinned)?, own.address)
-            .map_err(|source| NetError::Bind { address: own.address, source })?;
+        let endpoint = bind_replica(secret, server_config(secret, &pinned)?, own.address)?;
         let stats = Arc::new(Stats::default());
         let traffic = Traffic::new(replicas.len());
         let connections: OpenConnections = Arc::new(Mutex::new(BTreeMap::new()));

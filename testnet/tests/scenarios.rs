@@ -337,3 +337,47 @@ fn flapping_link_and_loss() {
     assert!(windows.iter().all(|&count| count > 0), "a 2 s window without a completed write: {windows:?}");
     assert_linearizable("flapping_link_and_loss", &operations);
 }
+
+/// Kill -9 on real processes, with their data directories kept: one backup
+/// killed and restarted catches up, and then every replica killed at once
+/// and restarted loses nothing a client was told was done (the reads after
+/// the restart keep the history linearizable).
+#[test]
+fn killed_replicas_restart_from_their_disks() {
+    let Some(mut cluster) = cluster("killed_replicas_restart_from_their_disks") else { return };
+    cluster.net.set_all_links(Link::wan(Duration::from_millis(5), Duration::from_millis(2), 0.0)).unwrap();
+    let workload = Workload::start(&cluster, Mix::default(), 7).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.kill(2).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.start(2).unwrap();
+    let start = Instant::now();
+    wait_for(&cluster, Duration::from_secs(30), "the restarted backup caught up", |s| {
+        caught_up(s, &[0, 1, 2, 3])
+    });
+    let backup = start.elapsed();
+    let crash = workload.history().elapsed();
+    for i in 0..4 {
+        cluster.kill(i).unwrap();
+    }
+    for i in 0..4 {
+        cluster.start(i).unwrap();
+    }
+    let restarted = workload.history().elapsed();
+    let start = Instant::now();
+    let operations = loop {
+        let operations = workload.history().operations();
+        if writes_completed(&operations, restarted..Duration::MAX).len() >= 10 {
+            break workload.stop().unwrap().operations();
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "fewer than 10 writes within 30 s of the restart");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!(
+        "killed_replicas_restart_from_their_disks: the killed backup caught up {backup:?} after its restart; \
+         {} writes acknowledged before the whole cluster was killed, first write {:?} after its restart",
+        writes_completed(&operations, Duration::ZERO..crash).len(),
+        first_write_after(&operations, restarted)
+    );
+    assert_linearizable("killed_replicas_restart_from_their_disks", &operations);
+}
