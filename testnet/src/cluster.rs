@@ -10,10 +10,8 @@ use std::process::{Child, Stdio};
 /// Client identities the config has: ids 0..CLIENTS.
 pub const CLIENTS: u64 = 16;
 
-/// The port replica `i` listens on (each on its own host's address).
-fn port(i: usize) -> u16 {
-    7000 + i as u16
-}
+/// The port every replica listens on, each on its own host's address.
+const PORT: u16 = 7000;
 
 /// `n` replicas, one per host, and a host for clients.
 pub struct NetCluster {
@@ -133,22 +131,13 @@ impl Drop for NetCluster {
     }
 }
 
-/// `pbft init` for `n` replicas, then each replica's address moved to its own host.
+/// `pbft init --hosts` for `n` replicas, replica `i` on host `i`, with
+/// `protocol` added to the `[protocol]` section.
 fn write_config(net: &Testnet, n: usize, dir: &Path, protocol: &str) -> Result<PathBuf> {
-    let first = net.address(0).to_string();
+    let hosts: Vec<String> = (0..n).map(|i| net.address(i).to_string()).collect();
     let output = std::process::Command::new(sibling_binary("pbft")?)
-        .args([
-            "init",
-            "--app",
-            "kv",
-            "--replicas",
-            &n.to_string(),
-            "--clients",
-            &CLIENTS.to_string(),
-            "--host",
-            &first,
-        ])
-        .args(["--base-port", &port(0).to_string(), "--no-metrics", "--dir"])
+        .args(["init", "--app", "kv", "--replicas", &n.to_string(), "--clients", &CLIENTS.to_string()])
+        .args(["--hosts", &hosts.join(","), "--base-port", &PORT.to_string(), "--no-metrics", "--dir"])
         .arg(dir)
         .stdin(Stdio::null())
         .output()
@@ -157,16 +146,7 @@ fn write_config(net: &Testnet, n: usize, dir: &Path, protocol: &str) -> Result<P
         bail!("pbft init failed: {}", String::from_utf8_lossy(&output.stderr));
     }
     let path = dir.join("cluster.toml");
-    let mut text = std::fs::read_to_string(&path)?;
-    for i in 0..n {
-        let from = format!("\"{first}:{}\"", port(i));
-        let to = format!("\"{}:{}\"", net.address(i), port(i));
-        if !text.contains(&from) {
-            bail!("pbft init wrote no address {from} for replica {i}");
-        }
-        text = text.replace(&from, &to);
-    }
-    text = text.replace("[protocol]\n", &format!("[protocol]\n{protocol}\n"));
+    let text = std::fs::read_to_string(&path)?.replace("[protocol]\n", &format!("[protocol]\n{protocol}\n"));
     std::fs::write(&path, text)?;
     Ok(path)
 }
