@@ -9,6 +9,11 @@
 //! themselves skipped by name, or fail when `PBFT_REQUIRE_TESTNET` is set
 //! (as `.ci/run` sets it).
 //!
+//! The replicas are the workspace's `pbft` binary, found beside the running
+//! one: `cargo test --workspace` builds it, `cargo test -p pbft-testnet`
+//! alone does not (run `cargo build -p pbft-app` first, or the tests run
+//! whatever `pbft` was built last).
+//!
 //! Delay and loss are made in user space by `pbft-netem` (this crate's
 //! binary) from an NFQUEUE: the kernels this runs on may lack the netem
 //! qdisc, which `tc netem` needs.

@@ -36,6 +36,13 @@ pub enum NetError {
 
 /// The test network. Dropping it stops everything it started and deletes
 /// its namespaces.
+///
+/// Changing a host's links restarts its pbft-netem, which loses the packets
+/// it held and lets a few through undelayed until the new one is bound: set
+/// links before the load starts. Each pbft-netem dies with the thread that
+/// set its links (PR_SET_PDEATHSIG), so a test process killed outright
+/// leaves no delayer running; its namespaces and replicas are removed by
+/// the next network built ([`namespace::remove_stale`]).
 pub struct Testnet {
     /// The hosts, then the hub (dropped last: its bridge outlives the veths).
     hosts: Vec<Namespace>,
@@ -145,6 +152,22 @@ impl Testnet {
             }
             self.apply_netem(from)?;
             self.apply_rules(from)?;
+        }
+        Ok(())
+    }
+
+    /// Fails if a pbft-netem this network started has exited: its links
+    /// would then pass every packet undelayed (`--queue-bypass`), and a
+    /// scenario that meant to run over a WAN would not have.
+    pub fn check_netems(&mut self) -> Result<()> {
+        for (host, netem) in self.netems.iter_mut().enumerate() {
+            if let Some(netem) = netem {
+                if let Some(status) = netem.try_wait()? {
+                    bail!(
+                        "host {host}'s pbft-netem exited ({status}): its links stopped delaying and dropping"
+                    );
+                }
+            }
         }
         Ok(())
     }

@@ -37,7 +37,7 @@ impl Default for Mix {
 pub struct Workload {
     history: History,
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<Result<Result<()>>>,
+    thread: Option<JoinHandle<Result<Result<()>>>>,
 }
 
 impl Workload {
@@ -60,7 +60,7 @@ impl Workload {
             }
             Ok(())
         })?;
-        Ok(Workload { history, stop, thread })
+        Ok(Workload { history, stop, thread: Some(thread) })
     }
 
     /// The history being recorded (its clock also times the test's phases).
@@ -69,10 +69,20 @@ impl Workload {
     }
 
     /// Stops the clients (each after its call in flight) and returns the history.
-    pub fn stop(self) -> Result<History> {
+    pub fn stop(mut self) -> Result<History> {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().map_err(|_| anyhow::anyhow!("the workload thread panicked"))???;
-        Ok(self.history)
+        if let Some(thread) = self.thread.take() {
+            thread.join().map_err(|_| anyhow::anyhow!("the workload thread panicked"))???;
+        }
+        Ok(self.history.clone())
+    }
+}
+
+impl Drop for Workload {
+    /// A test that failed before [`Workload::stop`] still stops its clients,
+    /// so they do not run on for the rest of the test binary.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 

@@ -96,12 +96,18 @@ fn links_delay_cut_and_lose_what_they_should() {
     net.cut(1, 0).unwrap();
     assert!(round_trips(&net, 3).is_empty(), "answers crossed a cut link");
     net.uncut(1, 0).unwrap();
-    assert_eq!(round_trips(&net, 3).len(), 3, "the healed link still drops");
+    let healed = round_trips(&net, 3);
+    assert_eq!(healed.len(), 3, "the healed link still drops");
+    assert!(
+        healed.iter().all(|rtt| *rtt >= Duration::from_millis(39)),
+        "healing a cut lost the delay: {healed:?}"
+    );
 
     net.set_link(0, 1, Link::wan(Duration::ZERO, Duration::ZERO, 100.0)).unwrap();
     assert!(round_trips(&net, 3).is_empty(), "a link with 100 % loss delivered");
     net.set_link(0, 1, Link::default()).unwrap();
     assert_eq!(round_trips(&net, 3).len(), 3, "a perfect link again still drops");
+    net.check_netems().unwrap();
     drop(net);
     echo.join().expect("the echo panicked").expect("the echo failed");
 }

@@ -46,6 +46,9 @@ const QUEUE_MAX_LEN: u32 = 65_536;
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // Die with whoever started us (the harness's thread): a test process
+    // killed outright must not leave a delayer polling for ever.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).context("setting PR_SET_PDEATHSIG")?;
     let mut links = BTreeMap::new();
     for spec in &args.queues {
         let (queue, link) = spec.split_once('=').context("a --queue is QUEUE=DELAY_US,JITTER_US,LOSS_PPM")?;
