@@ -39,6 +39,19 @@ fn the_valid_base_config_is_accepted() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
+/// Issue 21, point 7: a config may list traitors only when it says it is a
+/// demonstration; then it loads (the refusal is in the table below).
+#[test]
+fn a_demonstration_config_may_list_traitors() {
+    let dir = scratch("demonstration-config");
+    let path = dir.join("demo.toml");
+    let text = valid().replace("[cluster]\n", "[cluster]\ndemonstration = true\n")
+        + "[[traitor]]\nreplica = 3\nbehavior = \"silent\"\n";
+    std::fs::write(&path, text).unwrap();
+    let output = pbft().args(["check", "--config"]).arg(&path).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
 #[test]
 fn bad_configs_are_refused_naming_the_field() {
     let cases: Vec<(&str, String, &str)> = vec![
@@ -70,6 +83,11 @@ fn bad_configs_are_refused_naming_the_field() {
             "traitor replica out of range",
             valid() + "[[traitor]]\nreplica = 9\nbehavior = \"silent\"\n",
             "traitor[0].replica",
+        ),
+        (
+            "a traitor in a config that is not a demonstration",
+            valid() + "[[traitor]]\nreplica = 3\nbehavior = \"silent\"\n",
+            "traitor[0]: a [[traitor]] makes replica 3 attack its own cluster",
         ),
         ("missing [cluster] section", valid().replace("[cluster]\nname = \"t\"\nf = 1\n", ""), "cluster"),
         ("missing [[replica]] section", "[cluster]\nf = 0\n\n".to_string() + &client(0, 50), "[[replica]]"),

@@ -132,7 +132,9 @@ fn metrics_of_a_real_cluster_count_operations_and_a_view_change() {
 #[test]
 fn a_forging_traitor_shows_in_the_honest_replicas_rejection_counters() {
     let path = init_cluster("metrics-forge", 4, "view_term_ms = 0");
-    let text = std::fs::read_to_string(&path).unwrap() + "\n[[traitor]]\nreplica = 3\nbehavior = \"forge\"\n";
+    let text =
+        std::fs::read_to_string(&path).unwrap().replace("[cluster]\n", "[cluster]\ndemonstration = true\n")
+            + "\n[[traitor]]\nreplica = 3\nbehavior = \"forge\"\n";
     std::fs::write(&path, text).unwrap();
     let config = ClusterConfig::load(&path).unwrap();
     let metrics = free_tcp_addresses(4);

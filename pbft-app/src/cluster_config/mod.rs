@@ -9,6 +9,7 @@
 //! keys_dir = "keys"          # where key files without an explicit path live
 //! dev_keys = true            # create missing key files on first use (development only)
 //! app = "kv"                 # the replicated application: kv (default), bank or counter
+//! demonstration = true       # only with [[traitor]] sections: this config shows an attack
 //!
 //! [protocol]                 # optional: every field has a default
 //! checkpoint_interval = 64
@@ -303,6 +304,16 @@ impl ClusterConfig {
                 .parse()
                 .map_err(|e| check.error(format!("{field}.behavior"), format!("{e}")))?;
             traitors.push(TraitorEntry { replica: ReplicaId(entry.replica), behavior });
+        }
+        if let Some(first) = traitors.first().filter(|_| !raw.cluster.demonstration) {
+            return Err(check.error(
+                "traitor[0]",
+                format!(
+                    "a [[traitor]] makes replica {} attack its own cluster; that is for demonstrations \
+                     only: set `demonstration = true` in [cluster] to run one",
+                    first.replica.0
+                ),
+            ));
         }
         let name = raw.cluster.name.unwrap_or_else(|| {
             path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "cluster".into())

@@ -56,6 +56,9 @@ pub(super) struct RawCluster {
     pub(super) keys_dir: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(super) dev_keys: bool,
+    /// Marks a config made to show an attack: only then may it list traitors.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) demonstration: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) client_retry_ms: Option<u64>,
     #[serde(default)]

@@ -46,6 +46,7 @@ impl NewCluster {
                 f: Some(self.f),
                 keys_dir: Some(self.keys_dir.clone()),
                 dev_keys: false,
+                demonstration: false,
                 client_retry_ms: None,
                 app: self.app,
             },
