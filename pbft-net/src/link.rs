@@ -27,6 +27,7 @@ pub fn frame_of(wire: &Wire) -> Frame {
 pub struct Stats {
     frames_in: AtomicU64,
     malformed_frames: AtomicU64,
+    forbidden_frames: AtomicU64,
     oversized_frames: AtomicU64,
     send_queue_drops: AtomicU64,
     failed_handshakes: AtomicU64,
@@ -39,6 +40,7 @@ impl Stats {
         NetCounters {
             frames_in: self.frames_in.load(Ordering::Relaxed),
             malformed_frames: self.malformed_frames.load(Ordering::Relaxed),
+            forbidden_frames: self.forbidden_frames.load(Ordering::Relaxed),
             oversized_frames: self.oversized_frames.load(Ordering::Relaxed),
             send_queue_drops: self.send_queue_drops.load(Ordering::Relaxed),
             failed_handshakes: self.failed_handshakes.load(Ordering::Relaxed),
@@ -69,6 +71,7 @@ pub struct PeerStats {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     malformed_frames: AtomicU64,
+    forbidden_frames: AtomicU64,
     oversized_frames: AtomicU64,
     send_queue_drops: AtomicU64,
     links_up: AtomicU64,
@@ -86,6 +89,7 @@ impl PeerStats {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             malformed_frames: self.malformed_frames.load(Ordering::Relaxed),
+            forbidden_frames: self.forbidden_frames.load(Ordering::Relaxed),
             oversized_frames: self.oversized_frames.load(Ordering::Relaxed),
             send_queue_drops: self.send_queue_drops.load(Ordering::Relaxed),
         }
@@ -193,6 +197,11 @@ pub(crate) async fn read_frames(
         let framing = decoder.push(&chunk.bytes, &mut frames);
         for payload in frames {
             match decode_wire(&payload) {
+                Ok(wire) if !may_send(delivery.from, &wire) => {
+                    stats.forbidden_frames.fetch_add(1, Ordering::Relaxed);
+                    delivery.peer.forbidden_frames.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(peer = %connection.remote_address(), "dropped a protocol message a client may not send");
+                }
                 Ok(wire) => {
                     stats.frames_in.fetch_add(1, Ordering::Relaxed);
                     delivery.peer.frames_in.fetch_add(1, Ordering::Relaxed);
@@ -250,5 +259,16 @@ pub(crate) async fn write_frames(
             return WriteEnd::Broken(Some(frame));
         }
         peer.bytes_out.fetch_add(frame.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Whether a peer of `from`'s kind may send `wire`: a client's only
+/// protocol message is its REQUEST. Anything else on a client's channel
+/// (a PREPARE, a CHECKPOINT, a state chunk) could only claim a replica's
+/// authorship, so it is dropped here, before any signature is checked.
+fn may_send(from: Peer, wire: &Wire) -> bool {
+    match (from, wire) {
+        (Peer::Client(_), Wire::Message(message)) => matches!(message, pbft_core::Message::Request(_)),
+        _ => true,
     }
 }

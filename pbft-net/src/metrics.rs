@@ -456,7 +456,7 @@ impl Collector for StatusCollector {
         per_peer(e, status, frames, |p| p.frames_in)?;
         let mut dropped = e.encode_descriptor(
             "peer_frames_dropped",
-            "Frames dropped, by peer and reason: queue_full (to it), malformed or oversized (from it)",
+            "Frames dropped, by peer and reason: queue_full (to it), malformed, forbidden or oversized (from it)",
             None,
             MetricType::Counter,
         )?;
@@ -464,6 +464,7 @@ impl Collector for StatusCollector {
             for (reason, count) in [
                 ("queue_full", peer.send_queue_drops),
                 ("malformed", peer.malformed_frames),
+                ("forbidden", peer.forbidden_frames),
                 ("oversized", peer.oversized_frames),
             ] {
                 let labels = [("peer", peer.peer.as_str()), ("reason", reason)];

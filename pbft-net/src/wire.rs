@@ -102,6 +102,8 @@ pub struct NetCounters {
     pub frames_in: u64,
     /// Frames whose payload did not decode (dropped).
     pub malformed_frames: u64,
+    /// Protocol messages other than requests read from clients (dropped).
+    pub forbidden_frames: u64,
     /// Streams that announced a frame above the size limit (connection closed).
     pub oversized_frames: u64,
     /// Frames dropped because a peer's send queue was full.
@@ -132,6 +134,9 @@ pub struct PeerCounters {
     pub bytes_out: u64,
     /// Its frames whose payload did not decode (dropped).
     pub malformed_frames: u64,
+    /// Its protocol messages a peer of its kind may not send (dropped): any
+    /// but a request from a client.
+    pub forbidden_frames: u64,
     /// Its frames announced above the size limit (connection closed).
     pub oversized_frames: u64,
     /// Frames to it dropped because its send queue was full.

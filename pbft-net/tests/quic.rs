@@ -238,3 +238,40 @@ async fn a_deterministic_application_reports_no_disagreement() {
     assert!(status.iter().flatten().all(|s| s.disagreement.is_none()), "{status:?}");
     cluster.stop.send(true).unwrap();
 }
+
+/// Issue 21, point 7: a client's channel carries requests, nothing else. A
+/// CHECKPOINT read from a client's connection (claiming replica 1) is
+/// dropped at the link and counted as forbidden on every replica, never
+/// handed to the protocol (no rejection is counted for it), and the client
+/// is still served afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protocol_message_from_a_client_is_dropped_and_counted() {
+    use pbft_core::{Checkpoint, Digest, Message, ReplicaId, Signed};
+    use pbft_net::{frame_of, ClientNet, Wire};
+    let cluster = start_cluster(4).await;
+    let (id, secret) = &cluster.clients[0];
+    let (net, _inbox) = ClientNet::connect(secret, &cluster.replicas, true, NetLimits::default()).unwrap();
+    let forged = Checkpoint { seq: 64, state_digest: Digest([7; 32]), replica: ReplicaId(1) };
+    net.broadcast(&frame_of(&Wire::Message(Message::Checkpoint(Signed::sign(forged, secret)))));
+    let mut counted = Vec::new();
+    for _ in 0..100 {
+        let status = query_status(secret, &cluster.replicas, Duration::from_secs(5)).await.unwrap();
+        counted = status
+            .iter()
+            .map(|s| s.as_ref().map(|s| (s.net.forbidden_frames, s.rejected_messages)))
+            .collect();
+        if counted.iter().all(|c| c.is_some_and(|(forbidden, _)| forbidden >= 1)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        counted,
+        vec![Some((1, 0)); 4],
+        "each replica dropped the one forbidden frame before the protocol saw it"
+    );
+    let client = ClientHandle::connect(*id, secret, &cluster.replicas, 500, 1).unwrap();
+    let result = client.invoke_within(b"still served".to_vec(), Duration::from_secs(10)).await;
+    assert_eq!(result, Ok(1u64.to_be_bytes().to_vec()));
+    cluster.stop.send(true).unwrap();
+}
