@@ -176,11 +176,6 @@ pub struct StatusReport {
     pub last_executed: SeqNum,
     /// Its stable checkpoint.
     pub stable_seq: SeqNum,
-    /// How many reports it sent before this one since it started. With
-    /// `view` (which a restarted replica always raises, or finds at 0 in a
-    /// cluster that never started), it orders one replica's reports, so a
-    /// report replayed by another replica is known to be old.
-    pub sequence: u64,
     /// The signer.
     pub replica: ReplicaId,
 }

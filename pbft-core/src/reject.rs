@@ -48,9 +48,6 @@ pub enum Reject {
     /// A peer asked again before its previous request was due (status
     /// reports): answering every one would let a peer amplify its traffic.
     TooFrequent,
-    /// A status report no newer than one already seen from its signer: a
-    /// replay, answered never (it would only crowd out the real reports).
-    StaleReport,
     /// A PREPARE for a slot already prepared, or a COMMIT for one already
     /// committed-local, in the current view: it could change nothing, so it
     /// is dropped before its signature is checked.

@@ -143,7 +143,6 @@ fn honest_replicas_report_an_equivocating_primary_and_double_votes() {
 fn honest_replicas_refuse_a_flood_and_keep_buffers_bounded() {
     let cluster = run_with_traitor(ReplicaId(3), Behavior::Flood);
     let refused = honest_rejections(&cluster, ReplicaId(3), Reject::TooFrequent)
-        + honest_rejections(&cluster, ReplicaId(3), Reject::StaleReport)
         + honest_rejections(&cluster, ReplicaId(3), Reject::BufferFull)
         + honest_rejections(&cluster, ReplicaId(3), Reject::OutsideWatermarks);
     assert!(refused > 0, "junk is refused");

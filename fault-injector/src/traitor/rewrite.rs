@@ -332,7 +332,6 @@ impl Traitor {
                             view_changing: false,
                             last_executed: salt % 3,
                             stable_seq: 0,
-                            sequence: salt,
                             replica: self.id,
                         },
                         &self.secret,

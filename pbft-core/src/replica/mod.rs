@@ -133,10 +133,6 @@ pub struct Replica<A> {
     view_changes: BTreeMap<ReplicaId, Signed<ViewChange>>,
     /// When each peer's status report was last answered (one entry per replica).
     status_answered: BTreeMap<ReplicaId, Time>,
-    /// The newest (view, sequence) of each peer's status reports seen.
-    status_newest: BTreeMap<ReplicaId, (View, u64)>,
-    /// Status reports this replica has sent since it started.
-    status_sent: u64,
     /// Verified normal-case messages for a view this replica has not entered
     /// yet, per sender, handled once it enters that view.
     future: BTreeMap<ReplicaId, VecDeque<Message>>,
@@ -218,8 +214,6 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             held_reads: BTreeMap::new(),
             view_changes: BTreeMap::new(),
             status_answered: BTreeMap::new(),
-            status_newest: BTreeMap::new(),
-            status_sent: 0,
             future: BTreeMap::new(),
             signatures: crate::verify::SignatureCache::new(SIGNATURE_CACHE_ENTRIES),
             timers: Timers::starting_with(Timer::Status, Time(config_status_interval)),

@@ -22,10 +22,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             view_changing: self.status == Status::ViewChanging,
             last_executed: self.last_executed,
             stable_seq: self.low_watermark(),
-            sequence: self.status_sent,
             replica: self.id,
         };
-        self.status_sent += 1;
         self.broadcast(Message::Status(Signed::sign(report, &self.secret)));
         let interval = self.config.status_interval_ms;
         let next = if self.is_waiting() { interval } else { interval * IDLE_STATUS_FACTOR };
@@ -49,20 +47,9 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// A peer is answered at most once per half status interval: an honest
     /// peer reports once per interval, and answering more often would let a
     /// traitor turn each cheap report into many signed proofs.
-    ///
-    /// A report no newer (by view, then sequence) than the newest one seen
-    /// from its signer is refused as stale before it counts against that
-    /// limit: otherwise a traitor replaying another replica's old reports
-    /// would make its real ones too frequent and leave it without answers.
     pub(super) fn on_status(&mut self, now: Time, report: Signed<StatusReport>) {
         let report = report.into_payload();
         let to = report.replica;
-        let order = (report.view, report.sequence);
-        if self.status_newest.get(&to).is_some_and(|newest| order <= *newest) {
-            self.reject(report.author(), StatusReport::KIND, Reject::StaleReport);
-            return;
-        }
-        self.status_newest.insert(to, order);
         let spacing = self.config.status_interval_ms / 2;
         if self.status_answered.get(&to).is_some_and(|last| now < *last + spacing) {
             self.reject(report.author(), StatusReport::KIND, Reject::TooFrequent);

@@ -173,39 +173,3 @@ fn a_round_received_together_is_judged_one_by_one_when_its_batch_fails() {
     assert_eq!(with_forgery.last_executed(), 1);
     assert_eq!(with_forgery.rejections()[&Reject::BadSignature], 1);
 }
-
-/// Issue 21, point 7 (the status reports of TOCS'02 §5.2): replica 1's old
-/// report, replayed by anyone, is refused as stale (it is no newer, by view
-/// and sequence, than one already seen) before it counts against replica
-/// 1's answer budget, so replica 1's next real report is answered instead
-/// of being refused as too frequent.
-#[test]
-fn a_replayed_status_report_is_refused_and_does_not_silence_the_real_ones() {
-    let kit = Kit::new(4);
-    let mut replica = kit.replica(0);
-    let report = |sequence| {
-        let report = crate::StatusReport {
-            view: 0,
-            view_changing: false,
-            last_executed: 0,
-            stable_seq: 0,
-            sequence,
-            replica: ReplicaId(1),
-        };
-        Message::Status(Signed::sign(report, kit.key(1)))
-    };
-    let spacing = super::kit::Kit::config().status_interval_ms / 2;
-    // Both at sequence number 0: nothing to resend, nothing refused.
-    assert_eq!(step(&mut replica, T, report(5)), vec![]);
-    let replayed = step(&mut replica, Time(T.0 + spacing), report(3));
-    assert_eq!(replayed, super::kit::rejected(1, MessageKind::Status, Reject::StaleReport));
-    let again = step(&mut replica, Time(T.0 + spacing), report(5));
-    assert_eq!(
-        again,
-        super::kit::rejected(1, MessageKind::Status, Reject::StaleReport),
-        "the same report twice"
-    );
-    assert_eq!(step(&mut replica, Time(T.0 + spacing + 1), report(6)), vec![], "the real report is answered");
-    assert_eq!(replica.rejections().get(&Reject::TooFrequent), None);
-    assert_eq!(replica.rejections()[&Reject::StaleReport], 2);
-}

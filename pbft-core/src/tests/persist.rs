@@ -149,7 +149,6 @@ fn report(kit: &Kit, from: u32, view: u64, last_executed: u64) -> Message {
         view_changing: false,
         last_executed,
         stable_seq: 0,
-        sequence: 0,
         replica: ReplicaId(from),
     };
     Message::Status(crate::Signed::sign(report, kit.key(from)))
