@@ -131,24 +131,25 @@ impl Testnet {
 
     /// Sets the link from host `from` to host `to` (one direction).
     pub fn set_link(&mut self, from: usize, to: usize, link: Link) -> Result<()> {
+        self.record_link(from, to, link);
+        self.apply_netem(from)?;
+        self.apply_rules(from)
+    }
+
+    /// Remembers the link from `from` to `to` (a perfect one needs no queue).
+    fn record_link(&mut self, from: usize, to: usize, link: Link) {
         if link.is_perfect() {
             self.links.remove(&(from, to));
         } else {
             self.links.insert((from, to), link);
         }
-        self.apply_netem(from)?;
-        self.apply_rules(from)
     }
 
     /// Sets every link between two different hosts to `link`.
     pub fn set_all_links(&mut self, link: Link) -> Result<()> {
         for from in 0..self.hosts() {
             for to in (0..self.hosts()).filter(|&to| to != from) {
-                if link.is_perfect() {
-                    self.links.remove(&(from, to));
-                } else {
-                    self.links.insert((from, to), link);
-                }
+                self.record_link(from, to, link);
             }
             self.apply_netem(from)?;
             self.apply_rules(from)?;
@@ -258,6 +259,18 @@ impl Drop for Testnet {
         }
         // The namespaces drop next (hosts before the hub), killing what still runs in them.
     }
+}
+
+/// What a test does when the network cannot be built here: says
+/// `SKIPPED <name>: <why>` on standard error, or fails when
+/// `PBFT_REQUIRE_TESTNET` is set (as `.ci/run` sets it as root), so a
+/// machine that should run the network tests never skips them silently.
+pub fn skip_unless_required(name: &str, why: &str) {
+    assert!(
+        std::env::var_os("PBFT_REQUIRE_TESTNET").is_none(),
+        "{name}: PBFT_REQUIRE_TESTNET is set, but {why}"
+    );
+    eprintln!("SKIPPED {name}: {why}");
 }
 
 /// Moves the calling thread into the network namespace mounted at `path`
