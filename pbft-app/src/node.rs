@@ -10,7 +10,7 @@ use fault_injector::traitor::{Traitor, TraitorNode, TraitorPlan};
 use pbft_core::{ClientId, Replica, ReplicaError, ReplicaId, ReplicatedStateMachine};
 use pbft_net::{
     query_status, replica_status, run_replica, ClientHandle, MetricsServer, NetError, NetLimits, NodeStatus,
-    ReplicaNet,
+    Observability, ReplicaNet,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -167,7 +167,8 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
         Replica::recover(id, protocol, keys, secret.clone(), A::default(), records, start)
     }
     .map_err(|source| NodeError::Replica { replica: id, source })?;
-    let metrics = match config.replicas.get(id.index()).and_then(|r| r.metrics_address) {
+    let entry = config.replicas.get(id.index());
+    let metrics = match entry.and_then(|r| r.metrics_address) {
         Some(address) => {
             let server =
                 MetricsServer::bind(address).map_err(|source| NodeError::Metrics { replica: id, source })?;
@@ -176,6 +177,11 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
         }
         None => None,
     };
+    let request_traces = entry.is_none_or(|r| r.request_traces);
+    if !request_traces {
+        tracing::info!(replica = id.0, "request traces are off: trace queries get no record");
+    }
+    let observability = Observability { metrics, request_traces };
     let (net, inbox) = ReplicaNet::start(
         id,
         &secret,
@@ -196,7 +202,7 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
     let thread_error = |source| NodeError::StorageThread { replica: id, source };
     let status = match config.traitor(id) {
         None => replica_status(
-            &run_replica(replica, replica_status, log, net, inbox, metrics, shutdown)
+            &run_replica(replica, replica_status, log, net, inbox, observability, shutdown)
                 .await
                 .map_err(thread_error)?,
         ),
@@ -209,7 +215,9 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
             let node = TraitorNode::new(replica, traitor);
             let status = |node: &TraitorNode<A>| replica_status(node.replica());
             status(
-                &run_replica(node, status, log, net, inbox, metrics, shutdown).await.map_err(thread_error)?,
+                &run_replica(node, status, log, net, inbox, observability, shutdown)
+                    .await
+                    .map_err(thread_error)?,
             )
         }
     };

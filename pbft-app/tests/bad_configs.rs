@@ -89,6 +89,19 @@ fn bad_configs_are_refused_naming_the_field() {
             valid() + "[[traitor]]\nreplica = 3\nbehavior = \"silent\"\n",
             "traitor[0]: a [[traitor]] makes replica 3 attack its own cluster",
         ),
+        (
+            "request traces on a client",
+            valid().replace(
+                &client(0, 50),
+                &(client(0, 50).trim_end().to_string() + "\nrequest_traces = false\n"),
+            ),
+            "client[0].request_traces",
+        ),
+        (
+            "request traces not a boolean",
+            valid().replace("id = 0\naddress", "id = 0\nrequest_traces = \"no\"\naddress"),
+            "request_traces",
+        ),
         ("missing [cluster] section", valid().replace("[cluster]\nname = \"t\"\nf = 1\n", ""), "cluster"),
         ("missing [[replica]] section", "[cluster]\nf = 0\n\n".to_string() + &client(0, 50), "[[replica]]"),
         ("missing [[client]] section", valid().replace(&client(0, 50), ""), "[[client]]"),

@@ -258,6 +258,44 @@ fn a_trace_shows_every_phase_of_every_replica_in_order() {
         .contains("no replica has a record of client 0's request 12345"));
 }
 
+/// A replica started with `--no-request-traces` keeps none: once it has
+/// executed a request, `pbft trace` shows that request's phases from the
+/// others and "no record" from it.
+#[test]
+fn a_replica_without_request_traces_answers_no_record() {
+    let path = init_cluster("no-traces", 4, "view_term_ms = 0");
+    let config = ClusterConfig::load(&path).unwrap();
+    let mut replicas = Replicas::new(&path, 4);
+    for id in 0..3 {
+        replicas.start(id);
+    }
+    replicas.start_with(3, &["--no-request-traces"]);
+    wait_until_all_up(&config);
+    let output =
+        pbft().args(["kv", "--config"]).arg(&path).args(["put", "k", "v", "--trace"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    let again = stderr.lines().find(|l| l.starts_with("(again later: ")).unwrap();
+    let timestamp = again.rsplit("--timestamp ").next().unwrap().trim_end_matches(')').to_string();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(wait_for_status(&config, Duration::from_secs(30), "executed everywhere", |statuses| {
+        statuses.iter().all(|s| s.as_ref().is_some_and(|s| s.last_executed >= 1))
+    }));
+    let output = pbft()
+        .args(["trace", "--config"])
+        .arg(&path)
+        .args(["--client", "0", "--timestamp", &timestamp])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}");
+    for id in 0..3 {
+        assert_eq!(trace_row(&stdout, id).len(), 6, "replica {id}:\n{stdout}");
+    }
+    let row = stdout.lines().find(|line| line.split_whitespace().next() == Some("3")).unwrap();
+    assert!(row.contains("no record of this request"), "{stdout}");
+}
+
 /// Issue 25, test 4: `pbft status --watch` under a pseudo-terminal of 80
 /// columns draws every replica on its screen, and exits on q.
 #[test]

@@ -48,28 +48,30 @@ pub fn replica_status<A: ReplicatedStateMachine>(replica: &Replica<A>) -> NodeSt
 /// Runs `replica` (any [`Node`]: a [`Replica`], or a wrapper around one)
 /// on `net` until `shutdown` completes, then returns it. `status` says what a
 /// status query is answered with (see [`replica_status`]). `storage` runs on
-/// a thread of its own (see [`Storage`] for the persistence rule). With
-/// `metrics`, the replica's Prometheus metrics are served there (see
-/// [`MetricsServer`]).
+/// a thread of its own (see [`Storage`] for the persistence rule).
+/// `observability` says whether the replica serves Prometheus metrics (see
+/// [`MetricsServer`]) and keeps request traces.
 ///
 /// Clients announce themselves with [`Wire::Hello`]; each client's replies
-/// go to the connection it said hello on most recently. Every replica keeps
-/// the phase times of its recent requests and answers [`Wire::TraceQuery`]
-/// (see `request_trace`).
+/// go to the connection it said hello on most recently. A replica keeping
+/// request traces answers [`Wire::TraceQuery`] with the phase times of its
+/// recent requests (see `request_trace`); one without answers "no record".
 pub async fn run_replica<N: Node>(
     mut replica: N,
     status: impl Fn(&N) -> NodeStatus,
     storage: impl Storage,
     net: ReplicaNet,
     mut inbox: mpsc::Receiver<Inbound>,
-    metrics: Option<MetricsServer>,
+    observability: Observability,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<N> {
     let start = Instant::now();
     let now = || Time(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
     let mut clients: BTreeMap<ClientId, Outbox> = BTreeMap::new();
-    replica.report_phases(true);
-    let (mut observers, mut scrapes, server) = Observers::start(status(&replica).replica, net.n(), metrics)?;
+    // The core builds phase events only for someone who reads them.
+    replica.report_phases(observability.metrics.is_some() || observability.request_traces);
+    let (mut observers, mut scrapes, server) =
+        Observers::start(status(&replica).replica, net.n(), observability)?;
     let storage_metrics = observers.metrics.as_ref().map(|m| m.storage.clone());
     let mut outputs = HeldOutputs::new(Persister::start(storage, storage_metrics)?);
     tokio::pin!(shutdown);
@@ -115,10 +117,26 @@ fn status_report<N: Node>(replica: &N, status: &impl Fn(&N) -> NodeStatus, net: 
     report
 }
 
+/// What a replica shows of itself besides `pbft status`.
+pub struct Observability {
+    /// Serve Prometheus metrics here.
+    pub metrics: Option<MetricsServer>,
+    /// Keep the phase times of the most recent requests (under a megabyte,
+    /// see `request_trace`) and answer trace queries with them.
+    pub request_traces: bool,
+}
+
+impl Default for Observability {
+    /// No metrics; request traces kept.
+    fn default() -> Observability {
+        Observability { metrics: None, request_traces: true }
+    }
+}
+
 /// What the driver keeps about the replica besides running it: the recent
-/// requests' phase times, and its metrics if they are served.
+/// requests' phase times if they are kept, and its metrics if they are served.
 struct Observers {
-    traces: RequestTraces,
+    traces: Option<RequestTraces>,
     metrics: Option<Arc<ReplicaMetrics>>,
     clock: BatchClock,
     /// The status the latest scrape got, and when: scrapes within
@@ -138,11 +156,11 @@ impl Observers {
     fn start(
         id: u32,
         n: usize,
-        server: Option<MetricsServer>,
+        observability: Observability,
     ) -> std::io::Result<(Observers, mpsc::Receiver<StatusRequest>, Option<tokio::task::JoinHandle<()>>)>
     {
         let (requests, scrapes) = mpsc::channel(crate::metrics_server::MAX_SCRAPE_CONNECTIONS);
-        let (metrics, task) = match server {
+        let (metrics, task) = match observability.metrics {
             Some(server) => {
                 let metrics = Arc::new(ReplicaMetrics::new(n));
                 let task = server.spawn(metrics.clone(), requests)?;
@@ -151,7 +169,7 @@ impl Observers {
             None => (None, None),
         };
         let observers = Observers {
-            traces: RequestTraces::new(id, n),
+            traces: observability.request_traces.then(|| RequestTraces::new(id, n)),
             metrics,
             clock: BatchClock::default(),
             scraped: None,
@@ -173,7 +191,9 @@ impl Observers {
     }
 
     fn on_event(&mut self, event: &Event) {
-        self.traces.on_event(event, unix_micros);
+        if let Some(traces) = &mut self.traces {
+            traces.on_event(event, unix_micros);
+        }
         if let Some(metrics) = &self.metrics {
             metrics.events.on_event(&mut self.clock, event, std::time::Instant::now);
         }
@@ -187,7 +207,9 @@ impl Observers {
             (Wire::Message(Message::Request(request)), Peer::Client(client))
                 if request.payload().client == client =>
             {
-                self.traces.received(client, request.payload().timestamp, unix_micros());
+                if let Some(traces) = &mut self.traces {
+                    traces.received(client, request.payload().timestamp, unix_micros());
+                }
                 if let Some(metrics) = &self.metrics {
                     metrics.events.client_request();
                 }
@@ -202,7 +224,9 @@ impl Observers {
     }
 
     fn on_reply(&mut self, reply: &Reply) {
-        self.traces.replied(reply.client, reply.timestamp, unix_micros());
+        if let Some(traces) = &mut self.traces {
+            traces.replied(reply.client, reply.timestamp, unix_micros());
+        }
         if let Some(metrics) = &self.metrics {
             metrics.events.reply();
         }
@@ -262,7 +286,8 @@ impl<S> Host<'_, S> {
                 link.push(frame_of(&Wire::Status(status_report(replica, self.status, self.net))));
             }
             (Wire::TraceQuery { client, timestamp }, _, Some(link)) => {
-                let trace = self.observers.traces.get(ClientId(client), timestamp);
+                let traces = self.observers.traces.as_ref();
+                let trace = traces.and_then(|traces| traces.get(ClientId(client), timestamp));
                 link.push(frame_of(&Wire::Trace(TraceAnswer { client, timestamp, trace })));
             }
             (wire, from, _) => {

@@ -7,7 +7,7 @@ use pbft_core::{
 };
 use pbft_net::{
     query_status, replica_status, run_replica, ClientHandle, InvokeError, NetLimits, NoStorage,
-    ReplicaAddress, ReplicaNet,
+    Observability, ReplicaAddress, ReplicaNet,
 };
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -110,7 +110,7 @@ async fn start_cluster_with<A: ReplicatedStateMachine + Send + 'static>(
             NoStorage,
             net,
             inbox,
-            None,
+            Observability::default(),
             async move {
                 let _ = stopped.wait_for(|s| *s).await;
             },

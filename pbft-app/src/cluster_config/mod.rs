@@ -102,6 +102,11 @@ pub struct ReplicaEntry {
     /// Where it serves Prometheus metrics over HTTP (`metrics_address`;
     /// `pbft replica --metrics` overrides it), if anywhere.
     pub metrics_address: Option<SocketAddr>,
+    /// Whether it keeps the phase times of its recent requests for
+    /// `pbft trace` (`request_traces`, default true; `pbft replica
+    /// --no-request-traces` turns them off). Off, it answers every trace
+    /// query with no record.
+    pub request_traces: bool,
 }
 
 /// A client as the config describes it.
@@ -256,7 +261,14 @@ impl ClusterConfig {
             let default_file = keys_dir.as_ref().map(|dir| dir.join(format!("replica-{id}.key")));
             let (key, key_file) = resolve_key(entry, base, default_file, dev_keys, &field, check)?;
             claim_key(&mut owners, key, &field, check)?;
-            *slot = Some(ReplicaEntry { id: ReplicaId(id), address, key, key_file, metrics_address });
+            *slot = Some(ReplicaEntry {
+                id: ReplicaId(id),
+                address,
+                key,
+                key_file,
+                metrics_address,
+                request_traces: entry.request_traces.unwrap_or(true),
+            });
         }
         let replicas: Vec<ReplicaEntry> = replicas.into_iter().flatten().collect();
         let mut clients: BTreeMap<u64, ClientEntry> = BTreeMap::new();
@@ -271,6 +283,12 @@ impl ClusterConfig {
                 return Err(check.error(
                     format!("{field}.metrics_address"),
                     "only replicas serve metrics; remove the address",
+                ));
+            }
+            if entry.request_traces.is_some() {
+                return Err(check.error(
+                    format!("{field}.request_traces"),
+                    "only replicas keep request traces; remove the field",
                 ));
             }
             if clients.contains_key(&entry.id) {

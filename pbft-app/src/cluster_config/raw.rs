@@ -78,6 +78,8 @@ pub(super) struct RawParticipant<Id> {
     pub(super) key_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) metrics_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) request_traces: Option<bool>,
 }
 
 /// One `[[traitor]]`.

@@ -60,6 +60,7 @@ impl NewCluster {
                         public_key: Some(keyfile::public_key_hex(key)),
                         key_file: None,
                         metrics_address: self.metrics_addresses.get(id as usize).map(ToString::to_string),
+                        request_traces: None,
                     })
                     .collect(),
             ),
@@ -72,6 +73,7 @@ impl NewCluster {
                         public_key: Some(keyfile::public_key_hex(key)),
                         key_file: None,
                         metrics_address: None,
+                        request_traces: None,
                     })
                     .collect(),
             ),

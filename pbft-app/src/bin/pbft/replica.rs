@@ -32,6 +32,11 @@ pub struct ReplicaArgs {
     /// Overrides the replica's `metrics_address` in the config.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Keep no request traces (`pbft trace` then gets no record from this
+    /// replica). Overrides `request_traces` in the config; traces are on by
+    /// default and cost under a megabyte.
+    #[arg(long)]
+    no_request_traces: bool,
     /// Stop when standard input closes (how `pbft up` makes sure its replicas
     /// never outlive it).
     #[arg(long, hide = true)]
@@ -51,6 +56,9 @@ pub fn run(args: ReplicaArgs) -> anyhow::Result<ExitCode> {
     );
     if let (Some(address), Some(entry)) = (args.metrics, config.replicas.get_mut(id.index())) {
         entry.metrics_address = Some(address);
+    }
+    if let (true, Some(entry)) = (args.no_request_traces, config.replicas.get_mut(id.index())) {
+        entry.request_traces = false;
     }
     runtime_on(args.threads)?.block_on(async {
         let shutdown = shutdown_signal(args.stop_when_stdin_closes);

@@ -24,10 +24,13 @@ use std::time::{Duration, Instant};
 /// it with `--local`, measures it and prints the report.
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let original = args.config.clone().context("--config is required")?;
-    let overridden = if args.protocol.is_empty() && args.metrics_base_port.is_none() {
+    let overridden = if args.protocol.is_empty()
+        && args.metrics_base_port.is_none()
+        && !args.no_request_traces
+    {
         None
     } else {
-        Some(Overridden::write(&original, &args.protocol, args.metrics_base_port)?)
+        Some(Overridden::write(&original, &args.protocol, args.metrics_base_port, !args.no_request_traces)?)
     };
     let path = overridden.as_ref().map_or(original.clone(), |o| o.path.clone());
     let config = match &overridden {

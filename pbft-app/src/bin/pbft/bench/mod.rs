@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// TCP port P + i (what the metrics cost, measured against a run without).
     #[arg(long, value_name = "P", requires = "local")]
     metrics_base_port: Option<u16>,
+    /// With --local: the replicas keep no request traces (what the traces
+    /// cost, measured against a run with them, the default).
+    #[arg(long, requires = "local")]
+    no_request_traces: bool,
     /// Threads of the load generator's async runtime (default: one per
     /// core). One thread costs the cores it shares with a local cluster
     /// less CPU per operation; BENCHMARKS.md has what that changed in the

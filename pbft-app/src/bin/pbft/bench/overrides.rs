@@ -1,6 +1,7 @@
-//! `pbft bench --local --protocol NAME=VALUE` (and `--metrics-base-port`):
-//! the config the local cluster runs, with protocol parameters changed and
-//! metrics addresses set, leaving the file itself alone.
+//! `pbft bench --local --protocol NAME=VALUE` (and `--metrics-base-port`,
+//! `--no-request-traces`): the config the local cluster runs, with protocol
+//! parameters changed, metrics addresses set and request traces turned off,
+//! leaving the file itself alone.
 
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -15,12 +16,14 @@ pub struct Overridden {
 impl Overridden {
     /// Writes `original` with every `NAME=VALUE` of `overrides` set in its
     /// `[protocol]` table, replica i's `metrics_address` at port
-    /// `metrics_base_port + i` of its own IP (if given), and its relative key
-    /// paths made absolute so they still resolve from the copy's directory.
+    /// `metrics_base_port + i` of its own IP (if given), `request_traces`
+    /// set in every replica's entry, and its relative key paths made
+    /// absolute so they still resolve from the copy's directory.
     pub fn write(
         original: &Path,
         overrides: &[String],
         metrics_base_port: Option<u16>,
+        request_traces: bool,
     ) -> anyhow::Result<Overridden> {
         let text = std::fs::read_to_string(original)
             .with_context(|| format!("cannot read {}", original.display()))?;
@@ -53,6 +56,12 @@ impl Overridden {
                 if let Some(entry) = entry.as_table_mut() {
                     entry.insert("metrics_address".into(), toml::Value::String(format!("{ip}:{port}")));
                 }
+            }
+        }
+        if !request_traces {
+            let entries = table.get_mut("replica").and_then(toml::Value::as_array_mut);
+            for entry in entries.into_iter().flatten().filter_map(toml::Value::as_table_mut) {
+                entry.insert("request_traces".into(), toml::Value::Boolean(false));
             }
         }
         let protocol = table
