@@ -14,7 +14,7 @@ use crate::message::{Reply, Request, RequestKind};
 use crate::quorum::Quorum;
 use crate::signed::Signed;
 use crate::time::Time;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// What a client asks its host to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +35,14 @@ pub enum ClientOutput {
         /// The agreed result.
         result: Vec<u8>,
     },
+    /// f+1 replicas answered that another request of this client had
+    /// executed under this timestamp (another process uses the same client
+    /// identity, or the clock the timestamps came from went back). This
+    /// request will never execute; the client stopped sending it.
+    TimestampReused {
+        /// The request's timestamp.
+        timestamp: u64,
+    },
 }
 
 /// Why a client could not start a request.
@@ -49,6 +57,8 @@ pub enum ClientError {
 struct InFlight {
     request: Signed<Request>,
     replies: BTreeMap<ReplicaId, (View, Vec<u8>)>,
+    /// Replicas whose reply named another request under this timestamp.
+    reused: BTreeSet<ReplicaId>,
     deadline: Time,
 }
 
@@ -124,7 +134,12 @@ impl Client {
         self.next_timestamp += 1;
         let request = Signed::sign(Request { client: self.id, timestamp, op, kind }, &self.secret);
         self.send(&request);
-        let in_flight = InFlight { request, replies: BTreeMap::new(), deadline: now + self.retry_timeout_ms };
+        let in_flight = InFlight {
+            request,
+            replies: BTreeMap::new(),
+            reused: BTreeSet::new(),
+            deadline: now + self.retry_timeout_ms,
+        };
         self.in_flight.insert(timestamp, in_flight);
         Ok(timestamp)
     }
@@ -142,7 +157,9 @@ impl Client {
     /// Handles a reply that arrived over the authenticated channel from `from`.
     /// Replies that match no request in flight, that claim another sender than
     /// the channel's, or whose kind (ordered or not) differs from the
-    /// request's, are ignored.
+    /// request's, are ignored. A reply naming another request than the one
+    /// in flight under its timestamp never counts towards a result; f+1 of
+    /// them end the request with [`ClientOutput::TimestampReused`].
     pub fn handle_reply(&mut self, now: Time, from: ReplicaId, reply: Reply) {
         if reply.replica != from || reply.client != self.id || !self.quorum.contains(from) {
             return;
@@ -151,6 +168,16 @@ impl Client {
         let Some(in_flight) = self.in_flight.get_mut(&timestamp) else { return };
         let unordered = in_flight.request.payload().kind == RequestKind::UnorderedRead;
         if reply.unordered != unordered {
+            return;
+        }
+        if reply.request != in_flight.request.digest() {
+            in_flight.reused.insert(from);
+            // At least one of f+1 is honest: another request did execute
+            // under this timestamp, so this one never will.
+            if !unordered && in_flight.reused.len() >= self.quorum.weak() {
+                self.in_flight.remove(&timestamp);
+                self.outputs.push_back(ClientOutput::TimestampReused { timestamp });
+            }
             return;
         }
         in_flight.replies.entry(from).or_insert((reply.view, reply.result));
@@ -188,6 +215,7 @@ impl Client {
             Request { client: body.client, timestamp, op: body.op.clone(), kind: RequestKind::Read };
         in_flight.request = Signed::sign(request, &self.secret);
         in_flight.replies.clear();
+        in_flight.reused.clear();
         in_flight.deadline = now + self.retry_timeout_ms;
         let request = in_flight.request.clone();
         self.send(&request);
@@ -211,6 +239,25 @@ impl Client {
                 self.outputs.push_back(ClientOutput::Broadcast(in_flight.request.clone()));
             }
         }
+    }
+
+    /// Makes the next request's timestamp exceed `timestamp` (if it does
+    /// not already): how a client starting afresh moves past what its
+    /// identity used before, as the replicas report it. Call it before the
+    /// first request.
+    pub fn skip_past(&mut self, timestamp: u64) {
+        self.next_timestamp = self.next_timestamp.max(timestamp.saturating_add(1));
+    }
+
+    /// Gives up on the request `timestamp`: it is never sent again and no
+    /// longer holds a place in the window. Returns whether it was in flight.
+    ///
+    /// What was sent already may still execute; once the client's
+    /// timestamps have moved `window` past it, replicas treat it as stale
+    /// and never execute it (see `replies`), so a request given up on does
+    /// not run long after its caller was told it had no result.
+    pub fn abandon(&mut self, timestamp: u64) -> bool {
+        self.in_flight.remove(&timestamp).is_some()
     }
 
     /// The next thing to do, if any.
@@ -241,5 +288,96 @@ impl Client {
     /// How many requests are in flight.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+
+    fn client(window: usize) -> Client {
+        let quorum = Quorum::new(4).expect("4 replicas make a quorum system");
+        Client::new(ClientId(7), SecretKey::from_seed([7; 32]), quorum, 100, 1).with_window(window)
+    }
+
+    fn reply(replica: u32, timestamp: u64, request: Digest, result: &[u8]) -> Reply {
+        Reply {
+            view: 0,
+            timestamp,
+            client: ClientId(7),
+            replica: ReplicaId(replica),
+            request,
+            result: result.to_vec(),
+            unordered: false,
+        }
+    }
+
+    /// Issue 21, point 6: replies naming another request under the same
+    /// timestamp (what replicas answer when a second process with this
+    /// client's identity, or a clock stepped back, reuses it) never count
+    /// towards the result, however many there are; f+1 of them end the
+    /// request as TimestampReused. Replies naming the request complete it.
+    #[test]
+    fn a_result_of_another_request_under_the_same_timestamp_is_never_taken() {
+        let mut client = client(2);
+        let mine = client.invoke(Time(0), b"put k mine".to_vec()).unwrap();
+        let theirs = client.invoke(Time(0), b"put k theirs".to_vec()).unwrap();
+        let digests: BTreeMap<u64, Digest> = drain(&mut client)
+            .into_iter()
+            .filter_map(|output| match output {
+                ClientOutput::Send { request, .. } => Some((request.payload().timestamp, request.digest())),
+                _ => None,
+            })
+            .collect();
+        let other = Digest::of(b"another process's request");
+        client.handle_reply(Time(1), ReplicaId(0), reply(0, mine, other, b"their result"));
+        assert_eq!(drain(&mut client), Vec::new(), "one reply completes nothing");
+        client.handle_reply(Time(1), ReplicaId(1), reply(1, mine, other, b"their result"));
+        assert_eq!(drain(&mut client), vec![ClientOutput::TimestampReused { timestamp: mine }]);
+        for replica in 2..4 {
+            client.handle_reply(Time(2), ReplicaId(replica), reply(replica, mine, digests[&mine], b"mine"));
+        }
+        assert_eq!(drain(&mut client), Vec::new(), "the request ended: nothing more completes it");
+        for replica in 0..2 {
+            client.handle_reply(Time(3), ReplicaId(replica), reply(replica, theirs, digests[&theirs], b"ok"));
+        }
+        assert_eq!(
+            drain(&mut client),
+            vec![ClientOutput::Completed { timestamp: theirs, result: b"ok".to_vec() }]
+        );
+    }
+
+    fn drain(client: &mut Client) -> Vec<ClientOutput> {
+        std::iter::from_fn(|| client.poll_output()).collect()
+    }
+
+    /// A request given up on is never re-sent, frees its place in the
+    /// window at once, and a late reply to it completes nothing.
+    #[test]
+    fn an_abandoned_request_is_never_sent_again() {
+        let mut client = client(1);
+        let first = client.invoke(Time(0), b"a".to_vec()).unwrap();
+        assert!(matches!(drain(&mut client).as_slice(), [ClientOutput::Send { .. }]));
+        assert_eq!(client.invoke(Time(1), b"b".to_vec()), Err(ClientError::Busy(first)));
+        assert!(client.abandon(first));
+        assert!(!client.abandon(first), "abandoned once only");
+        let second = client.invoke(Time(2), b"b".to_vec()).unwrap();
+        assert_eq!(second, first + 1);
+        drain(&mut client);
+        client.handle_timeout(Time(500));
+        let resent: Vec<u64> = drain(&mut client)
+            .into_iter()
+            .filter_map(|output| match output {
+                ClientOutput::Broadcast(request) => Some(request.payload().timestamp),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(resent, vec![second], "only the request still wanted is re-sent");
+        for replica in 0..4 {
+            let reply = reply(replica, first, Digest::of(b"any"), b"late");
+            client.handle_reply(Time(501), ReplicaId(replica), reply);
+        }
+        assert_eq!(drain(&mut client), Vec::new(), "late replies to it complete nothing");
     }
 }

@@ -89,7 +89,7 @@ pub use output::{Disagreement, Event, ExecutedRequest, Output};
 pub use persist::{CommitProof, Persist, Snapshot};
 pub use quorum::Quorum;
 pub use reject::{CertificateRule, Reject};
-pub use replica::{BufferUsage, ClientReplies, Replica, ReplicaError, Status, Timer};
+pub use replica::{BufferUsage, CachedReply, ClientReplies, Replica, ReplicaError, Status, Timer};
 pub use signed::{Author, MessageKind, Signable, Signed, Verified};
 pub use time::Time;
 pub use typed::StateMachine;

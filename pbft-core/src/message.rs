@@ -253,6 +253,11 @@ pub struct Reply {
     pub client: ClientId,
     /// The replica that executed it.
     pub replica: ReplicaId,
+    /// The digest of the request that executed under this timestamp. A
+    /// client counts only replies naming its own request: another request
+    /// under the same timestamp (a second process with the same client
+    /// identity, a clock stepped back) never lends it its result.
+    pub request: Digest,
     /// The application's result.
     #[serde(with = "crate::codec::bytes")]
     pub result: Vec<u8>,

@@ -7,6 +7,7 @@
 //! host, not once per kind of node.
 
 use crate::app::ReplicatedStateMachine;
+use crate::ids::ClientId;
 use crate::message::Message;
 use crate::output::Output;
 use crate::replica::Replica;
@@ -43,6 +44,10 @@ pub trait Node {
     /// Reports the normal-case phases as events, or stops (see
     /// [`Replica::report_phases`]).
     fn report_phases(&mut self, on: bool);
+
+    /// The highest timestamp of `client`'s that executed (see
+    /// [`Replica::newest_timestamp`]).
+    fn newest_timestamp(&self, client: ClientId) -> u64;
 }
 
 impl<A: ReplicatedStateMachine> Node for Replica<A> {
@@ -68,5 +73,9 @@ impl<A: ReplicatedStateMachine> Node for Replica<A> {
 
     fn report_phases(&mut self, on: bool) {
         Replica::report_phases(self, on);
+    }
+
+    fn newest_timestamp(&self, client: ClientId) -> u64 {
+        Replica::newest_timestamp(self, client)
     }
 }

@@ -33,6 +33,10 @@ pub enum Reject {
     /// The request's timestamp lies below its client's window: it executed
     /// long ago or the client gave up on it.
     StaleRequest,
+    /// A client request under a timestamp at which another request of that
+    /// client already executed: answered with the executed request's
+    /// digest and result, which the client does not take for its own.
+    TimestampReused,
     /// A PRE-PREPARE whose batch holds an unordered read, which is never ordered.
     UnorderedReadInBatch,
     /// A per-peer buffer is full; the message was dropped to keep memory bounded.

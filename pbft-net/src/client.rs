@@ -8,26 +8,41 @@ use crate::request_trace::RequestTrace;
 use crate::wire::{NodeStatus, Wire};
 use pbft_core::{Client, ClientId, ClientOutput, Message, Quorum, ReplicaId, SecretKey, Time};
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
 /// Why an invocation returned no result.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InvokeError {
-    /// No f+1 matching replies arrived in time. The operation may still
-    /// execute later; it was not reported as done.
+    /// No f+1 matching replies arrived in time. The request is not sent
+    /// again; what was sent may still execute, but it was not reported as
+    /// done.
     #[error("no result within {0:?}: fewer than f+1 replicas answered alike")]
     TimedOut(Duration),
     /// The client task has stopped.
     #[error("the client has shut down")]
     Closed,
+    /// f+1 replicas answered that another request of this client identity
+    /// executed under the request's timestamp: another process is using
+    /// the same client id, or this machine's clock went back. The request
+    /// will not execute.
+    #[error(
+        "another request of this client id already executed under timestamp {0}: is another process \
+         using the same client id? (this request did not execute)"
+    )]
+    TimestampReused(u64),
 }
+
+/// Where an invocation's outcome goes.
+type Done = oneshot::Sender<Result<Completed, InvokeError>>;
 
 struct Invocation {
     op: Vec<u8>,
     read_only: bool,
-    done: oneshot::Sender<Completed>,
+    done: Done,
 }
 
 /// An invocation's result, with which request carried it: what a trace of
@@ -51,6 +66,9 @@ pub struct Completed {
 /// concurrently from many tasks: share the handle behind an `Arc`.
 pub struct ClientHandle {
     invocations: mpsc::Sender<Invocation>,
+    /// Wakes the client task when a caller gave up waiting, so that the
+    /// request leaves the window at once.
+    given_up: Arc<Notify>,
 }
 
 impl ClientHandle {
@@ -58,6 +76,15 @@ impl ClientHandle {
     /// re-sent to every replica every `retry_timeout_ms`, and at most
     /// `window` are outstanding (the cluster's `max_pending_per_client`).
     /// Must run inside a tokio runtime.
+    ///
+    /// Timestamps start at the wall clock in microseconds, or above the
+    /// highest one of this client id that the replicas executed if that is
+    /// higher: before its first request the client asks every replica, and
+    /// takes the (f+1)-th highest of the first 2f+1 answers (at most f
+    /// replicas lie, so it is no higher than an honest replica's), waiting
+    /// at most `retry_timeout_ms`. So a clock stepped back, or a restart on
+    /// a machine whose clock is behind, does not leave the client's
+    /// requests below its window, refused as stale.
     pub fn connect(
         id: ClientId,
         secret: &SecretKey,
@@ -65,15 +92,30 @@ impl ClientHandle {
         retry_timeout_ms: u64,
         window: usize,
     ) -> Result<ClientHandle, NetError> {
+        Self::connect_from(id, secret, replicas, retry_timeout_ms, window, fresh_timestamp())
+    }
+
+    /// [`ClientHandle::connect`] with timestamps from `first_timestamp`
+    /// instead of the wall clock (still above what the replicas report): for
+    /// an application that keeps its own counter.
+    pub fn connect_from(
+        id: ClientId,
+        secret: &SecretKey,
+        replicas: &[ReplicaAddress],
+        retry_timeout_ms: u64,
+        window: usize,
+        first_timestamp: u64,
+    ) -> Result<ClientHandle, NetError> {
         let quorum = Quorum::new(replicas.len()).ok_or(NetError::UnknownReplica(ReplicaId(0)))?;
         let (net, inbox) = ClientNet::connect(secret, replicas, true, NetLimits::default())?;
         let client =
-            Client::new(id, secret.clone(), quorum, retry_timeout_ms, fresh_timestamp()).with_window(window);
+            Client::new(id, secret.clone(), quorum, retry_timeout_ms, first_timestamp).with_window(window);
         let (invocations, queue) = mpsc::channel(1024);
         let ready =
             LinksReady { links: quorum.quorum() as u64, within: Duration::from_millis(retry_timeout_ms) };
-        tokio::spawn(run_client(client, net, inbox, queue, ready));
-        Ok(ClientHandle { invocations })
+        let given_up = Arc::new(Notify::new());
+        tokio::spawn(run_client(client, quorum, net, inbox, queue, ready, given_up.clone()));
+        Ok(ClientHandle { invocations, given_up })
     }
 
     /// Runs `op` on the replicated service and returns its result.
@@ -95,26 +137,38 @@ impl ClientHandle {
         read_only: bool,
         timeout: Duration,
     ) -> Result<Completed, InvokeError> {
-        tokio::time::timeout(timeout, self.submit(op, read_only))
-            .await
-            .map_err(|_| InvokeError::TimedOut(timeout))?
+        self.within(timeout, self.submit(op, read_only)).await
+    }
+
+    /// `invocation`'s outcome, or [`InvokeError::TimedOut`] after `timeout`
+    /// (and then the request is given up on: never sent again).
+    async fn within<T>(
+        &self,
+        timeout: Duration,
+        invocation: impl Future<Output = Result<T, InvokeError>>,
+    ) -> Result<T, InvokeError> {
+        let outcome = tokio::time::timeout(timeout, invocation).await;
+        if outcome.is_err() {
+            self.given_up.notify_one();
+        }
+        outcome.map_err(|_| InvokeError::TimedOut(timeout))?
     }
 
     async fn submit(&self, op: Vec<u8>, read_only: bool) -> Result<Completed, InvokeError> {
         let (done, result) = oneshot::channel();
         let invocation = Invocation { op, read_only, done };
         self.invocations.send(invocation).await.map_err(|_| InvokeError::Closed)?;
-        result.await.map_err(|_| InvokeError::Closed)
+        result.await.map_err(|_| InvokeError::Closed)?
     }
 
     /// [`ClientHandle::invoke`], giving up after `timeout`.
     pub async fn invoke_within(&self, op: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, InvokeError> {
-        tokio::time::timeout(timeout, self.invoke(op)).await.map_err(|_| InvokeError::TimedOut(timeout))?
+        self.within(timeout, self.invoke(op)).await
     }
 
     /// [`ClientHandle::query`], giving up after `timeout`.
     pub async fn query_within(&self, query: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, InvokeError> {
-        tokio::time::timeout(timeout, self.query(query)).await.map_err(|_| InvokeError::TimedOut(timeout))?
+        self.within(timeout, self.query(query)).await
     }
 }
 
@@ -145,26 +199,62 @@ async fn wait_for_links(net: &ClientNet, ready: &LinksReady) {
     }
 }
 
+/// Asks every replica for the highest timestamp of this client's that
+/// executed, and returns the (f+1)-th highest of the first 2f+1 answers
+/// (`None` if fewer than f+1 answered within `within`): at most f answers
+/// lie, so it is no higher than an honest replica's.
+async fn newest_executed(
+    net: &ClientNet,
+    inbox: &mut mpsc::Receiver<Inbound>,
+    quorum: Quorum,
+    within: Duration,
+) -> Option<u64> {
+    net.broadcast(&frame_of(&Wire::TimestampQuery));
+    let deadline = Instant::now() + within;
+    let mut answers: BTreeMap<ReplicaId, u64> = BTreeMap::new();
+    while answers.len() < quorum.quorum() {
+        match tokio::time::timeout_at(deadline, inbox.recv()).await {
+            Ok(Some(Inbound { from: Peer::Replica(replica), wire: Wire::Timestamp { newest }, .. })) => {
+                answers.insert(replica, newest);
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let mut newest: Vec<u64> = answers.into_values().collect();
+    newest.sort_unstable_by(|a, b| b.cmp(a));
+    newest.get(quorum.weak() - 1).copied()
+}
+
 async fn run_client(
     mut client: Client,
+    quorum: Quorum,
     net: ClientNet,
     mut inbox: mpsc::Receiver<Inbound>,
     mut queue: mpsc::Receiver<Invocation>,
     ready: LinksReady,
+    given_up: Arc<Notify>,
 ) {
     wait_for_links(&net, &ready).await;
+    if let Some(newest) = newest_executed(&net, &mut inbox, quorum, ready.within).await {
+        client.skip_past(newest);
+    }
     let start = Instant::now();
     let now = || Time(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
     let id = client.id();
-    let mut waiting: BTreeMap<u64, (oneshot::Sender<Completed>, u64)> = BTreeMap::new();
+    let mut waiting: BTreeMap<u64, (Done, u64)> = BTreeMap::new();
     let mut accepting = true;
     loop {
+        abandon_given_up(&mut client, &mut waiting);
         if !client.is_busy() && !accepting && waiting.is_empty() {
             break;
         }
         let deadline = client.poll_timeout().map(|Time(ms)| start + Duration::from_millis(ms));
         tokio::select! {
             invocation = queue.recv(), if accepting && client.can_start() => match invocation {
+                // Its caller stopped waiting before it could start: it is
+                // never sent.
+                Some(Invocation { done, .. }) if done.is_closed() => {}
                 Some(Invocation { op, read_only, done }) => {
                     let sent_at = crate::request_trace::unix_micros();
                     let started = if read_only { client.query(now(), op) } else { client.invoke(now(), op) };
@@ -181,25 +271,50 @@ async fn run_client(
                 Some(_) => {}
                 None => break,
             },
-            _ = sleep_until(deadline) => client.handle_timeout(now()),
+            () = given_up.notified() => {}
+            _ = sleep_until(deadline) => {
+                abandon_given_up(&mut client, &mut waiting);
+                client.handle_timeout(now());
+            }
         }
         while let Some(output) = client.poll_output() {
             match output {
+                // Never queued for a link that is down (see `send_if_up`),
+                // so a request given up on is not delivered later.
                 ClientOutput::Send { to, request } => {
-                    net.send(to, frame_of(&Wire::Message(Message::Request(request))))
+                    net.send_if_up(to, frame_of(&Wire::Message(Message::Request(request))))
                 }
                 ClientOutput::Broadcast(request) => {
-                    net.broadcast(&frame_of(&Wire::Message(Message::Request(request))))
+                    net.broadcast_if_up(&frame_of(&Wire::Message(Message::Request(request))))
                 }
                 ClientOutput::Completed { timestamp, result } => {
                     if let Some((done, sent_at)) = waiting.remove(&timestamp) {
-                        let _ = done.send(Completed { result, client: id, timestamp, sent_at });
+                        let _ = done.send(Ok(Completed { result, client: id, timestamp, sent_at }));
+                    }
+                }
+                ClientOutput::TimestampReused { timestamp } => {
+                    if let Some((done, _)) = waiting.remove(&timestamp) {
+                        let _ = done.send(Err(InvokeError::TimestampReused(timestamp)));
                     }
                 }
             }
         }
     }
     net.close().await;
+}
+
+/// Requests whose caller stopped waiting (a `*_within` that timed out, which
+/// wakes the task at once; a dropped future, noticed by the next retry at
+/// the latest) are given up on: never re-sent, and out of the window so that
+/// the next invocation need not wait for them.
+fn abandon_given_up(client: &mut Client, waiting: &mut BTreeMap<u64, (Done, u64)>) {
+    waiting.retain(|timestamp, (done, _)| {
+        let given_up = done.is_closed();
+        if given_up {
+            client.abandon(*timestamp);
+        }
+        !given_up
+    });
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -285,6 +285,9 @@ impl<S> Host<'_, S> {
             (Wire::StatusQuery, _, Some(link)) => {
                 link.push(frame_of(&Wire::Status(status_report(replica, self.status, self.net))));
             }
+            (Wire::TimestampQuery, Peer::Client(client), Some(link)) => {
+                link.push(frame_of(&Wire::Timestamp { newest: replica.newest_timestamp(client) }));
+            }
             (Wire::TraceQuery { client, timestamp }, _, Some(link)) => {
                 let traces = self.observers.traces.as_ref();
                 let trace = traces.and_then(|traces| traces.get(ClientId(client), timestamp));

@@ -288,6 +288,24 @@ impl ClientNet {
         }
     }
 
+    /// Queues `frame` for replica `to` only if its link is up now, else
+    /// drops it. For requests: one queued while its replica is unreachable
+    /// would go out whenever the link came back, perhaps long after its
+    /// caller gave up; the client's retry, to every replica, covers a link
+    /// that was down.
+    pub fn send_if_up(&self, to: ReplicaId, frame: Frame) {
+        if let Some(outbox) = self.links.get(to.index()).filter(|outbox| outbox.is_up()) {
+            outbox.push(frame);
+        }
+    }
+
+    /// [`ClientNet::send_if_up`] to every replica.
+    pub fn broadcast_if_up(&self, frame: &Frame) {
+        for outbox in self.links.iter().filter(|outbox| outbox.is_up()) {
+            outbox.push(frame.clone());
+        }
+    }
+
     /// The transport's counters.
     pub fn counters(&self) -> NetCounters {
         self.stats.snapshot()

@@ -146,6 +146,11 @@ impl Outbox {
         }
     }
 
+    /// Whether the connection this queue feeds has its stream open now.
+    pub(crate) fn is_up(&self) -> bool {
+        self.peer.links_up.load(Ordering::Relaxed) > 0
+    }
+
     /// Whether the writer behind this queue has stopped.
     pub fn is_closed(&self) -> bool {
         self.queue.is_closed()

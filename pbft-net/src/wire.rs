@@ -30,6 +30,16 @@ pub enum Wire {
     },
     /// The answer to a [`Wire::TraceQuery`].
     Trace(crate::request_trace::TraceAnswer),
+    /// A client asks for the highest of its own timestamps that executed,
+    /// before its first request (see [`crate::ClientHandle`]).
+    TimestampQuery,
+    /// The answer to a [`Wire::TimestampQuery`], on the client's own
+    /// connection only.
+    Timestamp {
+        /// The highest timestamp of the asking client's that executed here
+        /// (0 if none).
+        newest: u64,
+    },
 }
 
 /// One replica's view of its own progress, as the status command shows it.

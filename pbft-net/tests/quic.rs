@@ -79,6 +79,12 @@ async fn start_cluster_with<A: ReplicatedStateMachine + Send + 'static>(
     n: usize,
     app: impl Fn(usize) -> A,
 ) -> Cluster<A> {
+    let (replicas, clients) = plan_cluster(n);
+    start_planned(replicas, clients, app)
+}
+
+/// Addresses and keys for a cluster of `n` replicas and two clients.
+fn plan_cluster(n: usize) -> (Vec<ReplicaAddress>, Vec<(ClientId, SecretKey)>) {
     let replicas: Vec<ReplicaAddress> = free_addresses(n)
         .into_iter()
         .enumerate()
@@ -86,6 +92,16 @@ async fn start_cluster_with<A: ReplicatedStateMachine + Send + 'static>(
         .collect();
     let clients: Vec<(ClientId, SecretKey)> =
         (0..2).map(|c| (ClientId(c), SecretKey::from_seed([100 + c as u8; 32]))).collect();
+    (replicas, clients)
+}
+
+/// Starts the replicas of a planned cluster. Must run inside a tokio runtime.
+fn start_planned<A: ReplicatedStateMachine + Send + 'static>(
+    replicas: Vec<ReplicaAddress>,
+    clients: Vec<(ClientId, SecretKey)>,
+    app: impl Fn(usize) -> A,
+) -> Cluster<A> {
+    let n = replicas.len();
     let client_keys: Vec<(ClientId, PublicKey)> = clients.iter().map(|(id, s)| (*id, s.public())).collect();
     let public: Vec<PublicKey> = replicas.iter().map(|r| r.key).collect();
     let (stop, stopped) = watch::channel(false);
@@ -117,6 +133,49 @@ async fn start_cluster_with<A: ReplicatedStateMachine + Send + 'static>(
         )));
     }
     Cluster { replicas, clients, stop, tasks }
+}
+
+/// Issue 21, point 6: a request whose caller gave up (its `invoke_within`
+/// timed out while no replica was up) is never sent later: once the
+/// replicas start, the next operation executes and the given-up one never
+/// does, and the given-up one no longer holds the window of one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_given_up_on_is_not_sent_later() {
+    let (replicas, clients) = plan_cluster(4);
+    let (id, secret) = clients[0].clone();
+    let client = ClientHandle::connect(id, &secret, &replicas, 100, 1).unwrap();
+    let given_up = client.invoke_within(b"given up".to_vec(), Duration::from_millis(300)).await;
+    assert_eq!(given_up, Err(InvokeError::TimedOut(Duration::from_millis(300))));
+    let cluster = start_planned(replicas, clients, |_| Journal::default());
+    let wanted: Vec<Vec<u8>> = (0..5).map(|i| format!("wanted {i}").into_bytes()).collect();
+    for (done, op) in (1u64..).zip(&wanted) {
+        let result = client.invoke_within(op.clone(), Duration::from_secs(10)).await;
+        assert_eq!(result, Ok(done.to_be_bytes().to_vec()), "only wanted operations are in the journal");
+    }
+    cluster.stop.send(true).unwrap();
+    for task in cluster.tasks {
+        let journal = task.await.unwrap().unwrap().app().0.clone();
+        assert_eq!(journal[..], wanted[..journal.len()], "the given-up request never executed");
+    }
+}
+
+/// Issue 21, point 6: a client whose timestamps would start below what its
+/// identity already used (a clock stepped back, a restart on a machine
+/// whose clock is behind: here a counter started at 5 after one at
+/// 1,000,000) learns the highest executed one from the replicas before its
+/// first request, so its requests are not refused as stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_clock_is_behind_starts_above_its_executed_timestamps() {
+    let cluster = start_cluster(4).await;
+    let (id, secret) = &cluster.clients[0];
+    let ahead = ClientHandle::connect_from(*id, secret, &cluster.replicas, 500, 1, 1_000_000).unwrap();
+    let result = ahead.invoke_within(b"first".to_vec(), Duration::from_secs(10)).await;
+    assert_eq!(result, Ok(1u64.to_be_bytes().to_vec()));
+    drop(ahead);
+    let behind = ClientHandle::connect_from(*id, secret, &cluster.replicas, 500, 1, 5).unwrap();
+    let result = behind.invoke_within(b"second".to_vec(), Duration::from_secs(10)).await;
+    assert_eq!(result, Ok(2u64.to_be_bytes().to_vec()), "the second client's request executed");
+    cluster.stop.send(true).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 
 use super::rewrite::{Traitor, TraitorAction};
 use super::Behavior;
-use pbft_core::{Message, Node, Output, Replica, ReplicatedStateMachine, Time};
+use pbft_core::{ClientId, Message, Node, Output, Replica, ReplicatedStateMachine, Time};
 use std::collections::{BTreeMap, VecDeque};
 
 /// A replica and the traitor that rewrites what it sends. Events and
@@ -111,6 +111,10 @@ impl<A: ReplicatedStateMachine> Node for TraitorNode<A> {
 
     fn report_phases(&mut self, on: bool) {
         self.replica.report_phases(on);
+    }
+
+    fn newest_timestamp(&self, client: ClientId) -> u64 {
+        self.replica.newest_timestamp(client)
     }
 
     fn poll_timeout(&self) -> Option<Time> {

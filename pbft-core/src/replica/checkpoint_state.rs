@@ -137,14 +137,17 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replica::replies::ClientReplies;
+    use crate::replica::replies::{CachedReply, ClientReplies};
     use crate::ClientId;
     use std::collections::BTreeMap;
 
     fn state(pages: &[&[u8]]) -> CheckpointState {
         let replies = BTreeMap::from([(
             ClientId(7),
-            ClientReplies { newest: 2, recent: BTreeMap::from([(2, vec![1; 9])]) },
+            ClientReplies {
+                newest: 2,
+                recent: BTreeMap::from([(2, CachedReply { request: Digest::of(b"r"), result: vec![1; 9] })]),
+            },
         )]);
         CheckpointState::new(pages.iter().map(|p| Page::new(p.to_vec())).collect(), &replies)
     }

@@ -2,7 +2,7 @@
 
 use super::checkpoint_state::CheckpointState;
 use super::replies::{seen, Seen};
-use super::{CommitProof, Replica, Status, Timer};
+use super::{CommitProof, Replica, Status};
 use crate::app::ReplicatedStateMachine;
 use crate::ids::SeqNum;
 use crate::message::{Checkpoint, Message, PrePrepare, RequestKind};
@@ -47,13 +47,12 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             // The pipeline may have drained: a waiting partial batch goes now.
             self.try_propose(now, false);
         }
-        if executed_any && self.status == Status::Normal && !self.is_primary() {
-            // Progress was made: give the remaining requests a fresh timeout.
-            if self.pending.is_empty() {
-                self.timers.cancel(Timer::Request);
-            } else {
-                self.timers.set(Timer::Request, now + self.config.view_change_timeout_ms);
-            }
+        // The request timer restarts only once the request it waits for
+        // is done: progress on other requests is no excuse for never
+        // ordering this one.
+        let awaited_done = self.awaited.is_none_or(|key| !self.pending.contains(key));
+        if executed_any && awaited_done && self.status == Status::Normal && !self.is_primary() {
+            self.await_oldest_request(now);
         }
     }
 
@@ -78,11 +77,12 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             });
             let stale_up_to = self.reply_cache.entry(body.client).or_default().record(
                 body.timestamp,
+                request.digest(),
                 result.clone(),
                 window,
             );
             self.pending.remove_executed(body.client, body.timestamp, stale_up_to);
-            self.reply(body.client, body.timestamp, result, false);
+            self.reply(body.client, body.timestamp, request.digest(), result, false);
         }
         executed
     }

@@ -19,7 +19,7 @@ mod status;
 mod timers;
 mod view_change;
 
-pub use replies::ClientReplies;
+pub use replies::{CachedReply, ClientReplies};
 pub use timers::Timer;
 #[cfg(test)]
 pub(crate) use view_change::new_view_plan;
@@ -125,6 +125,11 @@ pub struct Replica<A> {
     last_disagreement: Option<crate::output::Disagreement>,
 
     pending: Pending,
+    /// The pending request a backup's request timer waits for (OSDI'99
+    /// §4.4): the timer restarts when that request executes, not when any
+    /// does, so a primary that orders others' requests but never this one
+    /// is still replaced.
+    awaited: Option<pending::RequestKey>,
     reply_cache: ReplyCache,
     /// Unordered reads waiting until this replica has executed everything it
     /// had committed to when they arrived: (sequence number to reach, request).
@@ -189,6 +194,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             id,
             quorum,
             pending: Pending::new(config.max_pending_per_client),
+            awaited: None,
             config,
             keys,
             secret,
@@ -426,6 +432,13 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         &self.reply_cache
     }
 
+    /// The highest timestamp of `client`'s that executed here (0 if none):
+    /// what a client starting afresh asks, so that its new requests do not
+    /// fall below its window (see `replies`).
+    pub fn newest_timestamp(&self, client: ClientId) -> u64 {
+        self.reply_cache.get(&client).map_or(0, |replies| replies.newest)
+    }
+
     /// Digest of the current application state and reply cache: what
     /// checkpoints agree on.
     pub fn state_digest(&self) -> Digest {
@@ -483,11 +496,18 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.outputs.push_back(Output::Event(Event::Rejected { from, kind, reason }));
     }
 
-    /// Answers `client`'s request `timestamp` with `result`; `unordered`
-    /// for a read answered without ordering.
-    fn reply(&mut self, client: ClientId, timestamp: u64, result: Vec<u8>, unordered: bool) {
-        let reply =
-            crate::message::Reply { view: self.view, timestamp, client, replica: self.id, result, unordered };
+    /// Answers `client`'s request `timestamp`, whose digest is `request`,
+    /// with `result`; `unordered` for a read answered without ordering.
+    fn reply(&mut self, client: ClientId, timestamp: u64, request: Digest, result: Vec<u8>, unordered: bool) {
+        let reply = crate::message::Reply {
+            view: self.view,
+            timestamp,
+            client,
+            replica: self.id,
+            request,
+            result,
+            unordered,
+        };
         self.outputs.push_back(Output::Reply(reply));
     }
 

@@ -102,10 +102,17 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
         match seen(&self.reply_cache, body.client, body.timestamp, self.config.max_pending_per_client) {
             Seen::New => {}
-            Seen::Executed(result) => {
-                let (result, client, timestamp) = (result.to_vec(), body.client, body.timestamp);
+            Seen::Executed(cached) => {
+                let (executed, result) = (cached.request, cached.result.clone());
+                let (client, timestamp) = (body.client, body.timestamp);
+                if executed != request.digest() {
+                    // Another request executed under this timestamp: the
+                    // reply names it, so the client never takes its result
+                    // for this one's.
+                    self.reject(body.author(), Request::KIND, Reject::TimestampReused);
+                }
                 self.emit_phase(|| Event::RepliedFromCache { client, timestamp });
-                self.reply(client, timestamp, result, false);
+                self.reply(client, timestamp, executed, result, false);
                 return;
             }
             Seen::Stale => {
@@ -133,7 +140,22 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         } else {
             let primary = self.quorum.primary(self.view);
             self.send(primary, Message::Request(request));
-            self.timers.set_if_unset(Timer::Request, now + self.config.view_change_timeout_ms);
+            if !self.timers.is_set(Timer::Request) {
+                self.await_oldest_request(now);
+            }
+        }
+    }
+
+    /// A backup (re)starts its request timer for the request it has held
+    /// longest, or stops it when it holds none (OSDI'99 §4.4: "it stops the
+    /// timer when it is no longer waiting to execute the request, but
+    /// restarts it if at that point it is waiting to execute some other
+    /// request").
+    pub(super) fn await_oldest_request(&mut self, now: Time) {
+        self.awaited = self.pending.oldest();
+        match self.awaited {
+            Some(_) => self.timers.set(Timer::Request, now + self.config.view_change_timeout_ms),
+            None => self.timers.cancel(Timer::Request),
         }
     }
 

@@ -105,6 +105,16 @@ impl Pending {
         }
     }
 
+    /// The request held longest.
+    pub(crate) fn oldest(&self) -> Option<RequestKey> {
+        self.arrival.first_key_value().map(|(_, key)| *key)
+    }
+
+    /// Whether `key` is held.
+    pub(crate) fn contains(&self, key: RequestKey) -> bool {
+        self.requests.contains_key(&key)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.requests.len()
     }

@@ -19,7 +19,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     pub(super) fn on_unordered_read(&mut self, request: Signed<Request>) {
         let must_reach = self.prepared_certs.keys().next_back().copied().unwrap_or(0);
         if self.last_executed >= must_reach {
-            self.answer_read(request.payload());
+            self.answer_read(&request);
             return;
         }
         let client = request.payload().client;
@@ -44,12 +44,13 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
         self.held_reads.retain(|_, held| !held.is_empty());
         for request in ready {
-            self.answer_read(request.payload());
+            self.answer_read(&request);
         }
     }
 
-    fn answer_read(&mut self, body: &Request) {
+    fn answer_read(&mut self, request: &Signed<Request>) {
+        let body = request.payload();
         let result = self.app.query(&body.op);
-        self.reply(body.client, body.timestamp, result, true);
+        self.reply(body.client, body.timestamp, request.digest(), result, true);
     }
 }

@@ -2,6 +2,7 @@
 //! requests, so a repeated request is answered again and never executed twice
 //! even when a client has several requests outstanding.
 
+use crate::digest::Digest;
 use crate::ids::ClientId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -18,9 +19,21 @@ pub(crate) type ReplyCache = BTreeMap<ClientId, ClientReplies>;
 pub struct ClientReplies {
     /// The highest timestamp executed.
     pub newest: u64,
-    /// The results of the executed requests whose timestamps lie in the
-    /// window `(newest - window, newest]`.
-    pub recent: BTreeMap<u64, Vec<u8>>,
+    /// The executed requests whose timestamps lie in the window
+    /// `(newest - window, newest]`.
+    pub recent: BTreeMap<u64, CachedReply>,
+}
+
+/// What executed under one timestamp, and its result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedReply {
+    /// The digest of the request that executed. A client that sends another
+    /// request under the same timestamp (two processes sharing one client
+    /// identity, a clock stepped back) is answered with this digest, so it
+    /// can tell the result is not its request's (issue 21, point 6).
+    pub request: Digest,
+    /// The application's result.
+    pub result: Vec<u8>,
 }
 
 /// What a replica makes of a request's timestamp.
@@ -28,8 +41,8 @@ pub struct ClientReplies {
 pub(crate) enum Seen<'a> {
     /// Not executed yet: order and execute it.
     New,
-    /// Executed already: this is its result.
-    Executed(&'a [u8]),
+    /// Executed already: this is what executed, and its result.
+    Executed(&'a CachedReply),
     /// Below the window: never executed again and no result kept.
     Stale,
 }
@@ -46,11 +59,12 @@ impl ClientReplies {
         Seen::New
     }
 
-    /// Records that `timestamp` executed with `result`, forgetting results
-    /// that fell out of the window. Returns the highest stale timestamp.
-    pub(crate) fn record(&mut self, timestamp: u64, result: Vec<u8>, window: usize) -> u64 {
+    /// Records that the request `request` executed under `timestamp` with
+    /// `result`, forgetting results that fell out of the window. Returns the
+    /// highest stale timestamp.
+    pub(crate) fn record(&mut self, timestamp: u64, request: Digest, result: Vec<u8>, window: usize) -> u64 {
         self.newest = self.newest.max(timestamp);
-        self.recent.insert(timestamp, result);
+        self.recent.insert(timestamp, CachedReply { request, result });
         let stale_up_to = self.newest.saturating_sub(window as u64);
         while let Some(oldest) = self.recent.first_entry() {
             if *oldest.key() > stale_up_to {
@@ -74,18 +88,26 @@ pub(crate) fn seen(cache: &ReplyCache, client: ClientId, timestamp: u64, window:
 mod tests {
     use super::*;
 
+    fn cached(result: &[u8]) -> CachedReply {
+        CachedReply { request: Digest::of(result), result: result.to_vec() }
+    }
+
+    fn record(replies: &mut ClientReplies, timestamp: u64, result: &[u8]) -> u64 {
+        replies.record(timestamp, Digest::of(result), result.to_vec(), 4)
+    }
+
     #[test]
     fn requests_inside_the_window_execute_once_in_any_order_and_older_ones_are_stale() {
         let mut replies = ClientReplies::default();
         assert_eq!(replies.seen(3, 4), Seen::New);
-        replies.record(3, b"three".to_vec(), 4);
+        record(&mut replies, 3, b"three");
         assert_eq!(replies.seen(1, 4), Seen::New, "1 is inside the window (newest 3, window 4)");
-        assert_eq!(replies.seen(3, 4), Seen::Executed(b"three"));
-        replies.record(1, b"one".to_vec(), 4);
-        assert_eq!(replies.record(6, b"six".to_vec(), 4), 2);
+        assert_eq!(replies.seen(3, 4), Seen::Executed(&cached(b"three")));
+        record(&mut replies, 1, b"one");
+        assert_eq!(record(&mut replies, 6, b"six"), 2);
         assert_eq!(replies.seen(1, 4), Seen::Stale);
         assert_eq!(replies.seen(2, 4), Seen::Stale, "never executed, but below the window");
-        assert_eq!(replies.seen(3, 4), Seen::Executed(b"three"));
+        assert_eq!(replies.seen(3, 4), Seen::Executed(&cached(b"three")));
         assert_eq!(replies.seen(4, 4), Seen::New);
         assert_eq!(replies.recent.keys().copied().collect::<Vec<_>>(), vec![3, 6]);
     }

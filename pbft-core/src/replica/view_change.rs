@@ -84,6 +84,7 @@ pub(crate) fn new_view_plan(view_changes: &[Signed<ViewChange>]) -> NewViewPlan 
 
 impl<A: ReplicatedStateMachine> Replica<A> {
     pub(super) fn on_request_timeout(&mut self, now: Time) {
+        self.awaited = None;
         if self.status == Status::Normal && !self.is_primary() && !self.pending.is_empty() {
             self.start_view_change(now, self.view + 1);
         }
@@ -126,6 +127,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.last_new_view = None;
         self.timers.cancel(Timer::Batch);
         self.timers.cancel(Timer::Request);
+        self.awaited = None;
         self.timers.cancel(Timer::Term);
         self.log.clear();
         self.view_changes.retain(|_, vc| vc.payload().new_view >= target);
@@ -344,7 +346,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             for request in requests {
                 self.send(primary, Message::Request(request));
             }
-            self.timers.set(Timer::Request, now + self.config.view_change_timeout_ms);
+            self.await_oldest_request(now);
         }
     }
 

@@ -119,14 +119,15 @@ fn prepared_needs_two_f_distinct_backups() {
     assert_eq!(out, vec![Output::Broadcast(Message::Commit(kit.commit(1, 0, 1, digest)))]);
 }
 
-/// Replica 1's reply in view 0 to the kit client's request `timestamp`,
-/// the Summer's running `total`.
-fn reply_from_1(timestamp: u64, total: u64) -> crate::Reply {
+/// Replica 1's reply in view 0 to the kit client's `request`, the
+/// Summer's running `total`.
+fn reply_from_1(request: &Signed<crate::Request>, total: u64) -> crate::Reply {
     crate::Reply {
         view: 0,
-        timestamp,
+        timestamp: request.payload().timestamp,
         client: super::kit::CLIENT,
         replica: ReplicaId(1),
+        request: request.digest(),
         result: total.to_le_bytes().to_vec(),
         unordered: false,
     }
@@ -162,8 +163,38 @@ fn committed_local_needs_two_f_plus_one_commits_then_executes() {
     let out = step(&mut backup, T, Message::Commit(kit.commit(0, 0, 1, digest)));
     assert_eq!(out, rejected(0, MessageKind::Commit, Reject::Duplicate));
     let out = step(&mut backup, T, Message::Commit(kit.commit(3, 0, 1, digest)));
-    assert_eq!(out, vec![Output::Reply(reply_from_1(1, 5)), executed_alone(1, digest, &request)]);
+    assert_eq!(out, vec![Output::Reply(reply_from_1(&request, 5)), executed_alone(1, digest, &request)]);
     assert_eq!(backup.last_executed(), 1);
+}
+
+/// Issue 21, point 6: a different request under a timestamp at which the
+/// client's request already executed (a second process with the same
+/// client identity, a clock stepped back) is answered with what executed,
+/// its digest included, so that the client can tell the result is not its
+/// request's, and counted; it never executes.
+#[test]
+fn a_different_request_under_an_executed_timestamp_is_answered_with_the_executed_ones_digest() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let request = kit.request(1, 5);
+    let pp = kit.pre_prepare(0, 1, vec![request.clone()]);
+    let digest = pp.payload().digest;
+    step(&mut backup, T, Message::PrePrepare(pp));
+    step(&mut backup, T, Message::Prepare(kit.prepare(2, 0, 1, digest)));
+    step(&mut backup, T, Message::Commit(kit.commit(0, 0, 1, digest)));
+    step(&mut backup, T, Message::Commit(kit.commit(3, 0, 1, digest)));
+    assert_eq!(backup.last_executed(), 1);
+    let reused = kit.request(1, 9);
+    assert_ne!(reused.digest(), request.digest());
+    let out = step(&mut backup, T, Message::Request(reused));
+    let mut expected = vec![Output::Event(Event::Rejected {
+        from: crate::Author::Client(super::kit::CLIENT),
+        kind: MessageKind::Request,
+        reason: Reject::TimestampReused,
+    })];
+    expected.push(Output::Reply(reply_from_1(&request, 5)));
+    assert_eq!(out, expected);
+    assert_eq!(backup.rejections().get(&Reject::TimestampReused), Some(&1));
 }
 
 /// With phases reported, a backup marks each step of OSDI'99 §4.2 as it
@@ -198,7 +229,7 @@ fn reported_phases_follow_the_normal_case_in_order() {
     );
     assert_eq!(step(&mut backup, T, Message::Commit(kit.commit(0, 0, 1, digest))), vec![]);
     let out = step(&mut backup, T, Message::Commit(kit.commit(3, 0, 1, digest)));
-    let reply = reply_from_1(1, 5);
+    let reply = reply_from_1(&request, 5);
     assert_eq!(
         out,
         vec![
@@ -401,4 +432,76 @@ fn votes_after_the_quorum_are_dropped_unverified() {
     let out = step(&mut backup, T, forged_commit());
     assert_eq!(out, rejected(3, MessageKind::Commit, Reject::Unneeded), "committed");
     assert_eq!(backup.rejections()[&Reject::Unneeded], 2);
+}
+
+/// Issue 21, point 5: a backup's request timer waits for one request
+/// (OSDI'99 §4.4). A primary that keeps ordering another client's requests
+/// but never the one the backup relayed is replaced once the timer runs
+/// out: executing other requests does not restart it. When the awaited
+/// request itself executes and another is still held, the timer restarts.
+#[test]
+fn a_primary_that_orders_others_but_never_the_relayed_request_is_replaced() {
+    let kit = Kit::new(4);
+    let other_key = crate::SecretKey::from_seed([201; 32]);
+    let other = crate::ClientId(8);
+    let publics: Vec<_> = kit.replicas.iter().map(crate::SecretKey::public).collect();
+    let book = crate::KeyBook::new(
+        &publics,
+        [(super::kit::CLIENT, kit.client.public()), (other, other_key.public())],
+    )
+    .unwrap();
+    let mut backup = crate::Replica::new(
+        ReplicaId(1),
+        Kit::config(),
+        book,
+        kit.key(1).clone(),
+        super::kit::Summer::default(),
+    )
+    .unwrap();
+    let starved = kit.request(1, 1);
+    let out = step(&mut backup, Time(0), Message::Request(starved.clone()));
+    assert_eq!(out, vec![Output::Send { to: ReplicaId(0), message: Message::Request(starved) }]);
+    assert_eq!(backup.poll_timeout(), Some(Time(100)));
+    // The primary orders the other client's requests at 40 and 80 ms.
+    for (seq, at) in [(1, 40), (2, 80)] {
+        let request =
+            crate::Request { client: other, timestamp: seq, op: vec![1], kind: crate::RequestKind::Write };
+        let pp = kit.pre_prepare(0, seq, vec![Signed::sign(request, &other_key)]);
+        let digest = pp.payload().digest;
+        step(&mut backup, Time(at), Message::PrePrepare(pp));
+        step(&mut backup, Time(at), Message::Prepare(kit.prepare(2, 0, seq, digest)));
+        step(&mut backup, Time(at), Message::Commit(kit.commit(0, 0, seq, digest)));
+        step(&mut backup, Time(at), Message::Commit(kit.commit(3, 0, seq, digest)));
+        assert_eq!(backup.last_executed(), seq);
+        assert_eq!(backup.poll_timeout(), Some(Time(100)), "executing others' requests restarts nothing");
+    }
+    backup.handle_timeout(Time(100));
+    let asked: Vec<crate::View> = drain(&mut backup)
+        .into_iter()
+        .filter_map(|output| match output {
+            Output::Broadcast(Message::ViewChange(vc)) => Some(vc.payload().new_view),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, vec![1], "the starving primary is voted out");
+}
+
+/// The other half of §4.4: once the awaited request executes while the
+/// backup holds another, the timer restarts for that one.
+#[test]
+fn the_request_timer_restarts_when_the_awaited_request_executes() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let first = kit.request(1, 1);
+    step(&mut backup, Time(0), Message::Request(first.clone()));
+    step(&mut backup, Time(30), Message::Request(kit.request(2, 1)));
+    assert_eq!(backup.poll_timeout(), Some(Time(100)));
+    let pp = kit.pre_prepare(0, 1, vec![first]);
+    let digest = pp.payload().digest;
+    step(&mut backup, Time(60), Message::PrePrepare(pp));
+    step(&mut backup, Time(60), Message::Prepare(kit.prepare(2, 0, 1, digest)));
+    step(&mut backup, Time(60), Message::Commit(kit.commit(0, 0, 1, digest)));
+    step(&mut backup, Time(60), Message::Commit(kit.commit(3, 0, 1, digest)));
+    assert_eq!(backup.last_executed(), 1);
+    assert_eq!(backup.poll_timeout(), Some(Time(160)), "a fresh timeout for the request still held");
 }

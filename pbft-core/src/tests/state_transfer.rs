@@ -40,8 +40,16 @@ fn byzantine_state_is_refused_and_an_honest_peer_supplies_it() {
 
     // The certified state at checkpoint 4: the app at 5, one cached reply;
     // about 230 bytes, so it travels in several 64-byte chunks.
-    let replies =
-        BTreeMap::from([(CLIENT, ClientReplies { newest: 1, recent: BTreeMap::from([(1, vec![5; 200])]) })]);
+    let replies = BTreeMap::from([(
+        CLIENT,
+        ClientReplies {
+            newest: 1,
+            recent: BTreeMap::from([(
+                1,
+                crate::CachedReply { request: crate::Digest::of(b"r"), result: vec![5; 200] },
+            )]),
+        },
+    )]);
     let certified = CheckpointState::new(vec![Page::new(5u64.to_le_bytes().to_vec())], &replies);
     let state = certified.to_bytes();
     let digest = certified.digest();
