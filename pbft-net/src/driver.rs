@@ -135,7 +135,10 @@ impl Default for Observability {
 
 /// What the driver keeps about the replica besides running it: the recent
 /// requests' phase times if they are kept, and its metrics if they are served.
-struct Observers {
+/// Public so that another host can keep the same record, and so that its
+/// cost per request can be measured alone (the `observers` benchmark in
+/// `test-only/`).
+pub struct Observers {
     traces: Option<RequestTraces>,
     metrics: Option<Arc<ReplicaMetrics>>,
     clock: BatchClock,
@@ -168,13 +171,18 @@ impl Observers {
             }
             None => (None, None),
         };
-        let observers = Observers {
-            traces: observability.request_traces.then(|| RequestTraces::new(id, n)),
+        Ok((Observers::new(id, n, metrics, observability.request_traces), scrapes, task))
+    }
+
+    /// Observers of replica `id` of `n` that count into `metrics` (if any)
+    /// and keep request traces if `request_traces`.
+    pub fn new(id: u32, n: usize, metrics: Option<Arc<ReplicaMetrics>>, request_traces: bool) -> Observers {
+        Observers {
+            traces: request_traces.then(|| RequestTraces::new(id, n)),
             metrics,
             clock: BatchClock::default(),
             scraped: None,
-        };
-        Ok((observers, scrapes, task))
+        }
     }
 
     /// The status for a scrape: the last one if it is recent, else `fresh`'s.
@@ -190,7 +198,9 @@ impl Observers {
         }
     }
 
-    fn on_event(&mut self, event: &Event) {
+    /// Notes what the replica's `event` marks: a phase, a rejection, a
+    /// view change.
+    pub fn on_event(&mut self, event: &Event) {
         if let Some(traces) = &mut self.traces {
             traces.on_event(event, unix_micros);
         }
@@ -200,7 +210,7 @@ impl Observers {
     }
 
     /// Notes what `inbound` starts: a client's request, a state chunk.
-    fn on_inbound(&mut self, inbound: &Inbound) {
+    pub fn on_inbound(&mut self, inbound: &Inbound) {
         match (&inbound.wire, inbound.from) {
             // Only a request on its own client's channel is that client's
             // (the signature is checked later, by the core).
@@ -223,7 +233,8 @@ impl Observers {
         }
     }
 
-    fn on_reply(&mut self, reply: &Reply) {
+    /// Notes that `reply` left for its client.
+    pub fn on_reply(&mut self, reply: &Reply) {
         if let Some(traces) = &mut self.traces {
             traces.replied(reply.client, reply.timestamp, unix_micros());
         }
