@@ -167,6 +167,23 @@ fn committed_local_needs_two_f_plus_one_commits_then_executes() {
     assert_eq!(backup.last_executed(), 1);
 }
 
+/// Backup 1 accepts `request` alone at `seq` of view 0 at `at`, with the
+/// PREPARE and COMMITs that make it execute (OSDI'99 §4.2).
+fn execute_alone_at_backup_1(
+    kit: &Kit,
+    backup: &mut crate::Replica<super::kit::Summer>,
+    at: Time,
+    seq: crate::SeqNum,
+    request: Signed<crate::Request>,
+) {
+    let pp = kit.pre_prepare(0, seq, vec![request]);
+    let digest = pp.payload().digest;
+    step(backup, at, Message::PrePrepare(pp));
+    step(backup, at, Message::Prepare(kit.prepare(2, 0, seq, digest)));
+    step(backup, at, Message::Commit(kit.commit(0, 0, seq, digest)));
+    step(backup, at, Message::Commit(kit.commit(3, 0, seq, digest)));
+}
+
 /// Issue 21, point 6: a different request under a timestamp at which the
 /// client's request already executed (a second process with the same
 /// client identity, a clock stepped back) is answered with what executed,
@@ -177,12 +194,7 @@ fn a_different_request_under_an_executed_timestamp_is_answered_with_the_executed
     let kit = Kit::new(4);
     let mut backup = kit.replica(1);
     let request = kit.request(1, 5);
-    let pp = kit.pre_prepare(0, 1, vec![request.clone()]);
-    let digest = pp.payload().digest;
-    step(&mut backup, T, Message::PrePrepare(pp));
-    step(&mut backup, T, Message::Prepare(kit.prepare(2, 0, 1, digest)));
-    step(&mut backup, T, Message::Commit(kit.commit(0, 0, 1, digest)));
-    step(&mut backup, T, Message::Commit(kit.commit(3, 0, 1, digest)));
+    execute_alone_at_backup_1(&kit, &mut backup, T, 1, request.clone());
     assert_eq!(backup.last_executed(), 1);
     let reused = kit.request(1, 9);
     assert_ne!(reused.digest(), request.digest());
@@ -466,12 +478,7 @@ fn a_primary_that_orders_others_but_never_the_relayed_request_is_replaced() {
     for (seq, at) in [(1, 40), (2, 80)] {
         let request =
             crate::Request { client: other, timestamp: seq, op: vec![1], kind: crate::RequestKind::Write };
-        let pp = kit.pre_prepare(0, seq, vec![Signed::sign(request, &other_key)]);
-        let digest = pp.payload().digest;
-        step(&mut backup, Time(at), Message::PrePrepare(pp));
-        step(&mut backup, Time(at), Message::Prepare(kit.prepare(2, 0, seq, digest)));
-        step(&mut backup, Time(at), Message::Commit(kit.commit(0, 0, seq, digest)));
-        step(&mut backup, Time(at), Message::Commit(kit.commit(3, 0, seq, digest)));
+        execute_alone_at_backup_1(&kit, &mut backup, Time(at), seq, Signed::sign(request, &other_key));
         assert_eq!(backup.last_executed(), seq);
         assert_eq!(backup.poll_timeout(), Some(Time(100)), "executing others' requests restarts nothing");
     }
@@ -496,12 +503,7 @@ fn the_request_timer_restarts_when_the_awaited_request_executes() {
     step(&mut backup, Time(0), Message::Request(first.clone()));
     step(&mut backup, Time(30), Message::Request(kit.request(2, 1)));
     assert_eq!(backup.poll_timeout(), Some(Time(100)));
-    let pp = kit.pre_prepare(0, 1, vec![first]);
-    let digest = pp.payload().digest;
-    step(&mut backup, Time(60), Message::PrePrepare(pp));
-    step(&mut backup, Time(60), Message::Prepare(kit.prepare(2, 0, 1, digest)));
-    step(&mut backup, Time(60), Message::Commit(kit.commit(0, 0, 1, digest)));
-    step(&mut backup, Time(60), Message::Commit(kit.commit(3, 0, 1, digest)));
+    execute_alone_at_backup_1(&kit, &mut backup, Time(60), 1, first);
     assert_eq!(backup.last_executed(), 1);
     assert_eq!(backup.poll_timeout(), Some(Time(160)), "a fresh timeout for the request still held");
 }
