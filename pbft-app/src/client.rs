@@ -78,13 +78,8 @@ impl<S: StateMachine> Client<S> {
     /// Connects as client `id` of `config`. Must run inside a tokio runtime.
     pub fn connect(config: &ClusterConfig, id: ClientId) -> Result<Client<S>, ClientError> {
         let secret = config.client_secret(id)?;
-        let handle = ClientHandle::connect(
-            id,
-            &secret,
-            &config.replica_addresses(),
-            config.client_retry_ms,
-            config.protocol.max_pending_per_client,
-        )?;
+        let handle =
+            ClientHandle::connect_with(id, &secret, &config.replica_addresses(), config.client_options())?;
         let replicas = config.replica_addresses();
         Ok(Client { handle, timeout: DEFAULT_TIMEOUT, secret, replicas, app: PhantomData })
     }

@@ -233,14 +233,8 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
 /// Connects client `id` of `config`. Must run inside a tokio runtime.
 pub fn connect_client(config: &ClusterConfig, id: ClientId) -> Result<ClientHandle, NodeError> {
     let secret = config.client_secret(id)?;
-    ClientHandle::connect(
-        id,
-        &secret,
-        &config.replica_addresses(),
-        config.client_retry_ms,
-        config.protocol.max_pending_per_client,
-    )
-    .map_err(|source| NodeError::Client { client: id, source })
+    ClientHandle::connect_with(id, &secret, &config.replica_addresses(), config.client_options())
+        .map_err(|source| NodeError::Client { client: id, source })
 }
 
 /// Every replica's status (`None` for those that did not answer within

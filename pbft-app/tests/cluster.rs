@@ -10,7 +10,7 @@ use pbft_app::cluster_config::ClusterConfig;
 use pbft_app::node::{agreement, connect_client, role, Agreement};
 use pbft_app::typed::{decode_output, encode_request};
 use pbft_core::{ClientId, ReplicaId, SecretKey};
-use pbft_net::{ClientHandle, ClientNet, InvokeError, NetLimits};
+use pbft_net::{ClientHandle, ClientNet, ClientOptions, InvokeError, NetLimits};
 use std::sync::Arc;
 use std::time::Duration;
 use support::{all_up, init_cluster, pbft, same_state, wait_for_status, Replicas};
@@ -237,6 +237,45 @@ async fn strangers_garbage_and_oversized_frames_are_refused_and_counted() {
     let client = connect_client(&config, ClientId(0)).unwrap();
     assert_eq!(put(&client, "after", "attack").await, KvResult::Previous(None));
     assert_eq!(get(&client, "stranger").await, KvResult::Value(None), "the stranger's put never executed");
+}
+
+/// Issue 21, point 1: an operation over the cluster's `max_request_bytes`
+/// is refused by `pbft kv` with an error naming the setting, before it is
+/// sent; a client that sends one anyway gets no answer, every replica drops
+/// and counts it, and the cluster goes on serving requests within the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_over_max_request_bytes_is_refused_by_the_client_and_dropped_by_replicas() {
+    let path = init_cluster("big-request", 4, "max_request_bytes = 1024");
+    let config = ClusterConfig::load(&path).unwrap();
+    let _replicas = Replicas::start_all(&path, 4);
+    wait_for_status(&config, Duration::from_secs(20), "all replicas up", all_up).await;
+
+    let big = "v".repeat(2_000);
+    let output = pbft().args(["kv", "--config"]).arg(&path).args(["put", "k", &big]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("over the cluster's protocol.max_request_bytes (1024)"), "{stderr}");
+
+    let secret = config.client_secret(ClientId(1)).unwrap();
+    let options = ClientOptions { max_request_bytes: usize::MAX, ..config.client_options() };
+    let careless =
+        ClientHandle::connect_with(ClientId(1), &secret, &config.replica_addresses(), options).unwrap();
+    let op = encode(&KvOp::Put { key: "k".into(), value: big });
+    assert_eq!(
+        careless.invoke_within(op, Duration::from_secs(2)).await,
+        Err(InvokeError::TimedOut(Duration::from_secs(2)))
+    );
+    wait_for_status(&config, Duration::from_secs(10), "every replica counted the request", |statuses| {
+        statuses.iter().all(|s| s.as_ref().is_some_and(|s| s.rejections.get("RequestTooLarge") >= Some(&1)))
+    })
+    .await;
+
+    let client = connect_client(&config, ClientId(0)).unwrap();
+    assert_eq!(
+        put(&client, "k", &"v".repeat(900)).await,
+        KvResult::Previous(None),
+        "nothing executed the big put"
+    );
 }
 
 /// Issue 6, test 6 (the bound with real processes): configs/bound-f1-safe.toml

@@ -8,6 +8,7 @@
 //! timestamp up to `t - window` has completed, which is what lets replicas
 //! execute a client's concurrent requests exactly once in any order.
 
+use crate::config::ProtocolConfig;
 use crate::ids::{ClientId, ReplicaId, View};
 use crate::keys::SecretKey;
 use crate::message::{Reply, Request, RequestKind};
@@ -52,6 +53,15 @@ pub enum ClientError {
     /// must complete first.
     #[error("the request window is full until the request with timestamp {0} completes")]
     Busy(u64),
+    /// The operation is larger than the cluster's `max_request_bytes`:
+    /// replicas would drop it, so it is not sent.
+    #[error("the operation is {size} bytes, over the cluster's protocol.max_request_bytes ({limit})")]
+    TooLarge {
+        /// The operation's size.
+        size: usize,
+        /// The cluster's limit.
+        limit: usize,
+    },
 }
 
 struct InFlight {
@@ -71,6 +81,7 @@ pub struct Client {
     next_timestamp: u64,
     retry_timeout_ms: u64,
     window: u64,
+    max_request_bytes: usize,
     in_flight: BTreeMap<u64, InFlight>,
     outputs: VecDeque<ClientOutput>,
 }
@@ -95,6 +106,7 @@ impl Client {
             next_timestamp: first_timestamp.max(1),
             retry_timeout_ms: retry_timeout_ms.max(1),
             window: 1,
+            max_request_bytes: ProtocolConfig::default().max_request_bytes,
             in_flight: BTreeMap::new(),
             outputs: VecDeque::new(),
         }
@@ -104,6 +116,13 @@ impl Client {
     /// cluster's `max_pending_per_client`, or replicas may drop requests.
     pub fn with_window(mut self, window: usize) -> Client {
         self.window = u64::try_from(window.max(1)).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Refuses operations over `bytes` (the cluster's `max_request_bytes`;
+    /// the default's unless set).
+    pub fn with_max_request_bytes(mut self, bytes: usize) -> Client {
+        self.max_request_bytes = bytes;
         self
     }
 
@@ -129,6 +148,9 @@ impl Client {
     fn start(&mut self, now: Time, op: Vec<u8>, kind: RequestKind) -> Result<u64, ClientError> {
         if let Some(oldest) = self.in_flight.keys().next().filter(|_| !self.can_start()) {
             return Err(ClientError::Busy(*oldest));
+        }
+        if op.len() > self.max_request_bytes {
+            return Err(ClientError::TooLarge { size: op.len(), limit: self.max_request_bytes });
         }
         let timestamp = self.next_timestamp;
         self.next_timestamp += 1;
@@ -346,6 +368,19 @@ mod tests {
             drain(&mut client),
             vec![ClientOutput::Completed { timestamp: theirs, result: b"ok".to_vec() }]
         );
+    }
+
+    /// An operation over the limit is refused before it is signed or sent,
+    /// and takes no timestamp: the next request gets the one it would have.
+    #[test]
+    fn an_operation_over_the_request_limit_is_refused_and_never_sent() {
+        let mut client = client(1).with_max_request_bytes(8);
+        assert_eq!(client.invoke(Time(0), vec![7; 9]), Err(ClientError::TooLarge { size: 9, limit: 8 }));
+        assert_eq!(client.query(Time(0), vec![7; 9]), Err(ClientError::TooLarge { size: 9, limit: 8 }));
+        assert_eq!(drain(&mut client), Vec::new(), "nothing was sent");
+        let first = client.invoke(Time(0), vec![7; 8]).unwrap();
+        assert_eq!(first, 1, "the refused operations used no timestamp");
+        assert!(matches!(drain(&mut client).as_slice(), [ClientOutput::Send { .. }]));
     }
 
     fn drain(client: &mut Client) -> Vec<ClientOutput> {

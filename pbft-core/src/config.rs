@@ -9,6 +9,15 @@ use serde::{Deserialize, Serialize};
 pub struct ProtocolConfig {
     /// Most requests the primary puts in one PRE-PREPARE.
     pub max_batch_size: usize,
+    /// Largest operation a client may send, in bytes. A client refuses a
+    /// larger one before sending it ([`crate::ClientError::TooLarge`]) and a
+    /// replica drops one it receives (`Reject::RequestTooLarge`), so no
+    /// request can grow a PRE-PREPARE past what every link carries.
+    pub max_request_bytes: usize,
+    /// Most operation bytes the primary puts in one PRE-PREPARE; a batch
+    /// always holds at least one request. With `max_batch_size` it bounds
+    /// the frame a PRE-PREPARE or a proof of commitment takes.
+    pub max_batch_bytes: usize,
     /// How long the primary waits for a batch to fill before proposing a
     /// partial one. Zero proposes every request at once.
     pub batch_delay_ms: u64,
@@ -47,6 +56,8 @@ impl Default for ProtocolConfig {
     fn default() -> Self {
         ProtocolConfig {
             max_batch_size: 64,
+            max_request_bytes: 1024 * 1024,
+            max_batch_bytes: 4 * 1024 * 1024,
             batch_delay_ms: 2,
             checkpoint_interval: 64,
             watermark_window: 256,
@@ -62,6 +73,11 @@ impl Default for ProtocolConfig {
     }
 }
 
+/// Bytes a signed request adds to its operation inside a batch, at most:
+/// client id, timestamp, kind, the length prefixes and the 64-byte signature
+/// (bincode's varints make the real figure smaller).
+pub(crate) const REQUEST_OVERHEAD_BYTES: usize = 128;
+
 /// A protocol parameter that is out of range; names the field.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("protocol.{field}: {problem}")]
@@ -73,11 +89,42 @@ pub struct ConfigError {
 }
 
 impl ProtocolConfig {
+    /// The most bytes a full batch takes encoded: its operations and each
+    /// request's overhead.
+    pub fn batch_frame_bytes(&self) -> usize {
+        self.max_batch_bytes.saturating_add(self.max_batch_size.saturating_mul(REQUEST_OVERHEAD_BYTES))
+    }
+
     /// Checks every field; the error names the first field that is wrong.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |field, problem: String| Err(ConfigError { field, problem });
         if self.max_batch_size == 0 {
             return err("max_batch_size", "must be at least 1, found 0".into());
+        }
+        if self.max_request_bytes == 0 {
+            return err("max_request_bytes", "must be at least 1, found 0".into());
+        }
+        if self.max_batch_bytes < self.max_request_bytes {
+            return err(
+                "max_batch_bytes",
+                format!(
+                    "must be at least max_request_bytes ({}), found {}",
+                    self.max_request_bytes, self.max_batch_bytes
+                ),
+            );
+        }
+        if self.batch_frame_bytes() > codec::MAX_MESSAGE_BYTES / 2 {
+            return err(
+                "max_batch_bytes",
+                format!(
+                    "a full batch ({} bytes with max_batch_size {} requests of {} bytes' overhead each) must \
+                     fit in half a message ({} bytes), so a proof of commitment fits in one",
+                    self.batch_frame_bytes(),
+                    self.max_batch_size,
+                    REQUEST_OVERHEAD_BYTES,
+                    codec::MAX_MESSAGE_BYTES / 2
+                ),
+            );
         }
         if self.checkpoint_interval == 0 {
             return err("checkpoint_interval", "must be at least 1, found 0".into());
@@ -158,8 +205,11 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         type Breaker = fn(&mut ProtocolConfig);
-        let cases: [(Breaker, &str); 7] = [
+        let cases: [(Breaker, &str); 10] = [
             (|c| c.max_batch_size = 0, "max_batch_size"),
+            (|c| c.max_request_bytes = 0, "max_request_bytes"),
+            (|c| c.max_batch_bytes = c.max_request_bytes - 1, "max_batch_bytes"),
+            (|c| c.max_batch_bytes = codec::MAX_MESSAGE_BYTES / 2, "max_batch_bytes"),
             (|c| c.checkpoint_interval = 0, "checkpoint_interval"),
             (|c| c.watermark_window = 100, "watermark_window"),
             (|c| c.view_change_timeout_ms = 0, "view_change_timeout_ms"),

@@ -41,8 +41,13 @@ pub enum Reject {
     UnorderedReadInBatch,
     /// A per-peer buffer is full; the message was dropped to keep memory bounded.
     BufferFull,
-    /// A batch larger than the configured maximum.
+    /// A batch with more requests or more operation bytes than the
+    /// configured maximum (`max_batch_size`, `max_batch_bytes`), or with a
+    /// request over `max_request_bytes`.
     BatchTooLarge,
+    /// A request whose operation is over `max_request_bytes`: dropped before
+    /// it is held, so no client can make a batch outgrow a link's frames.
+    RequestTooLarge,
     /// A PREPARE from the primary of its view: the primary pre-prepares instead.
     PrepareFromPrimary,
     /// A message claims to come from this replica itself.

@@ -6,7 +6,7 @@ use crate::identity::Peer;
 use crate::link::{frame_of, Inbound};
 use crate::request_trace::RequestTrace;
 use crate::wire::{NodeStatus, Wire};
-use pbft_core::{Client, ClientId, ClientOutput, Message, Quorum, ReplicaId, SecretKey, Time};
+use pbft_core::{Client, ClientError, ClientId, ClientOutput, Message, Quorum, ReplicaId, SecretKey, Time};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -34,6 +34,44 @@ pub enum InvokeError {
          using the same client id? (this request did not execute)"
     )]
     TimestampReused(u64),
+    /// The operation is over the cluster's `max_request_bytes`: it was not
+    /// sent, since every replica would drop it.
+    #[error("the operation is {size} bytes, over the cluster's protocol.max_request_bytes ({limit}); it was not sent")]
+    TooLarge {
+        /// The operation's size.
+        size: usize,
+        /// The cluster's limit.
+        limit: usize,
+    },
+}
+
+/// How a [`ClientHandle`] talks to its cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// How long before a request not yet completed is sent to every replica again.
+    pub retry_timeout_ms: u64,
+    /// Most requests outstanding at once: the cluster's `max_pending_per_client`.
+    pub window: usize,
+    /// Where timestamps start, if not at the wall clock in microseconds
+    /// (still above what the replicas report): for an application that
+    /// keeps its own counter.
+    pub first_timestamp: Option<u64>,
+    /// Largest operation sent: the cluster's `max_request_bytes`. Larger
+    /// ones end in [`InvokeError::TooLarge`] without being sent.
+    pub max_request_bytes: usize,
+}
+
+impl ClientOptions {
+    /// Retries every `retry_timeout_ms`, up to `window` outstanding, the
+    /// default protocol's request size limit, timestamps from the clock.
+    pub fn new(retry_timeout_ms: u64, window: usize) -> ClientOptions {
+        ClientOptions {
+            retry_timeout_ms,
+            window,
+            first_timestamp: None,
+            max_request_bytes: pbft_core::ProtocolConfig::default().max_request_bytes,
+        }
+    }
 }
 
 /// Where an invocation's outcome goes.
@@ -92,7 +130,7 @@ impl ClientHandle {
         retry_timeout_ms: u64,
         window: usize,
     ) -> Result<ClientHandle, NetError> {
-        Self::connect_from(id, secret, replicas, retry_timeout_ms, window, fresh_timestamp())
+        Self::connect_with(id, secret, replicas, ClientOptions::new(retry_timeout_ms, window))
     }
 
     /// [`ClientHandle::connect`] with timestamps from `first_timestamp`
@@ -106,13 +144,32 @@ impl ClientHandle {
         window: usize,
         first_timestamp: u64,
     ) -> Result<ClientHandle, NetError> {
+        let options = ClientOptions {
+            first_timestamp: Some(first_timestamp),
+            ..ClientOptions::new(retry_timeout_ms, window)
+        };
+        Self::connect_with(id, secret, replicas, options)
+    }
+
+    /// [`ClientHandle::connect`] with every option spelled out: what a
+    /// client of a cluster config uses, with the config's limits.
+    pub fn connect_with(
+        id: ClientId,
+        secret: &SecretKey,
+        replicas: &[ReplicaAddress],
+        options: ClientOptions,
+    ) -> Result<ClientHandle, NetError> {
         let quorum = Quorum::new(replicas.len()).ok_or(NetError::UnknownReplica(ReplicaId(0)))?;
         let (net, inbox) = ClientNet::connect(secret, replicas, true, NetLimits::default())?;
-        let client =
-            Client::new(id, secret.clone(), quorum, retry_timeout_ms, first_timestamp).with_window(window);
+        let first_timestamp = options.first_timestamp.unwrap_or_else(fresh_timestamp);
+        let client = Client::new(id, secret.clone(), quorum, options.retry_timeout_ms, first_timestamp)
+            .with_window(options.window)
+            .with_max_request_bytes(options.max_request_bytes);
         let (invocations, queue) = mpsc::channel(1024);
-        let ready =
-            LinksReady { links: quorum.quorum() as u64, within: Duration::from_millis(retry_timeout_ms) };
+        let ready = LinksReady {
+            links: quorum.quorum() as u64,
+            within: Duration::from_millis(options.retry_timeout_ms),
+        };
         let given_up = Arc::new(Notify::new());
         tokio::spawn(run_client(client, quorum, net, inbox, queue, ready, given_up.clone()));
         Ok(ClientHandle { invocations, given_up })
@@ -258,8 +315,15 @@ async fn run_client(
                 Some(Invocation { op, read_only, done }) => {
                     let sent_at = crate::request_trace::unix_micros();
                     let started = if read_only { client.query(now(), op) } else { client.invoke(now(), op) };
-                    if let Ok(timestamp) = started {
-                        waiting.insert(timestamp, (done, sent_at));
+                    match started {
+                        Ok(timestamp) => {
+                            waiting.insert(timestamp, (done, sent_at));
+                        }
+                        Err(ClientError::TooLarge { size, limit }) => {
+                            let _ = done.send(Err(InvokeError::TooLarge { size, limit }));
+                        }
+                        // Never: a request starts only while the window has room.
+                        Err(ClientError::Busy(_)) => {}
                     }
                 }
                 None => accepting = false,

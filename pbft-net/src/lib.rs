@@ -20,7 +20,7 @@ pub mod procfs;
 mod request_trace;
 mod wire;
 
-pub use client::{query_status, query_traces, ClientHandle, Completed, InvokeError};
+pub use client::{query_status, query_traces, ClientHandle, ClientOptions, Completed, InvokeError};
 pub use driver::{replica_status, run_replica, NoStorage, Observability, Observers, Storage};
 pub use endpoint::{ClientNet, NetError, NetLimits, ReplicaAddress, ReplicaNet};
 pub use frame::{encode_frame, FrameDecoder, FrameError, LENGTH_PREFIX_BYTES};

@@ -131,6 +131,7 @@ impl FaultProfile {
                 max_state_bytes: 1 << 20,
                 max_pending_per_client: 8,
                 max_future_messages_per_replica: 256,
+                ..ProtocolConfig::default()
             },
             client_retry_ms: 400 + proto.below(400),
         }

@@ -370,6 +370,15 @@ impl ClusterConfig {
         self.replicas.iter().map(|r| ReplicaAddress { key: r.key, address: r.address }).collect()
     }
 
+    /// How a client of this cluster talks to it: its retry timeout, its
+    /// window (`max_pending_per_client`) and the request size limit.
+    pub fn client_options(&self) -> pbft_net::ClientOptions {
+        pbft_net::ClientOptions {
+            max_request_bytes: self.protocol.max_request_bytes,
+            ..pbft_net::ClientOptions::new(self.client_retry_ms, self.protocol.max_pending_per_client)
+        }
+    }
+
     /// Every client's id and key.
     pub fn client_keys(&self) -> Vec<(ClientId, PublicKey)> {
         self.clients.iter().map(|c| (c.id, c.key)).collect()

@@ -100,6 +100,10 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             self.on_unordered_read(request);
             return;
         }
+        if body.op.len() > self.config.max_request_bytes {
+            self.reject(body.author(), Request::KIND, Reject::RequestTooLarge);
+            return;
+        }
         match seen(&self.reply_cache, body.client, body.timestamp, self.config.max_pending_per_client) {
             Seen::New => {}
             Seen::Executed(cached) => {
@@ -184,7 +188,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 self.timers.set_if_unset(Timer::Batch, now + self.config.batch_delay_ms);
                 return;
             }
-            let batch = self.pending.take_batch(max);
+            let batch = self.pending.take_batch(max, self.config.max_batch_bytes);
             self.propose(now, batch);
         }
     }
@@ -212,12 +216,21 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         });
     }
 
+    /// Whether `batch` keeps the byte bounds a primary's batches keep: every
+    /// operation within `max_request_bytes`, all of them within
+    /// `max_batch_bytes` (or a single request).
+    fn fits_a_batch(&self, batch: &[Signed<Request>]) -> bool {
+        let sizes = || batch.iter().map(|r| r.payload().op.len());
+        sizes().all(|size| size <= self.config.max_request_bytes)
+            && (batch.len() <= 1 || sizes().sum::<usize>() <= self.config.max_batch_bytes)
+    }
+
     /// Why a backup would ignore a PRE-PREPARE for the current view.
     fn check_pre_prepare(&self, body: &PrePrepare) -> Result<(), Reject> {
         if !self.in_watermarks(body.seq) {
             return Err(Reject::OutsideWatermarks);
         }
-        if body.batch.len() > self.config.max_batch_size {
+        if body.batch.len() > self.config.max_batch_size || !self.fits_a_batch(&body.batch) {
             return Err(Reject::BatchTooLarge);
         }
         first_from_sender(self.log.get(&body.seq).and_then(|slot| slot.digest()).map(|d| d == body.digest))

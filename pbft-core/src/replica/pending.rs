@@ -128,14 +128,25 @@ impl Pending {
         self.unproposed.len()
     }
 
-    /// Takes up to `max` unproposed requests, oldest first, and marks them proposed.
-    pub(crate) fn take_batch(&mut self, max: usize) -> Vec<Signed<Request>> {
+    /// Takes up to `max` unproposed requests, oldest first, whose operations
+    /// total at most `max_bytes` (the first one whatever its size), and marks
+    /// them proposed.
+    pub(crate) fn take_batch(&mut self, max: usize, max_bytes: usize) -> Vec<Signed<Request>> {
         let mut batch = Vec::with_capacity(max.min(self.unproposed.len()));
+        let mut bytes = 0usize;
         while batch.len() < max {
-            let Some((_, key)) = self.unproposed.pop_first() else { break };
-            if let Some((_, request)) = self.requests.get(&key) {
-                batch.push(request.clone());
+            let Some((&arrival, &key)) = self.unproposed.first_key_value() else { break };
+            let Some((_, request)) = self.requests.get(&key) else {
+                self.unproposed.remove(&arrival);
+                continue;
+            };
+            let size = request.payload().op.len();
+            if !batch.is_empty() && bytes.saturating_add(size) > max_bytes {
+                break;
             }
+            self.unproposed.remove(&arrival);
+            bytes = bytes.saturating_add(size);
+            batch.push(request.clone());
         }
         batch
     }

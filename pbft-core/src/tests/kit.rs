@@ -51,6 +51,8 @@ impl Kit {
     pub(crate) fn config() -> ProtocolConfig {
         ProtocolConfig {
             max_batch_size: 4,
+            max_request_bytes: 64,
+            max_batch_bytes: 128,
             batch_delay_ms: 0,
             checkpoint_interval: 4,
             watermark_window: 8,
@@ -90,10 +92,12 @@ impl Kit {
     }
 
     pub(crate) fn request(&self, timestamp: u64, op: u8) -> Signed<Request> {
-        Signed::sign(
-            Request { client: CLIENT, timestamp, op: vec![op], kind: RequestKind::Write },
-            &self.client,
-        )
+        self.request_of(timestamp, vec![op])
+    }
+
+    /// A write of `op`, whatever its size.
+    pub(crate) fn request_of(&self, timestamp: u64, op: Vec<u8>) -> Signed<Request> {
+        Signed::sign(Request { client: CLIENT, timestamp, op, kind: RequestKind::Write }, &self.client)
     }
 
     pub(crate) fn pre_prepare(

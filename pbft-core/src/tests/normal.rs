@@ -507,3 +507,86 @@ fn the_request_timer_restarts_when_the_awaited_request_executes() {
     assert_eq!(backup.last_executed(), 1);
     assert_eq!(backup.poll_timeout(), Some(Time(160)), "a fresh timeout for the request still held");
 }
+
+/// Byte bounds small enough to reach with a few requests: operations of at
+/// most 8 bytes, batches of at most 10, and a batch delay so that requests
+/// wait for the primary to batch them.
+fn byte_bounded() -> crate::ProtocolConfig {
+    crate::ProtocolConfig { max_request_bytes: 8, max_batch_bytes: 10, batch_delay_ms: 5, ..Kit::config() }
+}
+
+/// Issue 21, point 1: a request whose operation is over `max_request_bytes`
+/// is dropped and counted before any replica holds it, so the primary never
+/// proposes it; one of exactly the limit is proposed.
+#[test]
+fn a_request_over_max_request_bytes_is_dropped_and_counted() {
+    let kit = Kit::new(4);
+    let mut primary = kit.replica_with(0, byte_bounded());
+    let out = step(&mut primary, T, Message::Request(kit.request_of(1, vec![1; 9])));
+    assert_eq!(
+        out,
+        vec![Output::Event(Event::Rejected {
+            from: crate::Author::Client(super::kit::CLIENT),
+            kind: MessageKind::Request,
+            reason: Reject::RequestTooLarge,
+        })]
+    );
+    assert_eq!(primary.rejections().get(&Reject::RequestTooLarge), Some(&1));
+    assert_eq!(primary.buffer_usage().pending_requests, 0, "nothing is held");
+    let at_limit = kit.request_of(2, vec![1; 8]);
+    let out = step(&mut primary, T, Message::Request(at_limit.clone()));
+    let expected = kit.pre_prepare(0, 1, vec![at_limit]);
+    assert_eq!(out, vec![Output::Broadcast(Message::PrePrepare(expected))]);
+}
+
+/// Issue 21, point 1: the primary cuts batches by operation bytes as well
+/// as by count, oldest request first: 6 + 4 bytes fill a batch of 10, and
+/// the next 8 go in a batch of their own.
+#[test]
+fn the_primary_cuts_batches_at_max_batch_bytes() {
+    let kit = Kit::new(4);
+    let mut primary = kit.replica_with(0, byte_bounded());
+    let first = kit.request_of(1, vec![1; 8]);
+    let out = step(&mut primary, T, Message::Request(first.clone()));
+    assert_eq!(out, vec![Output::Broadcast(Message::PrePrepare(kit.pre_prepare(0, 1, vec![first])))]);
+    let waiting =
+        [kit.request_of(2, vec![2; 6]), kit.request_of(3, vec![3; 4]), kit.request_of(4, vec![4; 8])];
+    for request in &waiting {
+        assert_eq!(
+            step(&mut primary, T, Message::Request(request.clone())),
+            vec![],
+            "waits for the batch delay"
+        );
+    }
+    primary.handle_timeout(Time(T.0 + 5));
+    let [second, third, fourth] = waiting;
+    assert_eq!(
+        drain(&mut primary),
+        vec![
+            Output::Broadcast(Message::PrePrepare(kit.pre_prepare(0, 2, vec![second, third]))),
+            Output::Broadcast(Message::PrePrepare(kit.pre_prepare(0, 3, vec![fourth]))),
+        ]
+    );
+}
+
+/// Issue 21, point 1: a backup refuses a PRE-PREPARE whose batch breaks the
+/// byte bounds an honest primary keeps (a request over `max_request_bytes`,
+/// or operations over `max_batch_bytes` in all), as it refuses one with too
+/// many requests; a batch of one request at the limit is accepted.
+#[test]
+fn a_backup_refuses_a_batch_over_the_byte_bounds() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica_with(1, byte_bounded());
+    let oversized = [
+        vec![kit.request_of(1, vec![1; 9])],
+        vec![kit.request_of(1, vec![1; 6]), kit.request_of(2, vec![2; 5])],
+    ];
+    for batch in oversized {
+        let out = step(&mut backup, T, Message::PrePrepare(kit.pre_prepare(0, 1, batch)));
+        assert_eq!(out, rejected(0, MessageKind::PrePrepare, Reject::BatchTooLarge));
+    }
+    let pp = kit.pre_prepare(0, 1, vec![kit.request_of(1, vec![1; 6]), kit.request_of(2, vec![2; 4])]);
+    let digest = pp.payload().digest;
+    let out = step(&mut backup, T, Message::PrePrepare(pp));
+    assert_eq!(out, vec![Output::Broadcast(Message::Prepare(kit.prepare(1, 0, 1, digest)))]);
+}
