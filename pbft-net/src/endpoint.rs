@@ -43,7 +43,8 @@ pub struct ReplicaAddress {
 /// Sizes of the transport's buffers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NetLimits {
-    /// The largest frame accepted; a peer announcing more is disconnected.
+    /// The largest frame payload accepted, and sent: a peer announcing more
+    /// is disconnected, and a frame over it is dropped before it is queued.
     pub max_frame_bytes: usize,
     /// Frames queued per peer before new ones are dropped.
     pub send_queue_frames: usize,
@@ -169,7 +170,7 @@ impl ReplicaNet {
                 continue;
             }
             let peer = traffic.of(Peer::Replica(ReplicaId(index as u32)));
-            let (outbox, queue) = Outbox::bounded(limits.send_queue_frames, stats.clone(), peer.clone());
+            let (outbox, queue) = Outbox::bounded(&limits, stats.clone(), peer.clone());
             let dialer = Dialer::new(&endpoint, secret, replica, &stats, peer, limits, None)?;
             tokio::spawn(dialer.run(queue));
             peers.push(Some(outbox));
@@ -265,7 +266,7 @@ impl ClientNet {
         let mut links = Vec::with_capacity(replicas.len());
         for (index, replica) in replicas.iter().enumerate() {
             let peer = Arc::new(PeerStats::default());
-            let (outbox, queue) = Outbox::bounded(limits.send_queue_frames, stats.clone(), peer.clone());
+            let (outbox, queue) = Outbox::bounded(&limits, stats.clone(), peer.clone());
             let link = ClientLink { inbox: inbox.clone(), replica: ReplicaId(index as u32), hello };
             let dialer = Dialer::new(&endpoint, secret, replica, &stats, peer, limits, Some(link))?;
             tokio::spawn(dialer.run(queue));
@@ -369,7 +370,7 @@ impl Acceptor {
             Peer::Client(_) => {
                 while let Ok((mut send, recv)) = connection.accept_bi().await {
                     let (outbox, mut queue) =
-                        Outbox::bounded(self.limits.send_queue_frames, self.stats.clone(), traffic.clone());
+                        Outbox::bounded(&self.limits, self.stats.clone(), traffic.clone());
                     let (writer_connection, writer_traffic) = (connection.clone(), traffic.clone());
                     tokio::spawn(async move {
                         crate::link::write_frames(
@@ -515,6 +516,10 @@ impl Dialer {
                             return;
                         }
                         crate::link::WriteEnd::Broken(frame) => unsent = frame,
+                        crate::link::WriteEnd::Refused => {
+                            tracing::warn!(address = %self.address, "the peer refused a frame; dropped it");
+                            self.stats.refused_frame(&self.peer);
+                        }
                     }
                 }
             }

@@ -1,7 +1,8 @@
 //! The pieces every connection is made of: counters, a bounded outgoing
 //! queue, a frame reader and a frame writer.
 
-use crate::frame::{encode_frame, FrameDecoder};
+use crate::endpoint::NetLimits;
+use crate::frame::{encode_frame, FrameDecoder, LENGTH_PREFIX_BYTES};
 use crate::identity::Peer;
 use crate::wire::{decode_wire, encode_wire, NetCounters, PeerCounters, Wire};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +31,8 @@ pub struct Stats {
     forbidden_frames: AtomicU64,
     oversized_frames: AtomicU64,
     send_queue_drops: AtomicU64,
+    oversized_frames_out: AtomicU64,
+    refused_frames: AtomicU64,
     failed_handshakes: AtomicU64,
     links_up: AtomicU64,
 }
@@ -43,6 +46,8 @@ impl Stats {
             forbidden_frames: self.forbidden_frames.load(Ordering::Relaxed),
             oversized_frames: self.oversized_frames.load(Ordering::Relaxed),
             send_queue_drops: self.send_queue_drops.load(Ordering::Relaxed),
+            oversized_frames_out: self.oversized_frames_out.load(Ordering::Relaxed),
+            refused_frames: self.refused_frames.load(Ordering::Relaxed),
             failed_handshakes: self.failed_handshakes.load(Ordering::Relaxed),
             links_up: self.links_up.load(Ordering::Relaxed),
         }
@@ -74,6 +79,8 @@ pub struct PeerStats {
     forbidden_frames: AtomicU64,
     oversized_frames: AtomicU64,
     send_queue_drops: AtomicU64,
+    oversized_frames_out: AtomicU64,
+    refused_frames: AtomicU64,
     links_up: AtomicU64,
 }
 
@@ -92,6 +99,8 @@ impl PeerStats {
             forbidden_frames: self.forbidden_frames.load(Ordering::Relaxed),
             oversized_frames: self.oversized_frames.load(Ordering::Relaxed),
             send_queue_drops: self.send_queue_drops.load(Ordering::Relaxed),
+            oversized_frames_out: self.oversized_frames_out.load(Ordering::Relaxed),
+            refused_frames: self.refused_frames.load(Ordering::Relaxed),
         }
     }
 
@@ -113,18 +122,22 @@ pub struct Outbox {
     queue: mpsc::Sender<Frame>,
     stats: Arc<Stats>,
     peer: Arc<PeerStats>,
+    /// Largest frame payload sent: the limit every receiver enforces. A
+    /// larger frame would make the receiver close the connection.
+    max_frame_bytes: usize,
 }
 
 impl Outbox {
-    /// A queue of `capacity` frames to the peer counted in `peer`, and the
+    /// A queue of `limits.send_queue_frames` frames of at most
+    /// `limits.max_frame_bytes` to the peer counted in `peer`, and the
     /// receiving end its writer drains.
     pub(crate) fn bounded(
-        capacity: usize,
+        limits: &NetLimits,
         stats: Arc<Stats>,
         peer: Arc<PeerStats>,
     ) -> (Outbox, mpsc::Receiver<Frame>) {
-        let (queue, receiver) = mpsc::channel(capacity.max(1));
-        (Outbox { queue, stats, peer }, receiver)
+        let (queue, receiver) = mpsc::channel(limits.send_queue_frames.max(1));
+        (Outbox { queue, stats, peer, max_frame_bytes: limits.max_frame_bytes }, receiver)
     }
 
     /// Frames waiting in the queue now.
@@ -132,9 +145,21 @@ impl Outbox {
         (self.queue.max_capacity() - self.queue.capacity()) as u64
     }
 
-    /// Queues `frame`; returns false if it was dropped (queue full) or the
-    /// writer is gone.
+    /// Queues `frame`; returns false if it was dropped (over the frame size
+    /// limit, or queue full) or the writer is gone. A frame over the limit
+    /// is never sent: the receiver would close the connection on it.
     pub fn push(&self, frame: Frame) -> bool {
+        let payload = frame.len().saturating_sub(LENGTH_PREFIX_BYTES);
+        if payload > self.max_frame_bytes {
+            self.stats.oversized_frames_out.fetch_add(1, Ordering::Relaxed);
+            self.peer.oversized_frames_out.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                bytes = payload,
+                limit = self.max_frame_bytes,
+                "dropped a frame over the size limit"
+            );
+            return false;
+        }
         match self.queue.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -236,8 +261,14 @@ pub(crate) async fn read_frames(
 pub(crate) enum WriteEnd {
     /// Everyone holding the queue let go of it: the endpoint is shutting down.
     QueueClosed,
-    /// The connection broke; carries the frame that was being written, if any.
+    /// The connection broke; carries the frame that was being written, if
+    /// any, to be sent first on the next connection.
     Broken(Option<Frame>),
+    /// The receiver closed the connection because a frame broke its framing
+    /// rules (its size limit is below ours). The frame being written is
+    /// dropped, never sent again: resending it first after every reconnect
+    /// would keep the link down for good.
+    Refused,
 }
 
 /// Writes queued frames (`first` before them) to `send` until the queue
@@ -260,10 +291,28 @@ pub(crate) async fn write_frames(
                 _ = connection.closed() => return WriteEnd::Broken(None),
             },
         };
-        if send.write_all(&frame).await.is_err() {
-            return WriteEnd::Broken(Some(frame));
+        if let Err(error) = send.write_all(&frame).await {
+            return if refused_framing(&error) { WriteEnd::Refused } else { WriteEnd::Broken(Some(frame)) };
         }
         peer.bytes_out.fetch_add(frame.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Whether `error` is the receiver closing the connection for a framing
+/// violation (what [`read_frames`] does on a frame over its limit).
+fn refused_framing(error: &quinn::WriteError) -> bool {
+    matches!(
+        error,
+        quinn::WriteError::ConnectionLost(quinn::ConnectionError::ApplicationClosed(close))
+            if close.error_code == quinn::VarInt::from_u32(FRAMING_VIOLATION)
+    )
+}
+
+impl Stats {
+    /// A frame the receiver refused was dropped (see [`WriteEnd::Refused`]).
+    pub(crate) fn refused_frame(&self, peer: &PeerStats) {
+        self.refused_frames.fetch_add(1, Ordering::Relaxed);
+        peer.refused_frames.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -456,13 +456,15 @@ impl Collector for StatusCollector {
         per_peer(e, status, frames, |p| p.frames_in)?;
         let mut dropped = e.encode_descriptor(
             "peer_frames_dropped",
-            "Frames dropped, by peer and reason: queue_full (to it), malformed, forbidden or oversized (from it)",
+            "Frames dropped, by peer and reason: queue_full, too_large or refused (to it), malformed, forbidden or oversized (from it)",
             None,
             MetricType::Counter,
         )?;
         for peer in &status.peers {
             for (reason, count) in [
                 ("queue_full", peer.send_queue_drops),
+                ("too_large", peer.oversized_frames_out),
+                ("refused", peer.refused_frames),
                 ("malformed", peer.malformed_frames),
                 ("forbidden", peer.forbidden_frames),
                 ("oversized", peer.oversized_frames),

@@ -118,6 +118,11 @@ pub struct NetCounters {
     pub oversized_frames: u64,
     /// Frames dropped because a peer's send queue was full.
     pub send_queue_drops: u64,
+    /// Frames over the frame size limit that were never sent (dropped).
+    pub oversized_frames_out: u64,
+    /// Frames whose receiver closed the connection on them (it refused
+    /// their size): dropped, never sent again.
+    pub refused_frames: u64,
     /// Incoming connections whose TLS handshake failed (unknown key, garbage).
     pub failed_handshakes: u64,
     /// Outgoing links to replicas whose stream is open now (not a count
@@ -151,6 +156,11 @@ pub struct PeerCounters {
     pub oversized_frames: u64,
     /// Frames to it dropped because its send queue was full.
     pub send_queue_drops: u64,
+    /// Frames to it over the frame size limit, never sent (dropped).
+    pub oversized_frames_out: u64,
+    /// Frames to it on which it closed the connection (it refused their
+    /// size): dropped, never sent again.
+    pub refused_frames: u64,
 }
 
 /// The bytes of `wire`, as the payload of one frame.

@@ -6,8 +6,8 @@ use pbft_core::{
     SecretKey,
 };
 use pbft_net::{
-    query_status, replica_status, run_replica, ClientHandle, InvokeError, NetLimits, NoStorage,
-    Observability, ReplicaAddress, ReplicaNet,
+    encode_frame, frame_of, query_status, replica_status, run_replica, ClientHandle, Inbound, InvokeError,
+    NetLimits, NoStorage, Observability, ReplicaAddress, ReplicaNet, Wire,
 };
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -333,4 +333,72 @@ async fn a_protocol_message_from_a_client_is_dropped_and_counted() {
     let result = client.invoke_within(b"still served".to_vec(), Duration::from_secs(10)).await;
     assert_eq!(result, Ok(1u64.to_be_bytes().to_vec()));
     cluster.stop.send(true).unwrap();
+}
+
+/// Two bare transports, replica 0 (sending) and replica 1 (receiving), each
+/// with its own limits, once 0's link to 1 is up.
+async fn two_transports(
+    sender: NetLimits,
+    receiver: NetLimits,
+) -> ((ReplicaNet, tokio::sync::mpsc::Receiver<Inbound>), (ReplicaNet, tokio::sync::mpsc::Receiver<Inbound>))
+{
+    let (replicas, _) = plan_cluster(2);
+    let start =
+        |i: usize, limits| ReplicaNet::start(ReplicaId(i as u32), &replica_secret(i), &replicas, &[], limits);
+    let (zero, one) = (start(0, sender).unwrap(), start(1, receiver).unwrap());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while zero.0.counters().links_up < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "replica 0 never reached replica 1");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (zero, one)
+}
+
+/// Sends small, valid frames from `net` to replica 1 until one reaches
+/// `inbox`; panics after 10 s.
+async fn deliver_one(net: &ReplicaNet, inbox: &mut tokio::sync::mpsc::Receiver<Inbound>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        net.send(ReplicaId(1), frame_of(&Wire::TimestampQuery));
+        if let Ok(Some(inbound)) = tokio::time::timeout(Duration::from_millis(200), inbox.recv()).await {
+            assert!(matches!(inbound.wire, Wire::TimestampQuery), "{:?}", inbound.wire);
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no frame got through");
+    }
+}
+
+/// Issue 21, point 1: a frame the receiver refuses (over its size limit,
+/// so it closes the connection) is dropped by the sender and counted, never
+/// sent again first after the reconnect: later frames get through, and the
+/// receiver saw the oversized frame once. The frame is larger than QUIC's
+/// flow-control window, so its write is still under way when the receiver
+/// closes, the case where the sender used to keep it for the next connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_the_receiver_refused_is_dropped_not_sent_again() {
+    let small = NetLimits { max_frame_bytes: 1024, ..NetLimits::default() };
+    let ((sender, _), (receiver, mut inbox)) = two_transports(NetLimits::default(), small).await;
+    sender.send(ReplicaId(1), std::sync::Arc::from(encode_frame(&vec![0u8; 8 << 20])));
+    deliver_one(&sender, &mut inbox).await;
+    assert_eq!(receiver.counters().oversized_frames, 1, "the refused frame came once");
+    assert_eq!(sender.counters().refused_frames, 1);
+    let counters = sender.peer_counters();
+    let to_one = counters.iter().find(|p| p.peer == "replica 1").unwrap();
+    assert_eq!(to_one.refused_frames, 1);
+}
+
+/// Issue 21, point 1: a frame over the sender's own limit (the limit every
+/// receiver enforces) is never written: it is dropped and counted before it
+/// is queued, and the link stays up for the next frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_over_the_size_limit_is_never_sent() {
+    let small = NetLimits { max_frame_bytes: 1024, ..NetLimits::default() };
+    let ((sender, _), (receiver, mut inbox)) = two_transports(small, small).await;
+    let links_before = receiver.open_connections();
+    sender.send(ReplicaId(1), std::sync::Arc::from(encode_frame(&vec![0u8; 1025])));
+    assert_eq!(sender.counters().oversized_frames_out, 1);
+    deliver_one(&sender, &mut inbox).await;
+    assert_eq!(receiver.counters().oversized_frames, 0, "the receiver never saw it");
+    assert_eq!(receiver.open_connections(), links_before, "the link was never closed");
+    assert_eq!(sender.counters().refused_frames, 0);
 }
