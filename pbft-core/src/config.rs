@@ -78,6 +78,11 @@ impl Default for ProtocolConfig {
 /// (bincode's varints make the real figure smaller).
 pub(crate) const REQUEST_OVERHEAD_BYTES: usize = 128;
 
+/// Bytes of one signed vote (PREPARE, COMMIT, CHECKPOINT) or one signed
+/// PRE-PREPARE header, at most: view, sequence number, digest, signer and
+/// the 64-byte signature, rounded up.
+pub(crate) const SIGNED_VOTE_BYTES: usize = 160;
+
 /// A protocol parameter that is out of range; names the field.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("protocol.{field}: {problem}")]
@@ -89,6 +94,47 @@ pub struct ConfigError {
 }
 
 impl ProtocolConfig {
+    /// The most bytes a VIEW-CHANGE of a cluster of `n` takes encoded: a
+    /// checkpoint proof of 2f+1 votes, and a prepared certificate (a
+    /// pre-prepare header and 2f prepares, no batch) per sequence number of
+    /// the window.
+    pub fn view_change_bytes(&self, n: usize) -> usize {
+        let f = n.saturating_sub(1) / 3;
+        let certificate = SIGNED_VOTE_BYTES * (2 * f + 1);
+        let window = usize::try_from(self.watermark_window).unwrap_or(usize::MAX);
+        (SIGNED_VOTE_BYTES * (2 * f + 1)).saturating_add(window.saturating_mul(certificate))
+    }
+
+    /// The most bytes a NEW-VIEW of a cluster of `n` takes encoded: 2f+1
+    /// VIEW-CHANGEs and a pre-prepare header per sequence number of the window.
+    pub fn new_view_bytes(&self, n: usize) -> usize {
+        let f = n.saturating_sub(1) / 3;
+        let window = usize::try_from(self.watermark_window).unwrap_or(usize::MAX);
+        (2 * f + 1)
+            .saturating_mul(self.view_change_bytes(n))
+            .saturating_add(window.saturating_mul(SIGNED_VOTE_BYTES))
+    }
+
+    /// [`ProtocolConfig::validate`], and that a NEW-VIEW of a cluster of `n`
+    /// replicas fits in one message whatever the requests' sizes (its
+    /// certificates carry no batches, so only the window and `n` count).
+    pub fn validate_for(&self, n: usize) -> Result<(), ConfigError> {
+        self.validate()?;
+        let bytes = self.new_view_bytes(n);
+        if bytes > codec::MAX_MESSAGE_BYTES {
+            return Err(ConfigError {
+                field: "watermark_window",
+                problem: format!(
+                    "with {n} replicas a NEW-VIEW may take {bytes} bytes, over the {} a message may; lower \
+                     watermark_window (found {})",
+                    codec::MAX_MESSAGE_BYTES,
+                    self.watermark_window
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The most bytes a full batch takes encoded: its operations and each
     /// request's overhead.
     pub fn batch_frame_bytes(&self) -> usize {
@@ -200,6 +246,20 @@ mod tests {
     #[test]
     fn default_is_valid() {
         assert_eq!(ProtocolConfig::default().validate(), Ok(()));
+    }
+
+    /// The NEW-VIEW bound grows with the window and the cluster, not with
+    /// the requests: the default window fits clusters of tens of replicas,
+    /// and a hundred replicas need a smaller one, which the error names.
+    #[test]
+    fn a_new_view_of_the_window_must_fit_in_a_message() {
+        let config = ProtocolConfig::default();
+        assert_eq!(config.validate_for(4), Ok(()));
+        assert_eq!(config.validate_for(31), Ok(()));
+        let error = config.validate_for(100).unwrap_err();
+        assert_eq!(error.field, "watermark_window");
+        let smaller = ProtocolConfig { watermark_window: 64, ..ProtocolConfig::default() };
+        assert_eq!(smaller.validate_for(100), Ok(()));
     }
 
     #[test]

@@ -78,9 +78,9 @@ pub use digest::Digest;
 pub use ids::{ClientId, ReplicaId, SeqNum, View};
 pub use keys::{KeyBook, KeyBookError, PublicKey, SecretKey};
 pub use message::{
-    batch_digest, Checkpoint, CheckpointProof, Commit, Committed, FetchState, Message, NewView, PrePrepare,
-    Prepare, PreparedCert, Reply, Request, RequestKind, StableCheckpoint, StateChunk, StatusReport,
-    ViewChange,
+    batch_digest, null_batch_digest, Checkpoint, CheckpointProof, Commit, Committed, FetchState, Message,
+    NewView, PrePrepare, Prepare, PreparedCert, Reply, Request, RequestKind, StableCheckpoint, StateChunk,
+    StatusReport, ViewChange,
 };
 #[cfg(feature = "mutations")]
 pub use mutation::Mutation;

@@ -119,6 +119,12 @@ pub struct PreparedCert {
 }
 
 impl PreparedCert {
+    /// The certificate with its pre-prepare's batch left out, as a
+    /// VIEW-CHANGE carries it.
+    pub fn without_batch(&self) -> PreparedCert {
+        PreparedCert { pre_prepare: self.pre_prepare.without_batch(), prepares: self.prepares.clone() }
+    }
+
     /// The view in which the batch was prepared.
     pub fn view(&self) -> View {
         self.pre_prepare.payload().view
@@ -145,7 +151,8 @@ pub struct ViewChange {
     /// The replica's stable checkpoint with its proof.
     pub checkpoint: CheckpointProof,
     /// For every sequence number above the checkpoint that prepared at the
-    /// replica, the certificate from the highest view in which it did.
+    /// replica, the certificate from the highest view in which it did, its
+    /// pre-prepare without the batch ([`PreparedCert::without_batch`]).
     pub prepared: Vec<PreparedCert>,
 }
 
@@ -160,7 +167,9 @@ pub struct NewView {
     /// A quorum of VIEW-CHANGEs for `view` from distinct replicas.
     pub view_changes: Vec<Signed<ViewChange>>,
     /// Re-proposals for every sequence number between the highest stable
-    /// checkpoint and the highest prepared certificate in `view_changes`.
+    /// checkpoint and the highest prepared certificate in `view_changes`,
+    /// without their batches: each replica takes a batch from its own log,
+    /// or executes the sequence number from a peer's proof of commitment.
     pub pre_prepares: Vec<Signed<PrePrepare>>,
 }
 
@@ -358,7 +367,67 @@ macro_rules! signable {
 }
 
 signable!(Request, Request, |m| Author::Client(m.client));
-signable!(PrePrepare, PrePrepare, |m| Author::Replica(m.primary));
+
+/// A PRE-PREPARE's signature covers its header (view, sequence number,
+/// digest, primary), not its batch: the digest commits to the batch, and a
+/// batch travels with the signature only where it is needed. A VIEW-CHANGE
+/// or NEW-VIEW carries PRE-PREPAREs without their batches
+/// ([`Signed::without_batch`]), so its size is bounded by the watermark
+/// window, not by the requests' payloads (issue 21, point 1).
+impl Signable for PrePrepare {
+    const KIND: MessageKind = MessageKind::PrePrepare;
+    fn author(&self) -> Author {
+        Author::Replica(self.primary)
+    }
+    fn signing_digest(&self) -> Digest {
+        crate::signed::signing_digest_of::<PrePrepare, _>(&(self.view, self.seq, self.digest, self.primary))
+    }
+}
+
+impl Signed<PrePrepare> {
+    /// The same signed PRE-PREPARE without its batch: what a VIEW-CHANGE and
+    /// a NEW-VIEW carry. The signature still holds (it covers the header).
+    pub fn without_batch(&self) -> Signed<PrePrepare> {
+        if self.payload().batch.is_empty() {
+            return self.clone();
+        }
+        let header = PrePrepare { batch: Vec::new(), ..self.payload().clone_header() };
+        Signed::from_parts(header, self.signature().to_vec())
+    }
+
+    /// The same signed PRE-PREPARE carrying `batch`, which the caller has
+    /// checked against the digest ([`batch_digest`]).
+    pub(crate) fn with_batch(&self, batch: Vec<Signed<Request>>) -> Signed<PrePrepare> {
+        let full = PrePrepare { batch, ..self.payload().clone_header() };
+        Signed::from_parts(full, self.signature().to_vec())
+    }
+
+    /// Whether this PRE-PREPARE names a batch it does not carry: one taken
+    /// from a NEW-VIEW whose requests this replica has not seen.
+    pub fn lacks_batch(&self) -> bool {
+        let body = self.payload();
+        body.batch.is_empty() && body.digest != null_batch_digest()
+    }
+}
+
+impl PrePrepare {
+    /// The header alone (an empty batch).
+    fn clone_header(&self) -> PrePrepare {
+        PrePrepare {
+            view: self.view,
+            seq: self.seq,
+            digest: self.digest,
+            primary: self.primary,
+            batch: Vec::new(),
+        }
+    }
+}
+
+/// The digest of the empty batch: the null request of a NEW-VIEW.
+pub fn null_batch_digest() -> Digest {
+    static NULL: std::sync::OnceLock<Digest> = std::sync::OnceLock::new();
+    *NULL.get_or_init(|| batch_digest(&[]))
+}
 signable!(Prepare, Prepare, |m| Author::Replica(m.replica));
 signable!(Commit, Commit, |m| Author::Replica(m.replica));
 signable!(Checkpoint, Checkpoint, |m| Author::Replica(m.replica));

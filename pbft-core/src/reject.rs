@@ -94,6 +94,10 @@ pub enum CertificateRule {
     /// A VIEW-CHANGE's prepared certificates reach beyond one watermark
     /// window above its checkpoint.
     BeyondWindow,
+    /// A pre-prepare inside a VIEW-CHANGE or a NEW-VIEW carries its batch:
+    /// those carry headers only, so that their size is bounded by the
+    /// watermark window and not by the requests' payloads.
+    BatchIncluded,
     /// The checkpoint proof of sequence number 0 (the initial state) carries
     /// votes: it is the one proof that needs none.
     VotesForGenesis,

@@ -76,11 +76,23 @@ impl MessageKind {
 }
 
 /// A payload that is signed by its author.
-pub trait Signable: Serialize {
+pub trait Signable: Serialize + Sized {
     /// The kind bound into the signature.
     const KIND: MessageKind;
     /// The participant whose key must have made the signature.
     fn author(&self) -> Author;
+    /// The digest the signature covers: of the whole payload, unless the
+    /// payload commits to part of itself by a digest (a PRE-PREPARE's
+    /// batch), so that the signature still holds without that part.
+    fn signing_digest(&self) -> Digest {
+        signing_digest_of::<Self, Self>(self)
+    }
+}
+
+/// The digest a signature of kind `T::KIND` over `signed` covers: the domain
+/// tag, the kind, then `signed`'s encoding.
+pub(crate) fn signing_digest_of<T: Signable, S: Serialize>(signed: &S) -> Digest {
+    Digest::of_parts_and_encoded(&[SIGNING_DOMAIN, &[T::KIND.tag()]], signed)
 }
 
 /// A payload with its author's signature, not yet checked.
@@ -225,7 +237,7 @@ impl<T: Signable> Signed<T> {
 }
 
 fn signing_digest<T: Signable>(payload: &T) -> Digest {
-    Digest::of_parts_and_encoded(&[SIGNING_DOMAIN, &[T::KIND.tag()]], payload)
+    payload.signing_digest()
 }
 
 /// A value whose signatures (nested ones included) have been checked against the

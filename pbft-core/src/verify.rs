@@ -246,12 +246,11 @@ impl KeyBook {
     }
 }
 
+/// A PRE-PREPARE with its batch: the header's signature, its primary, and
+/// the batch's requests and digest.
 fn check_pre_prepare(v: &mut Verifier<'_>, pp: &Signed<PrePrepare>) -> Result<(), Reject> {
-    v.signature(pp)?;
+    check_header(v, pp)?;
     let body = pp.payload();
-    if v.keys.quorum().primary(body.view) != body.primary {
-        return Err(Reject::WrongPrimary);
-    }
     if body.batch.iter().any(|request| request.payload().kind == RequestKind::UnorderedRead) {
         return Err(Reject::UnorderedReadInBatch);
     }
@@ -260,6 +259,27 @@ fn check_pre_prepare(v: &mut Verifier<'_>, pp: &Signed<PrePrepare>) -> Result<()
         return Err(Reject::DigestMismatch);
     }
     Ok(())
+}
+
+/// A PRE-PREPARE's header: its signature (which covers the header only) and
+/// that its primary is the view's.
+fn check_header(v: &mut Verifier<'_>, pp: &Signed<PrePrepare>) -> Result<(), Reject> {
+    v.signature(pp)?;
+    let body = pp.payload();
+    if v.keys.quorum().primary(body.view) != body.primary {
+        return Err(Reject::WrongPrimary);
+    }
+    Ok(())
+}
+
+/// A PRE-PREPARE inside a VIEW-CHANGE or a NEW-VIEW: a header without its
+/// batch, so that those messages stay bounded by the window whatever the
+/// requests' sizes.
+fn check_pre_prepare_without_batch(v: &mut Verifier<'_>, pp: &Signed<PrePrepare>) -> Result<(), Reject> {
+    if !pp.payload().batch.is_empty() {
+        return Err(Reject::InvalidCertificate(CertificateRule::BatchIncluded));
+    }
+    check_header(v, pp)
 }
 
 /// Distinct signers, each counted once; `Err` on a repeated signer.
@@ -296,7 +316,7 @@ fn check_checkpoint_proof(v: &mut Verifier<'_>, proof: &CheckpointProof) -> Resu
 }
 
 fn check_prepared_cert(v: &mut Verifier<'_>, cert: &PreparedCert) -> Result<(), Reject> {
-    check_pre_prepare(v, &cert.pre_prepare)?;
+    check_pre_prepare_without_batch(v, &cert.pre_prepare)?;
     let primary = cert.pre_prepare.payload().primary;
     let count = distinct(cert.prepares.iter().map(|p| p.payload().replica))?;
     if count < v.keys.quorum().prepare_quorum() {
@@ -355,7 +375,7 @@ fn check_new_view(v: &mut Verifier<'_>, nv: &Signed<NewView>) -> Result<(), Reje
         if pp.payload().view != body.view {
             return Err(Reject::InvalidCertificate(CertificateRule::WrongView));
         }
-        check_pre_prepare(v, pp)?;
+        check_pre_prepare_without_batch(v, pp)?;
     }
     Ok(())
 }

@@ -101,6 +101,17 @@ fn start_planned<A: ReplicatedStateMachine + Send + 'static>(
     clients: Vec<(ClientId, SecretKey)>,
     app: impl Fn(usize) -> A,
 ) -> Cluster<A> {
+    start_planned_with(replicas, clients, app, ProtocolConfig::default(), NetLimits::default())
+}
+
+/// [`start_planned`] with protocol settings and transport limits of its own.
+fn start_planned_with<A: ReplicatedStateMachine + Send + 'static>(
+    replicas: Vec<ReplicaAddress>,
+    clients: Vec<(ClientId, SecretKey)>,
+    app: impl Fn(usize) -> A,
+    config: ProtocolConfig,
+    limits: NetLimits,
+) -> Cluster<A> {
     let n = replicas.len();
     let client_keys: Vec<(ClientId, PublicKey)> = clients.iter().map(|(id, s)| (*id, s.public())).collect();
     let public: Vec<PublicKey> = replicas.iter().map(|r| r.key).collect();
@@ -109,16 +120,10 @@ fn start_planned<A: ReplicatedStateMachine + Send + 'static>(
     for i in 0..n {
         let keys = KeyBook::new(&public, client_keys.clone()).unwrap();
         let replica =
-            Replica::new(ReplicaId(i as u32), ProtocolConfig::default(), keys, replica_secret(i), app(i))
+            Replica::new(ReplicaId(i as u32), config.clone(), keys, replica_secret(i), app(i)).unwrap();
+        let (net, inbox) =
+            ReplicaNet::start(ReplicaId(i as u32), &replica_secret(i), &replicas, &client_keys, limits)
                 .unwrap();
-        let (net, inbox) = ReplicaNet::start(
-            ReplicaId(i as u32),
-            &replica_secret(i),
-            &replicas,
-            &client_keys,
-            NetLimits::default(),
-        )
-        .unwrap();
         let mut stopped = stopped.clone();
         tasks.push(tokio::spawn(run_replica(
             replica,
@@ -401,4 +406,60 @@ async fn a_frame_over_the_size_limit_is_never_sent() {
     assert_eq!(receiver.counters().oversized_frames, 0, "the receiver never saw it");
     assert_eq!(receiver.open_connections(), links_before, "the link was never closed");
     assert_eq!(sender.counters().refused_frames, 0);
+}
+
+/// Issue 21, point 1: VIEW-CHANGEs and NEW-VIEWs carry prepared
+/// certificates without their batches, so their frames stay small whatever
+/// the requests' sizes. Here twelve 200 KiB operations are prepared, more
+/// than the 1 MiB frame limit if a VIEW-CHANGE carried them, and views
+/// rotate every second: the replicas move through view changes with no frame
+/// over the limit, and requests keep executing in the later views.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn view_changes_after_large_requests_stay_within_the_frame_limit() {
+    const KIB: usize = 1024;
+    let config = ProtocolConfig {
+        max_request_bytes: 256 * KIB,
+        max_batch_bytes: 256 * KIB,
+        state_chunk_bytes: 256 * KIB,
+        view_change_timeout_ms: 500,
+        view_term_ms: 1_000,
+        ..ProtocolConfig::default()
+    };
+    let limits = NetLimits { max_frame_bytes: 1024 * KIB, ..NetLimits::default() };
+    let (replicas, clients) = plan_cluster(4);
+    let cluster = start_planned_with(replicas, clients, |_| Journal::default(), config, limits);
+    let (id, secret) = &cluster.clients[0];
+    let client = std::sync::Arc::new(ClientHandle::connect(*id, secret, &cluster.replicas, 500, 16).unwrap());
+    let puts: Vec<_> = (0..12u8)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(
+                async move { client.invoke_within(vec![i; 200 * KIB], Duration::from_secs(20)).await },
+            )
+        })
+        .collect();
+    for put in puts {
+        assert!(put.await.unwrap().is_ok(), "every large operation executed");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = query_status(secret, &cluster.replicas, Duration::from_secs(2)).await.unwrap();
+        if status.iter().flatten().filter(|s| s.view >= 2).count() >= 3 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the views never moved on: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = client.invoke_within(b"after the view changes".to_vec(), Duration::from_secs(20)).await;
+    assert_eq!(after, Ok(13u64.to_be_bytes().to_vec()));
+    let status = query_status(secret, &cluster.replicas, Duration::from_secs(5)).await.unwrap();
+    for (i, replica) in status.iter().enumerate() {
+        let net = replica.as_ref().unwrap_or_else(|| panic!("replica {i} answers")).net;
+        assert_eq!(
+            (net.oversized_frames_out, net.oversized_frames, net.refused_frames),
+            (0, 0, 0),
+            "replica {i}"
+        );
+    }
+    cluster.stop.send(true).unwrap();
 }

@@ -216,7 +216,7 @@ impl ClusterConfig {
             return Err(check
                 .error("cluster.f", format!("f = {f} needs n ≥ 3f+1 = {} replicas, found {n}", 3 * f + 1)));
         }
-        raw.protocol.validate().map_err(|e| check.error(format!("protocol.{}", e.field), e.problem))?;
+        raw.protocol.validate_for(n).map_err(|e| check.error(format!("protocol.{}", e.field), e.problem))?;
         let mut replicas: Vec<Option<ReplicaEntry>> = vec![None; n];
         let mut addresses: BTreeMap<SocketAddr, u32> = BTreeMap::new();
         let mut metrics_addresses: BTreeMap<SocketAddr, u32> = BTreeMap::new();

@@ -112,6 +112,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.stable_checkpoint = proof;
         self.log.retain(|s, _| *s > seq);
         self.prepared_certs.retain(|s, _| *s > seq);
+        self.batch_copies.retain(|s, _| *s > seq);
         self.commit_proofs.retain(|s, _| *s > seq);
         self.checkpoint_votes.retain(|s, _| *s > seq);
         self.own_checkpoints.retain(|s, _| *s > seq);

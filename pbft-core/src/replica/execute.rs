@@ -18,7 +18,9 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             return Some(proof.clone());
         }
         let slot = self.log.get(&seq).filter(|slot| slot.committed)?;
-        let pre_prepare = slot.pre_prepare.clone()?;
+        // Committed by digest without the batch (see `enter_view`): it
+        // executes from a peer's proof instead.
+        let pre_prepare = slot.pre_prepare.clone().filter(|pp| !pp.lacks_batch())?;
         let digest = pre_prepare.payload().digest;
         let commits = slot.commits.values().filter(|c| c.payload().digest == digest).cloned().collect();
         Some(CommitProof { pre_prepare, commits })

@@ -81,6 +81,9 @@ pub struct BufferUsage {
     pub transfer_bytes: usize,
 }
 
+/// A batch kept beyond its view, and its digest (see `Replica::batch_copy`).
+type BatchCopy = (Digest, Vec<Signed<Request>>);
+
 /// A PBFT replica running application `A`.
 pub struct Replica<A> {
     id: ReplicaId,
@@ -101,6 +104,10 @@ pub struct Replica<A> {
     next_seq: SeqNum,
     last_executed: SeqNum,
     prepared_certs: BTreeMap<SeqNum, PreparedCert>,
+    /// Batches of PRE-PREPAREs accepted above the stable checkpoint, in any
+    /// view, by sequence number and digest: a NEW-VIEW names batches by
+    /// digest only (see `enter_view`).
+    batch_copies: BTreeMap<SeqNum, Vec<BatchCopy>>,
     /// Proofs of commitment for sequence numbers above the stable checkpoint:
     /// of batches executed here (to relay to peers that are behind) and of
     /// batches relayed to this replica that it has not executed yet.
@@ -181,8 +188,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         secret: SecretKey,
         app: A,
     ) -> Result<Replica<A>, ReplicaError> {
-        config.validate()?;
         let quorum = keys.quorum();
+        config.validate_for(quorum.n())?;
         if !quorum.contains(id) {
             return Err(ReplicaError::UnknownId { id: id.0, n: quorum.n() });
         }
@@ -206,6 +213,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             next_seq: 1,
             last_executed: 0,
             prepared_certs: BTreeMap::new(),
+            batch_copies: BTreeMap::new(),
             commit_proofs: BTreeMap::new(),
             persisted_view: None,
             recovering: None,

@@ -11,6 +11,12 @@ use crate::reject::Reject;
 use crate::signed::{Signable, Signed};
 use crate::time::Time;
 
+/// How many batch digests a replica keeps copies of per sequence number
+/// across view changes: each needs a prepared certificate to be named by a
+/// NEW-VIEW, which honest replicas sign for one digest per view, so more
+/// than a few at one sequence number only happen under attack.
+const BATCH_COPIES_PER_SEQ: usize = 4;
+
 /// Whether a normal-case message for some view can be handled now.
 enum Admission {
     Now,
@@ -251,7 +257,44 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     pub(super) fn accept_pre_prepare(&mut self, pre_prepare: Signed<PrePrepare>) {
         let seq = pre_prepare.payload().seq;
         self.note_pre_prepared(&pre_prepare);
+        self.keep_batch_copy(&pre_prepare);
         self.log.entry(seq).or_default().pre_prepare = Some(pre_prepare);
+    }
+
+    /// Keeps the batch of an accepted PRE-PREPARE beyond its view, so that
+    /// a NEW-VIEW naming it by digest finds it (see `enter_view`). At most
+    /// [`BATCH_COPIES_PER_SEQ`] digests per sequence number, the newest; the
+    /// requests are shared with the log, so a copy costs a pointer each.
+    fn keep_batch_copy(&mut self, pre_prepare: &Signed<PrePrepare>) {
+        let body = pre_prepare.payload();
+        if body.batch.is_empty() {
+            return;
+        }
+        let copies = self.batch_copies.entry(body.seq).or_default();
+        if copies.iter().any(|(digest, _)| *digest == body.digest) {
+            return;
+        }
+        if copies.len() == BATCH_COPIES_PER_SEQ {
+            copies.remove(0);
+        }
+        copies.push((body.digest, body.batch.clone()));
+    }
+
+    /// This replica's copy of the batch with `digest` at `seq`, if it has
+    /// one: kept from an accepted PRE-PREPARE, or in a prepared certificate
+    /// or proof of commitment (what a restarted replica recovered).
+    pub(super) fn batch_copy(&self, seq: SeqNum, digest: crate::Digest) -> Option<Vec<Signed<Request>>> {
+        let kept = self.batch_copies.get(&seq).and_then(|copies| copies.iter().find(|(d, _)| *d == digest));
+        if let Some((_, batch)) = kept {
+            return Some(batch.clone());
+        }
+        let certified = self.prepared_certs.get(&seq).map(|cert| &cert.pre_prepare);
+        let committed = self.commit_proofs.get(&seq).map(|proof| &proof.pre_prepare);
+        [certified, committed]
+            .into_iter()
+            .flatten()
+            .find(|pp| pp.payload().digest == digest && !pp.lacks_batch())
+            .map(|pp| pp.payload().batch.clone())
     }
 
     pub(super) fn send_prepare(&mut self, view: View, seq: SeqNum, digest: crate::Digest) {

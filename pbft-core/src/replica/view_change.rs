@@ -6,22 +6,24 @@ use super::{Replica, Status, Timer};
 use crate::app::ReplicatedStateMachine;
 use crate::digest::Digest;
 use crate::ids::{SeqNum, View};
-use crate::message::{batch_digest, CheckpointProof, Message, NewView, PrePrepare, Request, ViewChange};
+use crate::message::{
+    null_batch_digest, CheckpointProof, Message, NewView, PrePrepare, PreparedCert, Request, ViewChange,
+};
 use crate::output::Event;
 use crate::reject::{CertificateRule, Reject};
 use crate::signed::{Signable, Signed};
 use crate::time::Time;
 use std::collections::BTreeMap;
 
-/// One re-proposal of a NEW-VIEW: sequence number, batch and its digest.
+/// One re-proposal of a NEW-VIEW: a sequence number and the digest of its
+/// batch (the null request's where nothing prepared). The batch itself does
+/// not travel: certificates carry headers only.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Proposal {
     /// The sequence number.
     pub(crate) seq: SeqNum,
     /// The batch digest.
     pub(crate) digest: Digest,
-    /// The batch (empty for a null request).
-    pub(crate) batch: Vec<Signed<Request>>,
 }
 
 /// What a set of VIEW-CHANGE messages implies for the new view.
@@ -59,24 +61,23 @@ pub(crate) fn new_view_plan(view_changes: &[Signed<ViewChange>]) -> NewViewPlan 
         CheckpointProof::genesis(),
         |best, proof| if proof.seq > best.seq { proof.clone() } else { best },
     );
-    let mut chosen: BTreeMap<SeqNum, (View, Digest, &Vec<Signed<Request>>)> = BTreeMap::new();
+    let mut chosen: BTreeMap<SeqNum, (View, Digest)> = BTreeMap::new();
     for vc in view_changes {
         for cert in &vc.payload().prepared {
             if cert.seq() <= checkpoint.seq {
                 continue;
             }
-            let better = chosen.get(&cert.seq()).is_none_or(|(view, _, _)| cert.view() > *view);
+            let better = chosen.get(&cert.seq()).is_none_or(|(view, _)| cert.view() > *view);
             if better {
-                chosen.insert(cert.seq(), (cert.view(), cert.digest(), &cert.pre_prepare.payload().batch));
+                chosen.insert(cert.seq(), (cert.view(), cert.digest()));
             }
         }
     }
     let max_seq = chosen.keys().next_back().copied().unwrap_or(checkpoint.seq);
-    let null_digest = batch_digest(&[]);
     let proposals = (checkpoint.seq + 1..=max_seq)
         .map(|seq| match chosen.get(&seq) {
-            Some((_, digest, batch)) => Proposal { seq, digest: *digest, batch: (*batch).clone() },
-            None => Proposal { seq, digest: null_digest, batch: Vec::new() },
+            Some((_, digest)) => Proposal { seq, digest: *digest },
+            None => Proposal { seq, digest: null_batch_digest() },
         })
         .collect();
     NewViewPlan { checkpoint, proposals }
@@ -135,7 +136,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             queue.retain(|m| normal_case_view(m).is_none_or(|v| v >= target));
         }
         #[allow(unused_mut)]
-        let mut prepared: Vec<_> = self.prepared_certs.values().cloned().collect();
+        let mut prepared: Vec<_> = self.prepared_certs.values().map(PreparedCert::without_batch).collect();
         #[cfg(feature = "mutations")]
         if self.mutation == Some(crate::Mutation::ForgetPreparedCertificates) {
             prepared.clear();
@@ -249,7 +250,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                     seq: p.seq,
                     digest: p.digest,
                     primary: self.id,
-                    batch: p.batch.clone(),
+                    batch: Vec::new(),
                 };
                 Signed::sign(body, &self.secret)
             })
@@ -296,7 +297,23 @@ impl<A: ReplicatedStateMachine> Replica<A> {
 
     /// Enters `self.view` with the NEW-VIEW's pre-prepares: adopts the
     /// checkpoint, prepares every re-proposal, and resumes normal operation.
+    ///
+    /// The pre-prepares carry no batches. Each takes its batch from this
+    /// replica's own copies ([`Replica::batch_copy`]); one whose batch this
+    /// replica never saw is still prepared and committed by digest (OSDI'99
+    /// §4.4: agreement is on the digest) and executes from a peer's proof of
+    /// commitment, which status reports bring (TOCS'02 §5.2). Some honest
+    /// replica holds every batch a NEW-VIEW can name: a prepared certificate
+    /// has 2f+1 signers, so f+1 honest replicas accepted its PRE-PREPARE with
+    /// the batch and keep a copy while the sequence number is in the window.
     fn enter_view(&mut self, now: Time, plan: &NewViewPlan, pre_prepares: Vec<Signed<PrePrepare>>) {
+        let pre_prepares: Vec<Signed<PrePrepare>> = pre_prepares
+            .into_iter()
+            .map(|pp| match self.batch_copy(pp.payload().seq, pp.payload().digest) {
+                Some(batch) if pp.lacks_batch() => pp.with_batch(batch),
+                _ => pp,
+            })
+            .collect();
         self.status = Status::Normal;
         self.last_normal_view = self.view;
         self.timers.cancel(Timer::ViewChange);

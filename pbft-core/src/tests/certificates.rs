@@ -6,7 +6,7 @@ use super::kit::{rejected, step, Kit};
 use super::view_change::{prepared_cert, view_change};
 use crate::{
     CertificateRule, Checkpoint, CheckpointProof, Commit, Committed, Digest, Message, MessageKind, NewView,
-    PrePrepare, Reject, ReplicaId, Signed, StableCheckpoint, Time, ViewChange,
+    PrePrepare, PreparedCert, Reject, ReplicaId, Signed, StableCheckpoint, Time, ViewChange,
 };
 
 const T: Time = Time(10);
@@ -105,6 +105,25 @@ fn each_broken_certificate_names_its_rule() {
                 vec![pp.clone()],
             ),
             CertificateRule::WrongView,
+        ),
+        (
+            "a VIEW-CHANGE whose certificate carries its batch",
+            Message::ViewChange(view_change(
+                &kit,
+                3,
+                1,
+                vec![PreparedCert { pre_prepare: pp.clone(), ..prepared_cert(&kit, 0, 1, batch(), &[2, 3]) }],
+            )),
+            CertificateRule::BatchIncluded,
+        ),
+        (
+            "a NEW-VIEW whose pre-prepare carries its batch",
+            new_view(
+                &kit,
+                [quorum_for_view_1(), vec![view_change(&kit, 3, 1, vec![])]].concat(),
+                vec![kit.pre_prepare(1, 1, batch())],
+            ),
+            CertificateRule::BatchIncluded,
         ),
         (
             "a VIEW-CHANGE for view 1 with a certificate prepared in view 1",

@@ -21,7 +21,8 @@ pub(crate) fn view_change(
     Signed::sign(body, kit.key(from))
 }
 
-/// A prepared certificate for `batch` at (view, seq), prepared by `backups`.
+/// A prepared certificate for `batch` at (view, seq), prepared by `backups`,
+/// as a VIEW-CHANGE carries it: its pre-prepare without the batch.
 pub(crate) fn prepared_cert(
     kit: &Kit,
     view: View,
@@ -32,7 +33,7 @@ pub(crate) fn prepared_cert(
     let pre_prepare = kit.pre_prepare(view, seq, batch);
     let digest = pre_prepare.payload().digest;
     PreparedCert {
-        pre_prepare,
+        pre_prepare: pre_prepare.without_batch(),
         prepares: backups.iter().map(|b| kit.prepare(*b, view, seq, digest)).collect(),
     }
 }
@@ -44,7 +45,8 @@ fn new_view(
     batches: Vec<(u64, Vec<Signed<Request>>)>,
 ) -> Signed<NewView> {
     let primary = kit.primary(view);
-    let pre_prepares = batches.into_iter().map(|(seq, batch)| kit.pre_prepare(view, seq, batch)).collect();
+    let pre_prepares =
+        batches.into_iter().map(|(seq, batch)| kit.pre_prepare(view, seq, batch).without_batch()).collect();
     Signed::sign(NewView { view, primary: ReplicaId(primary), view_changes, pre_prepares }, kit.key(primary))
 }
 
@@ -237,4 +239,132 @@ fn a_view_ends_with_its_term_and_the_term_starts_with_the_first_input() {
         !later.iter().any(|o| matches!(o, Output::Event(Event::TermEnded { .. }))),
         "no term runs while the replica changes views"
     );
+}
+
+/// Issue 21, point 1: a VIEW-CHANGE carries its prepared certificates
+/// without their batches, so its size does not depend on the requests'
+/// payloads: a certificate for a 64-byte operation makes a VIEW-CHANGE of
+/// exactly the size one for a 1-byte operation does.
+#[test]
+fn a_view_change_carries_certificates_without_their_batches() {
+    let kit = Kit::new(4);
+    let size_of_view_change = |op: Vec<u8>| {
+        let mut backup = kit.replica(1);
+        let pp = kit.pre_prepare(0, 1, vec![kit.request_of(1, op)]);
+        let digest = pp.payload().digest;
+        step(&mut backup, T, Message::PrePrepare(pp));
+        step(&mut backup, T, Message::Prepare(kit.prepare(2, 0, 1, digest)));
+        let mut out = Vec::new();
+        for from in [2, 3] {
+            out.extend(step(&mut backup, T, Message::ViewChange(view_change(&kit, from, 1, vec![]))));
+        }
+        let own = out.into_iter().find_map(|o| match o {
+            Output::Broadcast(Message::ViewChange(vc)) => Some(vc),
+            _ => None,
+        });
+        let own = own.expect("backup 1 joined the view change");
+        let certs = &own.payload().prepared;
+        assert_eq!(certs.len(), 1, "the prepared batch is in the view change");
+        assert_eq!(certs[0].digest(), digest);
+        assert!(certs[0].pre_prepare.payload().batch.is_empty() && certs[0].pre_prepare.lacks_batch());
+        crate::codec::encode(&own).len()
+    };
+    assert_eq!(size_of_view_change(vec![1; 64]), size_of_view_change(vec![1]));
+}
+
+/// The NEW-VIEW's re-proposals for view 1 from `view_changes_with_one_certificate`
+/// (a null request at 1, the certified batch at 2), prepared by backups 0
+/// and 3 and committed by 0, 1 and 3, fed to `backup`.
+fn prepare_and_commit_view_1(
+    kit: &Kit,
+    backup: &mut crate::Replica<super::kit::Summer>,
+    batch: &[Signed<Request>],
+) {
+    for (seq, digest) in [(1, batch_digest(&[])), (2, batch_digest(batch))] {
+        for from in [0, 3] {
+            step(backup, T, Message::Prepare(kit.prepare(from, 1, seq, digest)));
+        }
+        for from in [0, 1, 3] {
+            step(backup, T, Message::Commit(kit.commit(from, 1, seq, digest)));
+        }
+    }
+}
+
+/// Issue 21, point 1: a backup that accepted a batch's PRE-PREPARE in view 0
+/// keeps a copy across the view change, and when the NEW-VIEW names the batch
+/// by digest only, it executes the batch from that copy.
+#[test]
+fn a_backup_executes_a_new_views_batch_from_its_own_copy() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(2);
+    let (vcs, batch) = view_changes_with_one_certificate(&kit);
+    step(&mut backup, T, Message::PrePrepare(kit.pre_prepare(0, 2, batch.clone())));
+    let nv = new_view(&kit, 1, vcs, vec![(1, vec![]), (2, batch.clone())]);
+    step(&mut backup, T, Message::NewView(nv));
+    prepare_and_commit_view_1(&kit, &mut backup, &batch);
+    assert_eq!(backup.last_executed(), 2, "the batch executed from the backup's own copy");
+    assert_eq!(backup.app().0, 9);
+}
+
+/// Issue 21, point 1: a backup that never saw a batch the NEW-VIEW names
+/// prepares and commits it by digest (OSDI'99 §4.4), does not execute it
+/// without its requests, and executes it from a peer's proof of
+/// commitment, which carries them.
+#[test]
+fn a_backup_that_never_saw_a_new_views_batch_executes_it_from_a_peers_proof() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(2);
+    let (vcs, batch) = view_changes_with_one_certificate(&kit);
+    let nv = new_view(&kit, 1, vcs, vec![(1, vec![]), (2, batch.clone())]);
+    step(&mut backup, T, Message::NewView(nv));
+    prepare_and_commit_view_1(&kit, &mut backup, &batch);
+    assert_eq!(backup.last_executed(), 1, "committed by digest, but not executed without the batch");
+    let digest = batch_digest(&batch);
+    let proof = crate::Committed {
+        pre_prepare: kit.pre_prepare(1, 2, batch.clone()),
+        commits: [0, 1, 3].into_iter().map(|from| kit.commit(from, 1, 2, digest)).collect(),
+        replica: ReplicaId(3),
+    };
+    let out = step(&mut backup, T, Message::Committed(Signed::sign(proof, kit.key(3))));
+    let request = &batch[0];
+    let reply = crate::Reply {
+        view: 1,
+        timestamp: request.payload().timestamp,
+        client: super::kit::CLIENT,
+        replica: ReplicaId(2),
+        request: request.digest(),
+        result: 9u64.to_le_bytes().to_vec(),
+        unordered: false,
+    };
+    let executed = Event::Executed {
+        view: 1,
+        seq: 2,
+        digest,
+        requests: vec![crate::ExecutedRequest {
+            client: super::kit::CLIENT,
+            timestamp: request.payload().timestamp,
+            digest: request.digest(),
+        }],
+    };
+    assert_eq!(out, vec![Output::Reply(reply), Output::Event(executed)]);
+    assert_eq!(backup.last_executed(), 2);
+}
+
+/// The NEW-VIEW size bound the config checks against the message limit
+/// (`ProtocolConfig::new_view_bytes`) holds for a NEW-VIEW as large as the
+/// window allows (three VIEW-CHANGEs with a certificate at every sequence
+/// number, of the largest operations), and is no more than twice its size.
+#[test]
+fn a_full_windows_new_view_is_within_the_configured_bound() {
+    let kit = Kit::new(4);
+    let config = Kit::config();
+    let window = config.watermark_window;
+    let big = |seq: u64| vec![kit.request_of(seq, vec![7; config.max_request_bytes])];
+    let certs: Vec<PreparedCert> =
+        (1..=window).map(|seq| prepared_cert(&kit, 0, seq, big(seq), &[2, 3])).collect();
+    let vcs = [0, 2, 3].into_iter().map(|from| view_change(&kit, from, 1, certs.clone())).collect();
+    let nv = new_view(&kit, 1, vcs, (1..=window).map(|seq| (seq, big(seq))).collect());
+    let size = crate::codec::encode(&nv).len();
+    let bound = config.new_view_bytes(4);
+    assert!(size <= bound && bound <= 2 * size, "size {size}, bound {bound}");
 }
