@@ -13,6 +13,7 @@ mod pending;
 mod reads;
 mod recover;
 mod replies;
+mod screen;
 mod slot;
 pub(crate) mod state_transfer;
 mod status;
@@ -253,7 +254,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// of checking each; votes this replica no longer needs are left out.
     pub fn receive_all(&mut self, now: Time, messages: Vec<Message>) {
         if messages.len() > 1 {
-            let needed: Vec<&Message> = messages.iter().filter(|m| !self.vote_unneeded(m)).collect();
+            let needed: Vec<&Message> = messages.iter().filter(|m| self.screen(m).is_none()).collect();
             self.keys.precheck(needed, &mut self.signatures);
         }
         for message in messages {
@@ -290,8 +291,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// run once per input.
     fn verify_and_dispatch(&mut self, now: Time, message: Message) {
         let (author, kind) = (message.author(), message.kind());
-        if self.vote_unneeded(&message) {
-            self.reject(author, kind, Reject::Unneeded);
+        if let Some(reason) = self.screen(&message) {
+            self.reject(author, kind, reason);
             return;
         }
         match self.keys.verify_cached(message, &mut self.signatures) {

@@ -225,7 +225,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// Whether `batch` keeps the byte bounds a primary's batches keep: every
     /// operation within `max_request_bytes`, all of them within
     /// `max_batch_bytes` (or a single request).
-    fn fits_a_batch(&self, batch: &[Signed<Request>]) -> bool {
+    pub(super) fn fits_a_batch(&self, batch: &[Signed<Request>]) -> bool {
         let sizes = || batch.iter().map(|r| r.payload().op.len());
         sizes().all(|size| size <= self.config.max_request_bytes)
             && (batch.len() <= 1 || sizes().sum::<usize>() <= self.config.max_batch_bytes)

@@ -6,5 +6,6 @@ mod fuzz;
 mod kit;
 mod normal;
 mod persist;
+mod screen;
 mod state_transfer;
 mod view_change;
