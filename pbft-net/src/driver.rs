@@ -9,6 +9,7 @@ use crate::metrics::{BatchClock, ReplicaMetrics};
 use crate::metrics_server::{MetricsServer, StatusRequest};
 use crate::persister::{Persister, Progress, Ticket};
 use crate::request_trace::{unix_micros, RequestTraces, TraceAnswer};
+use crate::status_cache::StatusCache;
 use crate::wire::{NodeStatus, Wire};
 use pbft_core::{
     ClientId, Event, Message, Node, Output, Persist, Replica, ReplicatedStateMachine, Reply, Time,
@@ -68,6 +69,7 @@ pub async fn run_replica<N: Node>(
     let start = Instant::now();
     let now = || Time(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
     let mut clients: BTreeMap<ClientId, Outbox> = BTreeMap::new();
+    let mut status_cache = StatusCache::default();
     // The core builds phase events only for someone who reads them.
     replica.report_phases(observability.metrics.is_some() || observability.request_traces);
     let (mut observers, mut scrapes, server) =
@@ -89,7 +91,13 @@ pub async fn run_replica<N: Node>(
                         Err(_) => break,
                     }
                 }
-                let mut host = Host { status: &status, net: &net, clients: &mut clients, observers: &mut observers };
+                let mut host = Host {
+                    status: &status,
+                    status_cache: &mut status_cache,
+                    net: &net,
+                    clients: &mut clients,
+                    observers: &mut observers,
+                };
                 host.handle_burst(&mut replica, now(), burst);
             }
             Some(scrape) = scrapes.recv() => {
@@ -258,6 +266,7 @@ const MAX_BURST: usize = 256;
 /// What handling input needs of the driver besides the replica.
 struct Host<'a, S> {
     status: &'a S,
+    status_cache: &'a mut StatusCache,
     net: &'a ReplicaNet,
     clients: &'a mut BTreeMap<ClientId, Outbox>,
     observers: &'a mut Observers,
@@ -294,7 +303,8 @@ impl<S> Host<'_, S> {
                 self.clients.insert(client, link);
             }
             (Wire::StatusQuery, _, Some(link)) => {
-                link.push(frame_of(&Wire::Status(status_report(replica, self.status, self.net))));
+                let (status, net) = (self.status, self.net);
+                link.push(self.status_cache.answer(now, || status_report(replica, status, net)));
             }
             (Wire::TimestampQuery, Peer::Client(client), Some(link)) => {
                 link.push(frame_of(&Wire::Timestamp { newest: replica.newest_timestamp(client) }));

@@ -18,6 +18,7 @@ mod metrics_server;
 mod persister;
 pub mod procfs;
 mod request_trace;
+mod status_cache;
 mod wire;
 
 pub use client::{query_status, query_traces, ClientHandle, ClientOptions, Completed, InvokeError};
@@ -31,4 +32,5 @@ pub use link::{frame_of, Frame, Inbound, Outbox};
 pub use metrics::ReplicaMetrics;
 pub use metrics_server::{MetricsServer, MAX_SCRAPE_CONNECTIONS};
 pub use request_trace::{unix_micros, PhaseTimes, RequestTrace, TraceAnswer, MAX_TRACED_REQUESTS};
+pub use status_cache::STATUS_REFRESH_MS;
 pub use wire::{decode_wire, encode_wire, DisagreementReport, NetCounters, NodeStatus, PeerCounters, Wire};

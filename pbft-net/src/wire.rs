@@ -43,7 +43,7 @@ pub enum Wire {
 }
 
 /// One replica's view of its own progress, as the status command shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {
     /// The replica's id.
     pub replica: u32,
