@@ -590,3 +590,47 @@ fn a_backup_refuses_a_batch_over_the_byte_bounds() {
     let out = step(&mut backup, T, Message::PrePrepare(pp));
     assert_eq!(out, vec![Output::Broadcast(Message::Prepare(kit.prepare(1, 0, 1, digest)))]);
 }
+
+/// Issue 21, point 5 (the gap attack): a client sends the primary a window
+/// of timestamps around a gap (1, 2, 3 and 5, with a window of 4) and the
+/// missing one, 4, to the backups only, hoping the primary's share for it
+/// is full of requests in flight when a backup relays 4, so that the relay
+/// is dropped and the backups time out. It is not full: a client sends 5
+/// only once 1 completed, so taking 5 lets the primary forget 1, and the
+/// relayed 4 is proposed.
+#[test]
+fn a_relayed_request_is_proposed_while_the_clients_others_are_in_flight() {
+    let kit = Kit::new(4);
+    let mut primary = kit.replica(0);
+    for (seq, timestamp) in [(1, 1), (2, 2), (3, 3), (4, 5)] {
+        let request = kit.request(timestamp, 1);
+        let out = step(&mut primary, T, Message::Request(request.clone()));
+        let expected = kit.pre_prepare(0, seq, vec![request]);
+        assert_eq!(out, vec![Output::Broadcast(Message::PrePrepare(expected))], "timestamp {timestamp}");
+    }
+    let relayed = kit.request(4, 1);
+    let out = step(&mut primary, T, Message::Request(relayed.clone()));
+    assert_eq!(out, vec![Output::Broadcast(Message::PrePrepare(kit.pre_prepare(0, 5, vec![relayed])))]);
+}
+
+/// Issue 21, point 5: the one gap the primary's share does drop a relay
+/// for is below a full window (2 to 5 in flight, 1 relayed), and that
+/// request is abandoned by the client's own rule: once 5 executes, 1 lies
+/// below the window, every replica forgets it, and the backup's request
+/// timer, which waited for it, stops instead of forcing a view change.
+#[test]
+fn a_relayed_request_below_the_clients_window_stops_the_backups_timer() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(1);
+    let below = kit.request(1, 1);
+    let out = step(&mut backup, T, Message::Request(below.clone()));
+    assert_eq!(out, vec![Output::Send { to: ReplicaId(0), message: Message::Request(below) }]);
+    for (seq, timestamp) in [(1, 2), (2, 3), (3, 4), (4, 5)] {
+        execute_alone_at_backup_1(&kit, &mut backup, T, seq, kit.request(timestamp, 1));
+    }
+    assert_eq!(backup.last_executed(), 4);
+    assert_eq!(backup.buffer_usage().pending_requests, 0, "the request below the window is forgotten");
+    backup.handle_timeout(Time(T.0 + Kit::config().view_change_timeout_ms));
+    assert_eq!(drain(&mut backup), vec![], "no request timer fired: no view change");
+    assert_eq!(backup.status(), crate::Status::Normal);
+}
