@@ -61,6 +61,12 @@ pub enum Reject {
     /// committed-local, in the current view: it could change nothing, so it
     /// is dropped before its signature is checked.
     Unneeded,
+    /// A state chunk shorter than the configured chunk size that does not
+    /// end the state: honest peers always send full chunks, and a peer that
+    /// sends a trickle (a byte at a time, each just before the fetch timer
+    /// runs out) would stretch a transfer without bound. The fetch moves on
+    /// to the next peer.
+    ShortChunk,
     /// This replica is recovering from a lost or damaged disk: it takes part
     /// in no agreement (no PRE-PREPARE, PREPARE, COMMIT, VIEW-CHANGE or
     /// NEW-VIEW) until it has learned how far the cluster got.

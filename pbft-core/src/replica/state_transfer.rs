@@ -1,6 +1,13 @@
 //! State transfer (OSDI'99 §4.3, TOCS'02 §5.3): a replica behind a stable
 //! checkpoint fetches that checkpoint's state from peers in bounded chunks,
 //! checks it against the certified digest, and installs it.
+//!
+//! Every chunk but the last is exactly `state_chunk_bytes` long, and each
+//! must arrive within the fetch timeout (half the view-change timeout) of
+//! the request for it, or the fetch moves on to the next peer. So one peer
+//! holds a transfer of S bytes up for at most ⌈S / state_chunk_bytes⌉ fetch
+//! timeouts before its data is checked, and f lying or slow peers for at
+//! most f times that before an honest peer is asked.
 
 use super::checkpoint_state::CheckpointState;
 use super::{Replica, Timer};
@@ -153,6 +160,10 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             || (chunk.data.is_empty() && end < chunk.total_len)
         {
             return Err(Reject::BufferFull);
+        }
+        let full_chunk = (chunk.total_len - chunk.offset).min(self.config.state_chunk_bytes as u64);
+        if (chunk.data.len() as u64) < full_chunk {
+            return Err(Reject::ShortChunk);
         }
         Ok(())
     }

@@ -32,14 +32,12 @@ fn fetch_target(out: &[Output]) -> Option<(ReplicaId, u64)> {
     })
 }
 
-#[test]
-fn byzantine_state_is_refused_and_an_honest_peer_supplies_it() {
-    let kit = Kit::new(4);
-    let mut behind = kit.replica(3);
-    let limit = Kit::config().max_state_bytes as usize;
-
-    // The certified state at checkpoint 4: the app at 5, one cached reply;
-    // about 230 bytes, so it travels in several 64-byte chunks.
+/// The certified state at checkpoint 4: the app at 5, one cached reply;
+/// about 230 bytes, so it travels in several 64-byte chunks. Returns its
+/// bytes, digest, proof (votes of replicas 0-2) and reply cache.
+fn checkpoint_4(
+    kit: &Kit,
+) -> (Vec<u8>, crate::Digest, CheckpointProof, BTreeMap<crate::ClientId, ClientReplies>) {
     let replies = BTreeMap::from([(
         CLIENT,
         ClientReplies {
@@ -51,12 +49,52 @@ fn byzantine_state_is_refused_and_an_honest_peer_supplies_it() {
         },
     )]);
     let certified = CheckpointState::new(vec![Page::new(5u64.to_le_bytes().to_vec())], &replies);
-    let state = certified.to_bytes();
     let digest = certified.digest();
     let checkpoints = (0..3)
         .map(|r| Signed::sign(Checkpoint { seq: 4, state_digest: digest, replica: ReplicaId(r) }, kit.key(r)))
         .collect();
-    let proof = CheckpointProof { seq: 4, state_digest: digest, checkpoints };
+    (certified.to_bytes(), digest, CheckpointProof { seq: 4, state_digest: digest, checkpoints }, replies)
+}
+
+/// Issue 21, point 2: a peer that trickles the state (a chunk shorter than
+/// `state_chunk_bytes` that does not end it) is refused as soon as it does,
+/// and the fetch asks the next peer from the start; a short last chunk is
+/// what every honest transfer ends with, and is taken.
+#[test]
+fn a_peer_that_trickles_the_state_is_left_at_once() {
+    let kit = Kit::new(4);
+    let mut behind = kit.replica(3);
+    let (state, digest, proof, _) = checkpoint_4(&kit);
+    let stable = Signed::sign(StableCheckpoint { proof: proof.clone(), replica: ReplicaId(0) }, kit.key(0));
+    let out = step(&mut behind, T, Message::StableCheckpoint(stable));
+    assert_eq!(fetch_target(&out), Some((ReplicaId(0), 0)));
+    let total = state.len() as u64;
+    let out = step(&mut behind, T, chunk(&kit, 0, &proof, 0, total, &state[..1]));
+    let rejected = Output::Event(Event::Rejected {
+        from: crate::Author::Replica(ReplicaId(0)),
+        kind: crate::MessageKind::StateChunk,
+        reason: Reject::ShortChunk,
+    });
+    assert_eq!(out.first(), Some(&rejected));
+    assert_eq!(behind.buffer_usage().transfer_bytes, 0, "the trickled byte was not kept");
+    assert_eq!(fetch_target(&out), Some((ReplicaId(1), 0)), "moved on to the next peer, from the start");
+    let mut offset = 0;
+    let mut out = Vec::new();
+    for piece in state.chunks(64) {
+        out = step(&mut behind, T, chunk(&kit, 1, &proof, offset, total, piece));
+        offset += piece.len() as u64;
+    }
+    assert!(state.len() % 64 != 0, "the last chunk is short");
+    assert!(out.contains(&Output::Event(Event::StateTransferred { seq: 4, state_digest: digest })));
+}
+
+#[test]
+fn byzantine_state_is_refused_and_an_honest_peer_supplies_it() {
+    let kit = Kit::new(4);
+    let mut behind = kit.replica(3);
+    let limit = Kit::config().max_state_bytes as usize;
+
+    let (state, digest, proof, replies) = checkpoint_4(&kit);
 
     // The traitor, replica 0, tells replica 3 it is behind and is asked first.
     let stable = Signed::sign(StableCheckpoint { proof: proof.clone(), replica: ReplicaId(0) }, kit.key(0));
