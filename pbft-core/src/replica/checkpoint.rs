@@ -116,7 +116,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.commit_proofs.retain(|s, _| *s > seq);
         self.checkpoint_votes.retain(|s, _| *s > seq);
         self.own_checkpoints.retain(|s, _| *s > seq);
-        self.checkpoint_states.retain(|s, _| *s >= seq);
+        self.prune_checkpoint_states(now);
         self.next_seq = self.next_seq.max(seq + 1);
         self.persist_snapshot();
         self.emit(Event::CheckpointStable { seq, state_digest });

@@ -127,6 +127,9 @@ pub struct Replica<A> {
     /// The states (application pages and reply cache) of this replica's
     /// checkpoints at and above the stable one, served to peers that fetch them.
     checkpoint_states: BTreeMap<SeqNum, checkpoint_state::CheckpointState>,
+    /// The checkpoint each peer fetched state of last, and when: those
+    /// states are kept past a newer stable checkpoint while the fetch goes on.
+    serving: BTreeMap<ReplicaId, (SeqNum, Time)>,
     transfer: Option<state_transfer::Transfer>,
     checkpoint_votes: BTreeMap<SeqNum, BTreeMap<ReplicaId, Signed<crate::message::Checkpoint>>>,
     /// The latest checkpoint at which replicas signed different digests.
@@ -222,6 +225,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             stable_checkpoint: CheckpointProof::genesis(),
             own_checkpoints: BTreeMap::new(),
             checkpoint_states: BTreeMap::new(),
+            serving: BTreeMap::new(),
             transfer: None,
             checkpoint_votes: BTreeMap::new(),
             last_disagreement: None,

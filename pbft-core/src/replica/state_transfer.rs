@@ -8,11 +8,19 @@
 //! holds a transfer of S bytes up for at most ⌈S / state_chunk_bytes⌉ fetch
 //! timeouts before its data is checked, and f lying or slow peers for at
 //! most f times that before an honest peer is asked.
+//!
+//! Under load the cluster makes newer checkpoints stable while a transfer
+//! runs. A transfer under way is not restarted for them: it finishes, then
+//! the newest one learned meanwhile is fetched. The peer keeps the state
+//! being fetched past its own newer stable checkpoints for as long as the
+//! fetch goes on (a view-change timeout between requests at most), one such
+//! state per fetching peer. So a replica behind completes a transfer every
+//! ⌈S / state_chunk_bytes⌉ round trips, and its lag stays within what the
+//! cluster executes in that time plus one checkpoint interval.
 
 use super::checkpoint_state::CheckpointState;
 use super::{Replica, Timer};
 use crate::app::ReplicatedStateMachine;
-use crate::digest::Digest;
 use crate::ids::{ReplicaId, SeqNum};
 use crate::message::{CheckpointProof, FetchState, Message, StableCheckpoint, StateChunk};
 use crate::output::Event;
@@ -28,6 +36,11 @@ pub(crate) struct Transfer {
     peer: ReplicaId,
     buffer: Vec<u8>,
     total: Option<u64>,
+    /// A newer stable checkpoint learned while this transfer made progress:
+    /// fetched next, when this one ends or fails, instead of restarting
+    /// from zero at once (under load that restarted every transfer slower
+    /// than one checkpoint interval, for ever).
+    newer: Option<CheckpointProof>,
 }
 
 impl Transfer {
@@ -45,10 +58,27 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         {
             return;
         }
+        if let Some(transfer) = self.transfer.as_mut().filter(|t| t.total.is_some()) {
+            // Under way: finish it first, then fetch the newer one.
+            if transfer.newer.as_ref().is_none_or(|newer| newer.seq < proof.seq) {
+                transfer.newer = Some(proof);
+            }
+            return;
+        }
         self.emit(Event::FellBehind { seq: proof.seq, last_executed: self.last_executed });
         let peer = if from == self.id { self.next_peer(from) } else { from };
-        self.transfer = Some(Transfer { proof, peer, buffer: Vec::new(), total: None });
+        self.transfer = Some(Transfer { proof, peer, buffer: Vec::new(), total: None, newer: None });
         self.request_chunk(now);
+    }
+
+    /// Gives up the transfer in progress for the newer checkpoint learned
+    /// meanwhile, if there is one; true if it did.
+    fn move_to_newer(&mut self, now: Time) -> bool {
+        let Some(newer) = self.transfer.as_mut().and_then(|t| t.newer.take()) else { return false };
+        let peer = self.transfer.as_ref().map_or(self.id, |t| t.peer);
+        self.transfer = None;
+        self.start_transfer(now, newer, peer);
+        self.transfer.is_some()
     }
 
     fn next_peer(&self, after: ReplicaId) -> ReplicaId {
@@ -76,6 +106,9 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// The peer did not answer in time, or answered with bad data: ask the
     /// next one, starting over.
     fn switch_peer(&mut self, now: Time) {
+        if self.move_to_newer(now) {
+            return;
+        }
         let Some(peer) = self.transfer.as_ref().map(|t| t.peer) else { return };
         let next = self.next_peer(peer);
         if let Some(transfer) = &mut self.transfer {
@@ -112,10 +145,17 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     }
 
     /// Serves a chunk of a checkpoint this replica holds the state of.
-    pub(super) fn on_fetch_state(&mut self, _now: Time, fetch: Signed<FetchState>) {
+    pub(super) fn on_fetch_state(&mut self, now: Time, fetch: Signed<FetchState>) {
         let body = fetch.payload();
+        if !self.checkpoint_states.contains_key(&body.seq) {
+            return;
+        }
+        self.serving.insert(body.replica, (body.seq, now));
+        self.prune_checkpoint_states(now);
         let Some(state) = self.checkpoint_states.get(&body.seq) else { return };
-        if self.own_checkpoints_digest(body.seq) != Some(body.state_digest) {
+        // The state's own digest: a state kept for a peer's fetch lies below
+        // the stable checkpoint, where this replica's votes are gone.
+        if state.digest() != body.state_digest {
             return;
         }
         let Ok(offset) = usize::try_from(body.offset) else { return };
@@ -135,11 +175,17 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.send(to, Message::StateChunk(Signed::sign(chunk, &self.secret)));
     }
 
-    fn own_checkpoints_digest(&self, seq: SeqNum) -> Option<Digest> {
-        if self.stable_checkpoint.seq == seq {
-            return Some(self.stable_checkpoint.state_digest);
-        }
-        self.own_checkpoints.get(&seq).copied()
+    /// Drops the checkpoint states below the stable checkpoint but those a
+    /// peer fetched within the last view-change timeout: a fetch slower than
+    /// one checkpoint interval keeps the state it reads until it ends or
+    /// stalls. At most one such state per peer.
+    pub(super) fn prune_checkpoint_states(&mut self, now: Time) {
+        let keep_for = self.config.view_change_timeout_ms;
+        self.serving.retain(|_, (_, at)| now.0 < at.0.saturating_add(keep_for));
+        let stable = self.stable_checkpoint.seq;
+        let serving: std::collections::BTreeSet<SeqNum> =
+            self.serving.values().map(|(seq, _)| *seq).collect();
+        self.checkpoint_states.retain(|seq, _| *seq >= stable || serving.contains(seq));
     }
 
     /// Why a chunk does not continue the transfer in progress.
@@ -217,7 +263,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         let Some((state, replies)) = installed else {
             let peer = transfer.peer;
             self.reject(crate::signed::Author::Replica(peer), StateChunk::KIND, Reject::DigestMismatch);
-            self.transfer = Some(Transfer { proof, peer, buffer: Vec::new(), total: None });
+            self.transfer =
+                Some(Transfer { proof, peer, buffer: Vec::new(), total: None, newer: transfer.newer });
             self.switch_peer(now);
             return;
         };
@@ -234,5 +281,9 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.emit(Event::StateTransferred { seq, state_digest });
         self.make_stable(now, proof);
         self.try_execute(now);
+        if let Some(newer) = transfer.newer {
+            let peer = transfer.peer;
+            self.start_transfer(now, newer, peer);
+        }
     }
 }
