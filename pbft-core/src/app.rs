@@ -127,7 +127,12 @@ impl Page {
 
     /// The page's digest, computed on first use.
     pub fn digest(&self) -> Digest {
-        *self.0.digest.get_or_init(|| Digest::of_parts(&[b"pbft-v1 page", self.bytes()]))
+        *self.0.digest.get_or_init(|| Page::digest_of(self.bytes()))
+    }
+
+    /// The digest a page holding `bytes` has.
+    pub(crate) fn digest_of(bytes: &[u8]) -> Digest {
+        Digest::of_parts(&[b"pbft-v1 page", bytes])
     }
 }
 

@@ -87,6 +87,20 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// [`decode`] without the message size limit, for bytes a quorum certified
+/// by their digest (a transferred checkpoint's reply cache, which may be
+/// larger than any one message): the digest was checked first, so the bytes
+/// are what honest replicas encoded, and their length fields tell the truth.
+pub fn decode_certified<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let unlimited = config().with_limit::<{ usize::MAX }>();
+    let (value, read) = bincode::serde::decode_from_slice(bytes, unlimited)
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    if read != bytes.len() {
+        return Err(CodecError::Trailing(bytes.len() - read));
+    }
+    Ok(value)
+}
+
 /// Serde helpers that encode a byte vector as one byte string instead of a
 /// sequence of single bytes. The encoded bytes are the same with this codec
 /// (a length, then the bytes), but the encoder writes them in one piece

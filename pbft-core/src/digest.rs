@@ -8,6 +8,37 @@ use std::fmt;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct Digest(pub [u8; 32]);
 
+/// [`Digest::of_parts`] fed piece by piece: a part's length first
+/// ([`PartsHasher::start_part`]), then its bytes in any number of pieces.
+/// For digests over parts too large to gather in memory first.
+pub(crate) struct PartsHasher(Sha256);
+
+impl PartsHasher {
+    pub(crate) fn new() -> PartsHasher {
+        PartsHasher(Sha256::new())
+    }
+
+    /// Starts a part of `len` bytes; exactly that many must follow.
+    pub(crate) fn start_part(&mut self, len: usize) {
+        self.0.update((len as u64).to_le_bytes());
+    }
+
+    /// More bytes of the current part.
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// A whole part.
+    pub(crate) fn part(&mut self, bytes: &[u8]) {
+        self.start_part(bytes.len());
+        self.update(bytes);
+    }
+
+    pub(crate) fn finish(self) -> Digest {
+        Digest(self.0.finalize().into())
+    }
+}
+
 impl Digest {
     /// The digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Digest {

@@ -9,7 +9,7 @@
 use super::replies::ReplyCache;
 use crate::app::Page;
 use crate::codec;
-use crate::digest::Digest;
+use crate::digest::{Digest, PartsHasher};
 use std::sync::Arc;
 
 /// The application's pages and the encoded reply cache at one checkpoint.
@@ -19,6 +19,9 @@ pub(crate) struct CheckpointState {
     replies: Vec<u8>,
     digest: Digest,
 }
+
+/// Domain separation for state digests.
+const STATE_DOMAIN: &[u8] = b"pbft-v2 state";
 
 impl CheckpointState {
     /// The state made of `pages` and the reply cache encoded as `replies`;
@@ -33,7 +36,7 @@ impl CheckpointState {
         for page in &pages {
             page_digests.extend_from_slice(page.digest().as_bytes());
         }
-        let digest = Digest::of_parts(&[b"pbft-v2 state", &page_digests, &replies]);
+        let digest = Digest::of_parts(&[STATE_DOMAIN, &page_digests, &replies]);
         CheckpointState { pages, replies, digest }
     }
 
@@ -73,9 +76,37 @@ impl CheckpointState {
         reader.out
     }
 
+    /// The digest of the state whose transferred bytes are `bytes`, without
+    /// decoding it: the same as [`CheckpointState::digest`] of
+    /// [`CheckpointState::decode`]'s result, computed in constant memory.
+    /// `None` if they are not such bytes. A fetched state is checked with it
+    /// before anything is built from it: a lying peer's page count could
+    /// otherwise make the replica allocate a page per 8 bytes received.
+    pub(crate) fn digest_of_transferred(bytes: &[u8]) -> Option<Digest> {
+        let count = read_u64(bytes, 0)?;
+        if count > (bytes.len() - 8) / 8 {
+            return None;
+        }
+        let mut hasher = PartsHasher::new();
+        hasher.part(STATE_DOMAIN);
+        hasher.start_part(32usize.checked_mul(count)?);
+        let mut at = 8;
+        for _ in 0..count {
+            let length = read_u64(bytes, at)?;
+            let start = at + 8;
+            let end = start.checked_add(length)?;
+            hasher.update(Page::digest_of(bytes.get(start..end)?).as_bytes());
+            at = end;
+        }
+        hasher.part(bytes.get(at..)?);
+        Some(hasher.finish())
+    }
+
     /// The state whose transferred bytes are `bytes`, and its reply cache;
     /// `None` if they are not such bytes. The pages keep `bytes` and are
-    /// ranges of it, so a state of many MiB is not copied.
+    /// ranges of it, so a state of many MiB is not copied. Check the digest
+    /// first ([`CheckpointState::digest_of_transferred`]): the reply cache
+    /// is decoded as certified bytes, without the message size limit.
     pub(crate) fn decode(bytes: Vec<u8>) -> Option<(CheckpointState, ReplyCache)> {
         let buffer = Arc::new(bytes);
         let (count, mut at) = (read_u64(&buffer, 0)?, 8);
@@ -92,7 +123,7 @@ impl CheckpointState {
             at = end;
         }
         let replies = buffer.get(at..)?;
-        let cache: ReplyCache = codec::decode(replies).ok()?;
+        let cache: ReplyCache = codec::decode_certified(replies).ok()?;
         Some((Self::of_parts(pages, replies.to_vec()), cache))
     }
 
@@ -208,5 +239,46 @@ mod tests {
         let mut trailing = whole;
         trailing.push(0xff);
         assert!(CheckpointState::decode(trailing).is_none());
+    }
+
+    /// Issue 21, point 2: the digest computed from the transferred bytes, in
+    /// constant memory, is the decoded state's, and no cut of the bytes and
+    /// no lying page count gives it; a count of a page per 8 bytes is
+    /// answered without building a page.
+    #[test]
+    fn the_digest_of_transferred_bytes_is_the_decoded_states() {
+        for pages in [&[][..], &[&b"one"[..]], &[b"first page", b"", b"third, a little longer"]] {
+            let original = state(pages);
+            let whole = original.to_bytes();
+            assert_eq!(CheckpointState::digest_of_transferred(&whole), Some(original.digest()));
+            for cut in 0..whole.len() {
+                assert_ne!(CheckpointState::digest_of_transferred(&whole[..cut]), Some(original.digest()));
+            }
+        }
+        let mut zero_pages = vec![0u8; 8 * 1024];
+        zero_pages[..8].copy_from_slice(&1023u64.to_le_bytes());
+        let lie = CheckpointState::digest_of_transferred(&zero_pages);
+        assert!(lie.is_some_and(|digest| digest != state(&[]).digest()));
+    }
+
+    /// Issue 21, point 2: a reply cache larger than any one message (here
+    /// 65 MiB of results) still decodes from a transferred state: it used
+    /// to fail the message limit, and with it every transfer, for ever.
+    #[test]
+    fn a_reply_cache_larger_than_a_message_transfers() {
+        let big = vec![3u8; codec::MAX_MESSAGE_BYTES + (1 << 20)];
+        let replies = BTreeMap::from([(
+            ClientId(1),
+            ClientReplies {
+                newest: 1,
+                recent: BTreeMap::from([(1, CachedReply { request: Digest::of(b"r"), result: big })]),
+            },
+        )]);
+        let original = CheckpointState::new(vec![Page::new(b"page".to_vec())], &replies);
+        let whole = original.to_bytes();
+        assert_eq!(CheckpointState::digest_of_transferred(&whole), Some(original.digest()));
+        let (decoded, decoded_replies) = CheckpointState::decode(whole).expect("decodes");
+        assert_eq!(decoded.digest(), original.digest());
+        assert_eq!(decoded_replies, replies);
     }
 }

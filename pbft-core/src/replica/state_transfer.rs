@@ -253,10 +253,11 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             return;
         }
         let proof = transfer.proof;
-        let installed = CheckpointState::decode(transfer.buffer).and_then(|(state, replies)| {
-            if state.digest() != proof.state_digest {
-                return None;
-            }
+        // The digest first, in constant memory: nothing is built from bytes
+        // a quorum did not certify.
+        let certified = CheckpointState::digest_of_transferred(&transfer.buffer) == Some(proof.state_digest);
+        let decoded = if certified { CheckpointState::decode(transfer.buffer) } else { None };
+        let installed = decoded.and_then(|(state, replies)| {
             self.app.restore_pages(state.pages()).ok()?;
             Some((state, replies))
         });
