@@ -75,7 +75,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// meanwhile, if there is one; true if it did.
     fn move_to_newer(&mut self, now: Time) -> bool {
         let Some(newer) = self.transfer.as_mut().and_then(|t| t.newer.take()) else { return false };
-        let peer = self.transfer.as_ref().map_or(self.id, |t| t.peer);
+        // The peer asked last failed or stalled: start with the next one.
+        let peer = self.transfer.as_ref().map_or(self.id, |t| self.next_peer(t.peer));
         self.transfer = None;
         self.start_transfer(now, newer, peer);
         self.transfer.is_some()
