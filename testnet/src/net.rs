@@ -245,8 +245,21 @@ impl Testnet {
             command.arg("--queue").arg(format!("{}={}", queue(to), link.queue_spec()));
         }
         self.seed = self.seed.wrapping_add(1);
-        command.args(["--seed", &self.seed.to_string()]).stdin(Stdio::null()).stdout(Stdio::null());
-        self.netems[host] = Some(command.spawn().context("starting pbft-netem")?);
+        command.args(["--seed", &self.seed.to_string()]).stdin(Stdio::null()).stdout(Stdio::piped());
+        let mut netem = command.spawn().context("starting pbft-netem")?;
+        // Wait until its queues are bound, so that a link is in force when
+        // this returns and the caller's next packet is delayed or dropped.
+        let mut line = String::new();
+        if let Some(stdout) = netem.stdout.take() {
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+                .context("reading pbft-netem's readiness")?;
+        }
+        if line.trim() != "ready" {
+            let _ = netem.kill();
+            let status = netem.wait()?;
+            bail!("pbft-netem on host {host} exited before its queues were bound ({status})");
+        }
+        self.netems[host] = Some(netem);
         Ok(())
     }
 }

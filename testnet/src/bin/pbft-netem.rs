@@ -66,6 +66,11 @@ fn main() -> Result<()> {
     // full router queue drops: it is loss, not a reason to stop.
     queue.set_recv_enobufs(false)?;
     queue.set_nonblocking(true);
+    // Tell whoever started us that the queues are bound: packets sent from
+    // now on are delayed (before, `--queue-bypass` lets them through).
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "ready").and_then(|()| stdout.flush()).context("reporting readiness")?;
     run(&mut queue, &links, Rng::new(args.seed))
 }
 
