@@ -95,14 +95,16 @@ pub struct ConfigError {
 
 impl ProtocolConfig {
     /// The most bytes a VIEW-CHANGE of a cluster of `n` takes encoded: a
-    /// checkpoint proof of 2f+1 votes, and a prepared certificate (a
-    /// pre-prepare header and 2f prepares, no batch) per sequence number of
-    /// the window.
+    /// checkpoint proof of up to n votes, and a prepared certificate (a
+    /// pre-prepare header and up to n - 1 prepares, no batch) per sequence
+    /// number of the window, with a vote's worth for the envelope.
     pub fn view_change_bytes(&self, n: usize) -> usize {
-        let f = n.saturating_sub(1) / 3;
-        let certificate = SIGNED_VOTE_BYTES * (2 * f + 1);
+        // A certificate holds every matching prepare (up to n - 1, one per
+        // backup) and a proof every matching vote (up to n), not only the
+        // quorum; replicas refuse more (`Replica::screen`).
+        let certificate = SIGNED_VOTE_BYTES * n;
         let window = usize::try_from(self.watermark_window).unwrap_or(usize::MAX);
-        (SIGNED_VOTE_BYTES * (2 * f + 1)).saturating_add(window.saturating_mul(certificate))
+        (SIGNED_VOTE_BYTES * (n + 1)).saturating_add(window.saturating_mul(certificate))
     }
 
     /// The most bytes a NEW-VIEW of a cluster of `n` takes encoded: 2f+1
@@ -250,7 +252,7 @@ mod tests {
 
     /// The NEW-VIEW bound grows with the window and the cluster, not with
     /// the requests: the default window fits clusters of tens of replicas,
-    /// and a hundred replicas need a smaller one, which the error names.
+    /// and a hundred replicas need a smaller one (32), which the error names.
     #[test]
     fn a_new_view_of_the_window_must_fit_in_a_message() {
         let config = ProtocolConfig::default();
@@ -258,7 +260,8 @@ mod tests {
         assert_eq!(config.validate_for(31), Ok(()));
         let error = config.validate_for(100).unwrap_err();
         assert_eq!(error.field, "watermark_window");
-        let smaller = ProtocolConfig { watermark_window: 64, ..ProtocolConfig::default() };
+        let smaller =
+            ProtocolConfig { watermark_window: 32, checkpoint_interval: 32, ..ProtocolConfig::default() };
         assert_eq!(smaller.validate_for(100), Ok(()));
     }
 

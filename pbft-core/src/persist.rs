@@ -53,6 +53,14 @@
 //!    without the newer: records are written in order); the replica then
 //!    re-executes those batches when the next view re-proposes them, or
 //!    fetches them from its peers.
+//! 4. **Lose the batch a certificate names.** VIEW-CHANGEs and NEW-VIEWs
+//!    name batches by digest only (issue 21, point 1), so the new view
+//!    executes a re-proposed batch from replicas' own copies. The f+1 honest
+//!    replicas that accepted it (as its certificate's signers) write it as
+//!    [`Persist::Accepted`], which does not hold back sends; a certificate
+//!    they prepare is written after it and does, so a replica that prepared
+//!    the batch has it durable before its COMMIT (rule 3 stands). One that
+//!    only accepted it may lose its copy to a crash before its next sync.
 //!
 //! A replica that lost its records, or cannot trust them, restarts with
 //! [`Replica::recover_lost`](crate::Replica::recover_lost): it signs nothing
@@ -103,6 +111,14 @@ pub enum Persist {
     View(View),
     /// The replica prepared this certificate and is about to send COMMIT.
     Prepared(PreparedCert),
+    /// The replica accepted (or, as primary, made) this PRE-PREPARE, batch
+    /// included. A VIEW-CHANGE names batches by digest only, so the f+1
+    /// honest replicas that accepted a batch some certificate names must
+    /// still hold it after a restart: this record keeps their copy. It does
+    /// not hold back sends (no sync on the PREPARE's path); written in order,
+    /// it is durable once any later record that holds back sends is, such as
+    /// the certificate before this replica's COMMIT.
+    Accepted(Signed<PrePrepare>),
     /// The replica executed this batch (the pre-prepare carries its
     /// requests); the reply does not wait for it (see rule 3 above). The
     /// proof comes along so that a restarted replica can still relay it to
@@ -119,7 +135,7 @@ impl Persist {
     /// already durable as the prepared certificates of the replicas that
     /// committed it (rule 3 above). Hosts still write every record in order.
     pub fn holds_back_sends(&self) -> bool {
-        !matches!(self, Persist::Executed(_))
+        !matches!(self, Persist::Executed(_) | Persist::Accepted(_))
     }
 }
 
@@ -138,6 +154,9 @@ pub struct Snapshot {
     pub view: View,
     /// The prepared certificates above the checkpoint.
     pub prepared: Vec<PreparedCert>,
+    /// The batches of the PRE-PREPAREs accepted above the checkpoint (see
+    /// [`Persist::Accepted`]).
+    pub batches: Vec<Signed<PrePrepare>>,
     /// The batches executed above the checkpoint, in order.
     pub executed: Vec<CommitProof>,
 }

@@ -82,9 +82,6 @@ pub struct BufferUsage {
     pub transfer_bytes: usize,
 }
 
-/// A batch kept beyond its view, and its digest (see `Replica::batch_copy`).
-type BatchCopy = (Digest, Vec<Signed<Request>>);
-
 /// A PBFT replica running application `A`.
 pub struct Replica<A> {
     id: ReplicaId,
@@ -108,7 +105,7 @@ pub struct Replica<A> {
     /// Batches of PRE-PREPAREs accepted above the stable checkpoint, in any
     /// view, by sequence number and digest: a NEW-VIEW names batches by
     /// digest only (see `enter_view`).
-    batch_copies: BTreeMap<SeqNum, Vec<BatchCopy>>,
+    batch_copies: BTreeMap<SeqNum, Vec<Signed<crate::message::PrePrepare>>>,
     /// Proofs of commitment for sequence numbers above the stable checkpoint:
     /// of batches executed here (to relay to peers that are behind) and of
     /// batches relayed to this replica that it has not executed yet.

@@ -207,6 +207,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             &self.secret,
         );
         self.note_pre_prepared(&pre_prepare);
+        self.keep_batch_copy(&pre_prepare);
         self.log.entry(seq).or_default().pre_prepare = Some(pre_prepare.clone());
         self.broadcast(Message::PrePrepare(pre_prepare));
         self.advance(now, seq);
@@ -261,32 +262,45 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.log.entry(seq).or_default().pre_prepare = Some(pre_prepare);
     }
 
-    /// Keeps the batch of an accepted PRE-PREPARE beyond its view, so that
-    /// a NEW-VIEW naming it by digest finds it (see `enter_view`). At most
+    /// Keeps the batch of an accepted (or proposed) PRE-PREPARE beyond its
+    /// view, so that a NEW-VIEW naming it by digest finds it (see
+    /// `enter_view`), and persists it, so that a restart keeps it too.
+    pub(super) fn keep_batch_copy(&mut self, pre_prepare: &Signed<PrePrepare>) {
+        if self.store_batch_copy(pre_prepare) {
+            self.persist(crate::persist::Persist::Accepted(pre_prepare.clone()));
+        }
+    }
+
+    /// [`Replica::keep_batch_copy`] without persisting (a restart restoring
+    /// its records); false if there was nothing new to keep. At most
     /// [`BATCH_COPIES_PER_SEQ`] digests per sequence number, the newest; the
     /// requests are shared with the log, so a copy costs a pointer each.
-    fn keep_batch_copy(&mut self, pre_prepare: &Signed<PrePrepare>) {
+    pub(super) fn store_batch_copy(&mut self, pre_prepare: &Signed<PrePrepare>) -> bool {
         let body = pre_prepare.payload();
-        if body.batch.is_empty() {
-            return;
+        if body.batch.is_empty() || pre_prepare.lacks_batch() {
+            return false;
         }
         let copies = self.batch_copies.entry(body.seq).or_default();
-        if copies.iter().any(|(digest, _)| *digest == body.digest) {
-            return;
+        if copies.iter().any(|copy| copy.payload().digest == body.digest) {
+            return false;
         }
         if copies.len() == BATCH_COPIES_PER_SEQ {
             copies.remove(0);
         }
-        copies.push((body.digest, body.batch.clone()));
+        copies.push(pre_prepare.clone());
+        true
     }
 
     /// This replica's copy of the batch with `digest` at `seq`, if it has
     /// one: kept from an accepted PRE-PREPARE, or in a prepared certificate
     /// or proof of commitment (what a restarted replica recovered).
     pub(super) fn batch_copy(&self, seq: SeqNum, digest: crate::Digest) -> Option<Vec<Signed<Request>>> {
-        let kept = self.batch_copies.get(&seq).and_then(|copies| copies.iter().find(|(d, _)| *d == digest));
-        if let Some((_, batch)) = kept {
-            return Some(batch.clone());
+        let kept = self
+            .batch_copies
+            .get(&seq)
+            .and_then(|copies| copies.iter().find(|c| c.payload().digest == digest));
+        if let Some(copy) = kept {
+            return Some(copy.payload().batch.clone());
         }
         let certified = self.prepared_certs.get(&seq).map(|cert| &cert.pre_prepare);
         let committed = self.commit_proofs.get(&seq).map(|proof| &proof.pre_prepare);

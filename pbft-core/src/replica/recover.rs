@@ -7,9 +7,11 @@ use crate::app::ReplicatedStateMachine;
 use crate::config::ProtocolConfig;
 use crate::ids::{ReplicaId, SeqNum, View};
 use crate::keys::{KeyBook, SecretKey};
+use crate::message::PrePrepare;
 use crate::message::{Message, PreparedCert};
 use crate::output::Output;
 use crate::persist::{CommitProof, Persist, Snapshot};
+use crate::signed::Signed;
 use crate::time::Time;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -21,6 +23,7 @@ struct Found {
     view: Option<View>,
     prepared: BTreeMap<SeqNum, PreparedCert>,
     executed: BTreeMap<SeqNum, CommitProof>,
+    batches: Vec<Signed<PrePrepare>>,
 }
 
 impl Found {
@@ -32,6 +35,7 @@ impl Found {
             match record {
                 Persist::View(view) => found.view = found.view.max(Some(view)),
                 Persist::Prepared(cert) => found.keep_certificate(cert),
+                Persist::Accepted(pre_prepare) => found.batches.push(pre_prepare),
                 Persist::Executed(proof) => {
                     found.executed.insert(proof.pre_prepare.payload().seq, proof);
                 }
@@ -44,6 +48,7 @@ impl Found {
                     for proof in &snapshot.executed {
                         found.executed.insert(proof.pre_prepare.payload().seq, proof.clone());
                     }
+                    found.batches.extend(snapshot.batches.iter().cloned());
                     found.snapshot = Some(snapshot);
                 }
             }
@@ -105,6 +110,10 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         let (h, high) = (replica.low_watermark(), replica.high_watermark());
         replica.prepared_certs =
             found.prepared.into_iter().filter(|(seq, _)| *seq > h && *seq <= high).collect();
+        for pre_prepare in found.batches.iter().filter(|pp| pp.payload().seq > h && pp.payload().seq <= high)
+        {
+            replica.store_batch_copy(pre_prepare);
+        }
         // Replaying produced replies and events the world already saw; its
         // CHECKPOINT votes go out again (peers lost theirs if they crashed
         // too, and a checkpoint needs 2f+1 of them to become stable).
@@ -248,6 +257,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             replies: state.replies().to_vec(),
             view: self.persisted_view.unwrap_or(self.view),
             prepared: self.prepared_certs.values().cloned().collect(),
+            batches: self.batch_copies.values().flatten().cloned().collect(),
             executed: self
                 .commit_proofs
                 .range((Bound::Excluded(seq), Bound::Included(self.last_executed.max(seq))))

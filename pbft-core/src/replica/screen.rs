@@ -74,8 +74,21 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         if self.is_stale_view_change(body.new_view) {
             return Some(Reject::StaleView);
         }
-        self.beyond_window(body.prepared.len())
-            .then_some(Reject::InvalidCertificate(CertificateRule::BeyondWindow))
+        self.oversized_view_change(body)
+    }
+
+    /// A VIEW-CHANGE holding more than its parts can: certificates beyond
+    /// one window, or more votes in a certificate or checkpoint proof than
+    /// there are replicas to cast them (one must repeat a signer). Bounds
+    /// the signatures a batch check of it can be made to verify.
+    fn oversized_view_change(&self, body: &ViewChange) -> Option<Reject> {
+        if self.beyond_window(body.prepared.len()) {
+            return Some(Reject::InvalidCertificate(CertificateRule::BeyondWindow));
+        }
+        let n = self.quorum.n();
+        let too_many_votes = body.checkpoint.checkpoints.len() > n
+            || body.prepared.iter().any(|cert| cert.prepares.len() >= n);
+        too_many_votes.then_some(Reject::InvalidCertificate(CertificateRule::RepeatedSigner))
     }
 
     /// A NEW-VIEW for a view already entered or left, with more view-changes
@@ -89,8 +102,9 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         if body.view_changes.len() > self.quorum.n() {
             return Some(Reject::InvalidCertificate(CertificateRule::RepeatedSigner));
         }
-        let too_many = self.beyond_window(body.pre_prepares.len())
-            || body.view_changes.iter().any(|vc| self.beyond_window(vc.payload().prepared.len()));
-        too_many.then_some(Reject::InvalidCertificate(CertificateRule::BeyondWindow))
+        if self.beyond_window(body.pre_prepares.len()) {
+            return Some(Reject::InvalidCertificate(CertificateRule::BeyondWindow));
+        }
+        body.view_changes.iter().find_map(|vc| self.oversized_view_change(vc.payload()))
     }
 }

@@ -304,8 +304,11 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// §4.4: agreement is on the digest) and executes from a peer's proof of
     /// commitment, which status reports bring (TOCS'02 §5.2). Some honest
     /// replica holds every batch a NEW-VIEW can name: a prepared certificate
-    /// has 2f+1 signers, so f+1 honest replicas accepted its PRE-PREPARE with
-    /// the batch and keep a copy while the sequence number is in the window.
+    /// has 2f+1 signers (the primary that made the PRE-PREPARE and 2f
+    /// backups that accepted it), so f+1 of them are honest, and each keeps
+    /// a copy while the sequence number is in the window, persisted
+    /// ([`crate::persist::Persist::Accepted`]) so that a restart keeps it
+    /// too. A crash before that record is synced loses that one copy.
     fn enter_view(&mut self, now: Time, plan: &NewViewPlan, pre_prepares: Vec<Signed<PrePrepare>>) {
         let pre_prepares: Vec<Signed<PrePrepare>> = pre_prepares
             .into_iter()

@@ -40,10 +40,12 @@ fn each_record_comes_before_the_send_that_depends_on_it() {
     assert_eq!(
         out,
         vec![
+            Output::Persist(Persist::Accepted(pp.clone())),
             Output::Persist(Persist::View(0)),
             Output::Broadcast(Message::Prepare(kit.prepare(1, 0, 1, digest)))
         ]
     );
+    assert!(!Persist::Accepted(pp.clone()).holds_back_sends(), "no sync on the PREPARE's path for it");
     let out = feed(&mut backup, Message::Prepare(kit.prepare(2, 0, 1, digest)));
     let [Output::Persist(Persist::Prepared(cert)), Output::Broadcast(Message::Commit(commit))] =
         out.as_slice()

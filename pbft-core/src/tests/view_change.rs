@@ -352,8 +352,9 @@ fn a_backup_that_never_saw_a_new_views_batch_executes_it_from_a_peers_proof() {
 
 /// The NEW-VIEW size bound the config checks against the message limit
 /// (`ProtocolConfig::new_view_bytes`) holds for a NEW-VIEW as large as the
-/// window allows (three VIEW-CHANGEs with a certificate at every sequence
-/// number, of the largest operations), and is no more than twice its size.
+/// window allows (three VIEW-CHANGEs with a certificate of every backup's
+/// prepare at every sequence number, of the largest operations), and is no
+/// more than twice its size.
 #[test]
 fn a_full_windows_new_view_is_within_the_configured_bound() {
     let kit = Kit::new(4);
@@ -361,10 +362,46 @@ fn a_full_windows_new_view_is_within_the_configured_bound() {
     let window = config.watermark_window;
     let big = |seq: u64| vec![kit.request_of(seq, vec![7; config.max_request_bytes])];
     let certs: Vec<PreparedCert> =
-        (1..=window).map(|seq| prepared_cert(&kit, 0, seq, big(seq), &[2, 3])).collect();
+        (1..=window).map(|seq| prepared_cert(&kit, 0, seq, big(seq), &[1, 2, 3])).collect();
     let vcs = [0, 2, 3].into_iter().map(|from| view_change(&kit, from, 1, certs.clone())).collect();
     let nv = new_view(&kit, 1, vcs, (1..=window).map(|seq| (seq, big(seq))).collect());
     let size = crate::codec::encode(&nv).len();
     let bound = config.new_view_bytes(4);
     assert!(size <= bound && bound <= 2 * size, "size {size}, bound {bound}");
+}
+
+/// Issue 21, point 1 (review): the copy of a batch a replica accepted but
+/// did not prepare survives a restart (`Persist::Accepted`), so when a
+/// NEW-VIEW later names the batch by digest only, the restarted replica
+/// executes it without anyone's help: the f+1 honest holders of a batch a
+/// certificate names stay holders across restarts.
+#[test]
+fn a_batch_accepted_before_a_restart_executes_when_a_new_view_names_it() {
+    let kit = Kit::new(4);
+    let mut backup = kit.replica(2);
+    let (vcs, batch) = view_changes_with_one_certificate(&kit);
+    backup.receive(T, Message::PrePrepare(kit.pre_prepare(0, 2, batch.clone())));
+    let records: Vec<crate::Persist> = super::kit::drain_all(&mut backup)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Persist(record) => Some(record),
+            _ => None,
+        })
+        .collect();
+    let mut restarted = crate::Replica::recover(
+        ReplicaId(2),
+        Kit::config(),
+        kit.book.clone(),
+        kit.key(2).clone(),
+        super::kit::Summer::default(),
+        records,
+        T,
+    )
+    .unwrap();
+    super::kit::drain_all(&mut restarted);
+    let nv = new_view(&kit, 1, vcs, vec![(1, vec![]), (2, batch.clone())]);
+    step(&mut restarted, T, Message::NewView(nv));
+    prepare_and_commit_view_1(&kit, &mut restarted, &batch);
+    assert_eq!(restarted.last_executed(), 2, "executed from the copy it kept across the restart");
+    assert_eq!(restarted.app().0, 9);
 }
