@@ -49,7 +49,11 @@ impl ReplicaLog {
             .iter()
             .enumerate()
             .map(|(index, bytes)| {
-                codec::decode::<Persist>(bytes).map_err(|e| ReplicaLogError::Undecodable {
+                // Without the 64 MiB message limit: the record passed its
+                // checksum, so these are bytes this replica wrote, and a
+                // snapshot of a state over 64 MiB (up to max_state_bytes)
+                // must load again.
+                codec::decode_certified::<Persist>(bytes).map_err(|e| ReplicaLogError::Undecodable {
                     path: path.display().to_string(),
                     index,
                     reason: e.to_string(),

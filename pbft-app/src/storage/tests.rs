@@ -390,3 +390,28 @@ fn unsynced_log_reads_back() {
     assert_eq!(opened.records, recs(&[b"snapshot", b"two"]));
     assert_eq!(opened.report, healthy(1, 2));
 }
+
+/// A snapshot record larger than one protocol message (a state of 65 MiB)
+/// reads back after a restart: records were decoded with the 64 MiB
+/// message limit, so a replica whose state outgrew it could not start.
+#[test]
+fn a_snapshot_larger_than_a_message_reads_back() {
+    use pbft_net::Storage as _;
+    let scratch = Scratch::new("big-snapshot");
+    let data = scratch.data();
+    let snapshot = pbft_core::Snapshot {
+        proof: pbft_core::CheckpointProof::genesis(),
+        pages: vec![pbft_core::Page::new(vec![7; pbft_core::codec::MAX_MESSAGE_BYTES + (1 << 20)])],
+        replies: Vec::new(),
+        view: 0,
+        prepared: Vec::new(),
+        batches: Vec::new(),
+        executed: Vec::new(),
+    };
+    let record = pbft_core::Persist::Snapshot(snapshot);
+    let mut log = ReplicaLog::open(&data, &me(), true).unwrap().log;
+    log.persist(std::slice::from_ref(&record)).unwrap();
+    drop(log);
+    let reopened = ReplicaLog::open(&data, &me(), true).unwrap();
+    assert_eq!(reopened.records, vec![record]);
+}
