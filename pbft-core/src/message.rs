@@ -391,8 +391,7 @@ impl Signed<PrePrepare> {
         if self.payload().batch.is_empty() {
             return self.clone();
         }
-        let header = PrePrepare { batch: Vec::new(), ..self.payload().clone_header() };
-        Signed::from_parts(header, self.signature().to_vec())
+        Signed::from_parts(self.payload().clone_header(), self.signature().to_vec())
     }
 
     /// The same signed PRE-PREPARE carrying `batch`, which the caller has

@@ -58,7 +58,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
 
     /// Whether a view change or NEW-VIEW for `view` comes too late: this
     /// replica is in a later view, or already runs this one.
-    fn is_stale_view_change(&self, view: crate::View) -> bool {
+    pub(super) fn is_stale_view_change(&self, view: crate::View) -> bool {
         view < self.view || (view == self.view && self.status == Status::Normal)
     }
 

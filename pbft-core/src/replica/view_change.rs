@@ -191,7 +191,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     }
 
     fn check_view_change(&self, body: &ViewChange) -> Result<(), Reject> {
-        if body.new_view < self.view || (body.new_view == self.view && self.status == Status::Normal) {
+        if self.is_stale_view_change(body.new_view) {
             return Err(Reject::StaleView);
         }
         self.check_certificates_in_window(body)?;
@@ -267,7 +267,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// if the NEW-VIEW is for a view this replica can enter and its
     /// pre-prepares are exactly that plan; otherwise why it is ignored.
     fn plan_for_new_view(&self, body: &NewView) -> Result<NewViewPlan, Reject> {
-        if body.view < self.view || (body.view == self.view && self.status == Status::Normal) {
+        if self.is_stale_view_change(body.view) {
             return Err(Reject::StaleView);
         }
         for vc in &body.view_changes {
