@@ -7,7 +7,7 @@
 //! key in git.
 
 use pbft_core::{PublicKey, SecretKey};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 /// Why a key file could not be read or written.
@@ -34,15 +34,23 @@ pub enum KeyFileError {
     Random(String),
 }
 
+/// The most a key file is read of: 64 hex digits and a line break fit many
+/// times over, and a path to a device or a huge file is refused, not read.
+const MAX_KEY_FILE_BYTES: u64 = 4096;
+
 /// Reads the secret key in `path`.
 pub fn read_secret(path: &Path) -> Result<SecretKey, KeyFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Io {
-        action: "read",
-        path: path.display().to_string(),
-        source,
-    })?;
-    let seed = parse_hex32(text.trim())
-        .ok_or_else(|| KeyFileError::Malformed { path: path.display().to_string() })?;
+    let io = |source| KeyFileError::Io { action: "read", path: path.display().to_string(), source };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(io)?;
+    let malformed = || KeyFileError::Malformed { path: path.display().to_string() };
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(malformed());
+    }
+    let text = String::from_utf8(bytes).map_err(|_| malformed())?;
+    let seed = parse_hex32(text.trim()).ok_or_else(malformed)?;
     Ok(SecretKey::from_seed(seed))
 }
 

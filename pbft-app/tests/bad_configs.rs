@@ -132,3 +132,57 @@ fn bad_configs_are_refused_naming_the_field() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A key file is read only up to a few KiB: a path to a device that never
+/// ends (or a huge file) is refused naming the field, not read whole.
+#[test]
+fn a_key_file_that_never_ends_is_refused_naming_the_field() {
+    use std::io::Read;
+    let dir = scratch("endless-key-file");
+    let path = dir.join("endless.toml");
+    let text = valid().replace(&format!("public_key = \"{}\"", key(1)), "key_file = \"/dev/zero\"");
+    std::fs::write(&path, text).unwrap();
+    let mut child = pbft()
+        .args(["check", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("pbft check was still reading /dev/zero after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("replica[0].key_file"), "{stderr}");
+}
+
+/// `ClusterConfig::check_text` (the fuzzer's entry) has no side effects:
+/// with `dev_keys` it refuses a missing key file where `load` creates it.
+#[test]
+fn checking_config_text_never_creates_a_key_file() {
+    use pbft_app::cluster_config::ClusterConfig;
+    let dir = scratch("check-text-no-keys");
+    let path = dir.join("dev.toml");
+    let text = valid()
+        .replace("[cluster]\n", "[cluster]\ndev_keys = true\nkeys_dir = \"keys\"\n")
+        .lines()
+        .filter(|line| !line.starts_with("public_key"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&path, &text).unwrap();
+    let error = ClusterConfig::check_text(&text, &path).unwrap_err();
+    assert_eq!(error.field, "replica[0].key_file", "{error}");
+    assert!(!dir.join("keys").exists(), "check_text created a key folder");
+    ClusterConfig::load(&path).unwrap();
+    assert!(dir.join("keys/replica-0.key").exists(), "load creates the dev key");
+}

@@ -169,6 +169,15 @@ pub struct StorageConfig {
     pub sync: bool,
 }
 
+/// Whether checking a config may create the key files it lacks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyCreation {
+    /// As `cluster.dev_keys` says.
+    AsConfigured,
+    /// Never: checking has no side effects.
+    Never,
+}
+
 struct Checker<'a> {
     file: &'a Path,
 }
@@ -186,8 +195,24 @@ impl ClusterConfig {
         let check = Checker { file: path };
         let text =
             std::fs::read_to_string(path).map_err(|e| check.error("(file)", format!("cannot read: {e}")))?;
-        let raw: RawConfig = toml::from_str(&text)
-            .map_err(|e| check.error(toml_field(&e, &text), e.to_string().trim_end()))?;
+        ClusterConfig::parse(&text, path, KeyCreation::AsConfigured)
+    }
+
+    /// Checks `text` as [`ClusterConfig::load`] checks the file at `path`
+    /// (relative paths in it are taken from `path`'s folder), but never
+    /// creates a file: `cluster.dev_keys` is ignored, so a missing key file
+    /// is an error. For tools that only check a config, and for the fuzzer.
+    pub fn check_text(text: &str, path: &Path) -> Result<ClusterConfig, ConfigError> {
+        ClusterConfig::parse(text, path, KeyCreation::Never)
+    }
+
+    fn parse(text: &str, path: &Path, keys: KeyCreation) -> Result<ClusterConfig, ConfigError> {
+        let check = Checker { file: path };
+        let mut raw: RawConfig =
+            toml::from_str(text).map_err(|e| check.error(toml_field(&e, text), e.to_string().trim_end()))?;
+        if keys == KeyCreation::Never {
+            raw.cluster.dev_keys = false;
+        }
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         ClusterConfig::check(raw, path, &base, &check)
     }
