@@ -55,7 +55,8 @@ pub enum Reject {
     /// The message duplicates one already held.
     Duplicate,
     /// A peer asked again before its previous request was due (status
-    /// reports): answering every one would let a peer amplify its traffic.
+    /// reports, and state fetches that do not continue the last chunk sent):
+    /// answering every one would let a peer amplify its traffic.
     TooFrequent,
     /// A PREPARE for a slot already prepared, or a COMMIT for one already
     /// committed-local, in the current view: it could change nothing, so it

@@ -124,9 +124,10 @@ pub struct Replica<A> {
     /// The states (application pages and reply cache) of this replica's
     /// checkpoints at and above the stable one, served to peers that fetch them.
     checkpoint_states: BTreeMap<SeqNum, checkpoint_state::CheckpointState>,
-    /// The checkpoint each peer fetched state of last, and when: those
-    /// states are kept past a newer stable checkpoint while the fetch goes on.
-    serving: BTreeMap<ReplicaId, (SeqNum, Time)>,
+    /// The chunk each peer fetched last, of which checkpoint, and when: those
+    /// states are kept past a newer stable checkpoint while the fetch goes
+    /// on, and a peer is answered no faster than a transfer asks.
+    serving: BTreeMap<ReplicaId, state_transfer::Served>,
     transfer: Option<state_transfer::Transfer>,
     checkpoint_votes: BTreeMap<SeqNum, BTreeMap<ReplicaId, Signed<crate::message::Checkpoint>>>,
     /// The latest checkpoint at which replicas signed different digests.

@@ -43,6 +43,27 @@ pub(crate) struct Transfer {
     newer: Option<CheckpointProof>,
 }
 
+/// The last chunk served to a peer: what it fetches, and when.
+#[derive(Debug)]
+pub(crate) struct Served {
+    /// The checkpoint it fetches (its state stays pinned while it does).
+    seq: SeqNum,
+    /// When it was last answered.
+    at: Time,
+    /// The offset it asked for then.
+    offset: u64,
+    /// Where the chunk sent then ended: the offset a continuing fetch asks for.
+    next: u64,
+}
+
+impl Served {
+    /// Whether a peer that was served `self` may be answered `fetch` at `now`.
+    fn allows(&self, fetch: &FetchState, now: Time, retry_ms: u64) -> bool {
+        let continues = fetch.seq == self.seq && fetch.offset == self.next && self.next > self.offset;
+        continues || fetch.seq > self.seq || now.0 >= self.at.0.saturating_add(retry_ms)
+    }
+}
+
 impl Transfer {
     /// Bytes held for the transfer.
     pub(crate) fn held(&self) -> usize {
@@ -101,7 +122,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         };
         let peer = transfer.peer;
         self.send(peer, Message::FetchState(Signed::sign(fetch, &self.secret)));
-        self.timers.set(Timer::Fetch, now + self.config.view_change_timeout_ms / 2 + 1);
+        self.timers.set(Timer::Fetch, now + self.fetch_retry_ms());
     }
 
     /// The peer did not answer in time, or answered with bad data: ask the
@@ -146,12 +167,31 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     }
 
     /// Serves a chunk of a checkpoint this replica holds the state of.
+    ///
+    /// Each peer is answered at the pace of a transfer, never faster (issue
+    /// 21, point 3): a request that continues the chunk it was last sent, or
+    /// asks for a newer checkpoint, is answered at once; any other (the same
+    /// chunk again, a jump back, the start of another pass) only once the
+    /// fetcher's own retry interval has passed since its last answer.
+    /// Honest fetchers never ask sooner, so a peer that asks in a loop gets
+    /// at most one pass over each state held, plus one chunk, per retry
+    /// interval: signing and hashing a chunk per request it sends is no
+    /// longer on offer.
     pub(super) fn on_fetch_state(&mut self, now: Time, fetch: Signed<FetchState>) {
         let body = fetch.payload();
         if !self.checkpoint_states.contains_key(&body.seq) {
             return;
         }
-        self.serving.insert(body.replica, (body.seq, now));
+        if !self
+            .serving
+            .get(&body.replica)
+            .is_none_or(|served| served.allows(body, now, self.fetch_retry_ms()))
+        {
+            self.reject(crate::signed::Author::Replica(body.replica), FetchState::KIND, Reject::TooFrequent);
+            return;
+        }
+        self.serving
+            .insert(body.replica, Served { seq: body.seq, at: now, offset: body.offset, next: body.offset });
         self.prune_checkpoint_states(now);
         let Some(state) = self.checkpoint_states.get(&body.seq) else { return };
         // The state's own digest: a state kept for a peer's fetch lies below
@@ -173,7 +213,15 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             replica: self.id,
         };
         let to = body.replica;
+        if let Some(served) = self.serving.get_mut(&to) {
+            served.next = body.offset + chunk.data.len() as u64;
+        }
         self.send(to, Message::StateChunk(Signed::sign(chunk, &self.secret)));
+    }
+
+    /// How long a fetcher waits for a chunk before it asks again (elsewhere).
+    fn fetch_retry_ms(&self) -> u64 {
+        self.config.view_change_timeout_ms / 2 + 1
     }
 
     /// Drops the checkpoint states below the stable checkpoint but those a
@@ -182,10 +230,10 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// stalls. At most one such state per peer.
     pub(super) fn prune_checkpoint_states(&mut self, now: Time) {
         let keep_for = self.config.view_change_timeout_ms;
-        self.serving.retain(|_, (_, at)| now.0 < at.0.saturating_add(keep_for));
+        self.serving.retain(|_, served| now.0 < served.at.0.saturating_add(keep_for));
         let stable = self.stable_checkpoint.seq;
         let serving: std::collections::BTreeSet<SeqNum> =
-            self.serving.values().map(|(seq, _)| *seq).collect();
+            self.serving.values().map(|served| served.seq).collect();
         self.checkpoint_states.retain(|seq, _| *seq >= stable || serving.contains(seq));
     }
 

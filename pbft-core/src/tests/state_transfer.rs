@@ -3,7 +3,7 @@
 //! are refused; the replica fetches from an honest peer and its transfer
 //! buffer never exceeds the configured bound.
 
-use super::kit::{drain, step, Kit, CLIENT};
+use super::kit::{drain, rejected, step, Kit, CLIENT};
 use crate::replica::checkpoint_state::CheckpointState;
 use crate::{
     Checkpoint, CheckpointProof, ClientReplies, Event, Message, Output, Page, Reject, ReplicaId, Signed,
@@ -145,4 +145,78 @@ fn byzantine_state_is_refused_and_an_honest_peer_supplies_it() {
     assert_eq!(behind.state_digest(), digest);
     assert_eq!(behind.buffer_usage().transfer_bytes, 0);
     drain(&mut behind);
+}
+
+/// Replica 3 after it fetched and installed checkpoint 4 from replica 1:
+/// it holds that state and serves it. Returns the replica, the state's
+/// bytes and its proof.
+fn serving_replica(kit: &Kit) -> (crate::Replica<super::kit::Summer>, Vec<u8>, CheckpointProof) {
+    let mut replica = kit.replica(3);
+    let (state, digest, proof, _) = checkpoint_4(kit);
+    let stable = Signed::sign(StableCheckpoint { proof: proof.clone(), replica: ReplicaId(1) }, kit.key(1));
+    step(&mut replica, T, Message::StableCheckpoint(stable));
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for piece in state.chunks(64) {
+        out = step(&mut replica, T, chunk(kit, 1, &proof, offset, state.len() as u64, piece));
+        offset += piece.len() as u64;
+    }
+    assert!(out.contains(&Output::Event(Event::StateTransferred { seq: 4, state_digest: digest })));
+    (replica, state, proof)
+}
+
+fn fetch(kit: &Kit, from: u32, proof: &CheckpointProof, offset: u64) -> Message {
+    let body = crate::FetchState {
+        seq: proof.seq,
+        state_digest: proof.state_digest,
+        offset,
+        replica: ReplicaId(from),
+    };
+    Message::FetchState(Signed::sign(body, kit.key(from)))
+}
+
+/// The offsets of the chunks `out` sends to `to`.
+fn chunks_sent(out: &[Output], to: u32) -> Vec<u64> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send { to: t, message: Message::StateChunk(c) } if t.0 == to => Some(c.payload().offset),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 21, point 3: a peer is served state at the pace of a transfer.
+/// Each request that continues the last chunk is answered at once, so a
+/// whole pass goes at the speed of the round trips; asking for the same
+/// chunk again, or starting over, is refused as `TooFrequent` until the
+/// fetcher's retry interval (half the view-change timeout, plus 1 ms) has
+/// passed since the last answer.
+#[test]
+fn a_peer_asking_for_state_in_a_loop_is_answered_at_the_pace_of_a_transfer() {
+    let kit = Kit::new(4);
+    let (mut replica, state, proof) = serving_replica(&kit);
+    let mut now = Time(1_000);
+    let mut offset = 0;
+    while offset < state.len() as u64 {
+        let out = step(&mut replica, now, fetch(&kit, 2, &proof, offset));
+        assert_eq!(chunks_sent(&out, 2), vec![offset], "a continuing fetch is answered at once");
+        offset = (offset + 64).min(state.len() as u64);
+    }
+    let out = step(&mut replica, now, fetch(&kit, 2, &proof, offset));
+    assert_eq!(chunks_sent(&out, 2), vec![offset], "the end continues the last chunk: one empty chunk");
+    let last = state.len() as u64 - (state.len() as u64 % 64);
+    let too_soon = [offset, last, 0];
+    for again in too_soon {
+        let out = step(&mut replica, now, fetch(&kit, 2, &proof, again));
+        assert_eq!(out, rejected(2, crate::MessageKind::FetchState, Reject::TooFrequent), "offset {again}");
+    }
+    let retry = Kit::config().view_change_timeout_ms / 2 + 1;
+    now = Time(now.0 + retry - 1);
+    let out = step(&mut replica, now, fetch(&kit, 2, &proof, 0));
+    assert_eq!(chunks_sent(&out, 2), Vec::<u64>::new(), "1 ms before the retry interval");
+    now = Time(now.0 + 1);
+    let out = step(&mut replica, now, fetch(&kit, 2, &proof, 0));
+    assert_eq!(chunks_sent(&out, 2), vec![0], "a new pass once the retry interval passed");
+    let out = step(&mut replica, now, fetch(&kit, 0, &proof, 0));
+    assert_eq!(chunks_sent(&out, 0), vec![0], "another peer is paced on its own");
 }
