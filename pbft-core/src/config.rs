@@ -117,6 +117,14 @@ impl ProtocolConfig {
             .saturating_add(window.saturating_mul(SIGNED_VOTE_BYTES))
     }
 
+    /// The most bytes of messages for views not yet entered held for one
+    /// sender (encoded): one NEW-VIEW and two full PRE-PREPAREs. Votes are
+    /// small, and what is refused comes back by status-driven
+    /// retransmission once the replica is in the view.
+    pub fn future_bytes_per_replica(&self, n: usize) -> usize {
+        self.new_view_bytes(n).saturating_add(self.batch_frame_bytes().saturating_mul(2))
+    }
+
     /// [`ProtocolConfig::validate`], and that a NEW-VIEW of a cluster of `n`
     /// replicas fits in one message whatever the requests' sizes (its
     /// certificates carry no batches, so only the window and `n` count).

@@ -168,18 +168,8 @@ impl Run<'_, '_> {
     }
 
     fn check(&mut self) {
-        let (usage, limits) = (self.replica.buffer_usage(), self.replica.buffer_limits());
-        let within = usage.log_slots <= limits.log_slots
-            && usage.log_messages <= limits.log_messages
-            && usage.prepared_certs <= limits.prepared_certs
-            && usage.commit_proofs <= limits.commit_proofs
-            && usage.checkpoint_messages <= limits.checkpoint_messages
-            && usage.view_changes <= limits.view_changes
-            && usage.future_messages <= limits.future_messages
-            && usage.pending_requests <= limits.pending_requests
-            && usage.held_reads <= limits.held_reads
-            && usage.transfer_bytes <= limits.transfer_bytes;
-        assert!(within, "buffers {usage:?} over their limits {limits:?}");
+        let over = self.replica.buffer_usage().first_over(&self.replica.buffer_limits());
+        assert!(over.is_none(), "a buffer over its limit (name, used, limit): {over:?}");
         let executed = self.replica.last_executed();
         assert!(executed >= self.executed, "the executed prefix shrank from {} to {executed}", self.executed);
         self.executed = executed;

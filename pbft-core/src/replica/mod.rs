@@ -8,6 +8,7 @@
 mod checkpoint;
 pub(crate) mod checkpoint_state;
 pub(crate) mod execute;
+mod future;
 mod normal;
 mod pending;
 mod reads;
@@ -80,6 +81,58 @@ pub struct BufferUsage {
     pub held_reads: usize,
     /// Bytes received for a state transfer in progress.
     pub transfer_bytes: usize,
+    /// Encoded bytes of the messages buffered for a view not yet entered.
+    pub future_bytes: usize,
+    /// Batches kept of PRE-PREPAREs accepted above the stable checkpoint,
+    /// in any view (at most 4 per sequence number), for view changes.
+    pub batch_copies: usize,
+}
+
+impl BufferUsage {
+    /// Every buffer by name, with its occupancy.
+    pub fn fields(&self) -> [(&'static str, usize); 12] {
+        [
+            ("log slots", self.log_slots),
+            ("log messages", self.log_messages),
+            ("prepared certificates", self.prepared_certs),
+            ("commit proofs", self.commit_proofs),
+            ("checkpoint messages", self.checkpoint_messages),
+            ("view-change messages", self.view_changes),
+            ("future-view messages", self.future_messages),
+            ("pending requests", self.pending_requests),
+            ("held reads", self.held_reads),
+            ("state-transfer bytes", self.transfer_bytes),
+            ("future-view bytes", self.future_bytes),
+            ("batch copies", self.batch_copies),
+        ]
+    }
+
+    /// The first buffer over its limit in `limits`, as (name, used, limit).
+    pub fn first_over(&self, limits: &BufferUsage) -> Option<(&'static str, usize, usize)> {
+        self.fields()
+            .into_iter()
+            .zip(limits.fields())
+            .find(|((_, used), (_, cap))| used > cap)
+            .map(|((name, used), (_, cap))| (name, used, cap))
+    }
+
+    /// The larger occupancy of each buffer in `self` and `other`.
+    pub fn max(self, other: BufferUsage) -> BufferUsage {
+        BufferUsage {
+            log_slots: self.log_slots.max(other.log_slots),
+            log_messages: self.log_messages.max(other.log_messages),
+            prepared_certs: self.prepared_certs.max(other.prepared_certs),
+            commit_proofs: self.commit_proofs.max(other.commit_proofs),
+            checkpoint_messages: self.checkpoint_messages.max(other.checkpoint_messages),
+            view_changes: self.view_changes.max(other.view_changes),
+            future_messages: self.future_messages.max(other.future_messages),
+            pending_requests: self.pending_requests.max(other.pending_requests),
+            held_reads: self.held_reads.max(other.held_reads),
+            transfer_bytes: self.transfer_bytes.max(other.transfer_bytes),
+            future_bytes: self.future_bytes.max(other.future_bytes),
+            batch_copies: self.batch_copies.max(other.batch_copies),
+        }
+    }
 }
 
 /// A PBFT replica running application `A`.
@@ -149,7 +202,7 @@ pub struct Replica<A> {
     status_answered: BTreeMap<ReplicaId, Time>,
     /// Verified normal-case messages for a view this replica has not entered
     /// yet, per sender, handled once it enters that view.
-    future: BTreeMap<ReplicaId, VecDeque<Message>>,
+    future: future::FutureBuffer,
 
     signatures: crate::verify::SignatureCache,
     timers: Timers,
@@ -231,7 +284,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             held_reads: BTreeMap::new(),
             view_changes: BTreeMap::new(),
             status_answered: BTreeMap::new(),
-            future: BTreeMap::new(),
+            future: future::FutureBuffer::default(),
             signatures: crate::verify::SignatureCache::new(SIGNATURE_CACHE_ENTRIES),
             timers: Timers::starting_with(Timer::Status, Time(config_status_interval)),
             outputs: VecDeque::new(),
@@ -476,10 +529,12 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             commit_proofs: self.commit_proofs.len(),
             checkpoint_messages: self.checkpoint_votes.values().map(BTreeMap::len).sum(),
             view_changes: self.view_changes.len(),
-            future_messages: self.future.values().map(VecDeque::len).sum(),
+            future_messages: self.future.len(),
             pending_requests: self.pending.len(),
             held_reads: self.held_reads.values().map(VecDeque::len).sum(),
             transfer_bytes: self.transfer.as_ref().map_or(0, state_transfer::Transfer::held),
+            future_bytes: self.future.bytes(),
+            batch_copies: self.batch_copies.values().map(Vec::len).sum(),
         }
     }
 
@@ -499,6 +554,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             pending_requests: self.keys.client_count() * self.config.max_pending_per_client,
             held_reads: self.keys.client_count() * self.config.max_pending_per_client,
             transfer_bytes: usize::try_from(self.config.max_state_bytes).unwrap_or(usize::MAX),
+            future_bytes: n.saturating_mul(self.config.future_bytes_per_replica(n)),
+            batch_copies: window * normal::BATCH_COPIES_PER_SEQ,
         }
     }
 
@@ -594,16 +651,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 "proof outside window"
             );
             assert!(self.checkpoint_votes.keys().all(|s| *s > h), "checkpoint vote at or below h");
-            let usage = self.buffer_usage();
-            let limits = self.buffer_limits();
-            assert!(usage.log_slots <= limits.log_slots);
-            assert!(usage.commit_proofs <= limits.commit_proofs);
-            assert!(usage.checkpoint_messages <= limits.checkpoint_messages);
-            assert!(usage.future_messages <= limits.future_messages);
-            assert!(usage.pending_requests <= limits.pending_requests);
-            assert!(usage.held_reads <= limits.held_reads);
-            assert!(usage.view_changes <= limits.view_changes);
-            assert!(usage.transfer_bytes <= limits.transfer_bytes);
+            let over = self.buffer_usage().first_over(&self.buffer_limits());
+            assert!(over.is_none(), "buffer over its limit (name, used, limit): {over:?}");
             if self.status == Status::Normal && self.is_primary() {
                 assert!(self.next_seq > h, "primary would assign a sequence number at or below h");
             }

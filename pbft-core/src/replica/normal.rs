@@ -15,7 +15,7 @@ use crate::time::Time;
 /// across view changes: each needs a prepared certificate to be named by a
 /// NEW-VIEW, which honest replicas sign for one digest per view, so more
 /// than a few at one sequence number only happen under attack.
-const BATCH_COPIES_PER_SEQ: usize = 4;
+pub(super) const BATCH_COPIES_PER_SEQ: usize = 4;
 
 /// Whether a normal-case message for some view can be handled now.
 enum Admission {
@@ -70,11 +70,9 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 let crate::signed::Author::Replica(from) = message.author() else {
                     return None;
                 };
-                let queue = self.future.entry(from).or_default();
-                if queue.len() >= self.config.max_future_messages_per_replica {
-                    self.reject(message.author(), message.kind(), Reject::BufferFull);
-                } else {
-                    queue.push_back(message);
+                let (author, kind) = (message.author(), message.kind());
+                if let Err(reason) = self.future.push(from, message, &self.config, self.quorum.n()) {
+                    self.reject(author, kind, reason);
                 }
                 None
             }

@@ -132,9 +132,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.timers.cancel(Timer::Term);
         self.log.clear();
         self.view_changes.retain(|_, vc| vc.payload().new_view >= target);
-        for queue in self.future.values_mut() {
-            queue.retain(|m| normal_case_view(m).is_none_or(|v| v >= target));
-        }
+        self.future.retain(|m| normal_case_view(m).is_none_or(|v| v >= target));
         #[allow(unused_mut)]
         let mut prepared: Vec<_> = self.prepared_certs.values().map(PreparedCert::without_batch).collect();
         #[cfg(feature = "mutations")]
@@ -374,12 +372,9 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// (they were verified when they arrived).
     fn replay_future(&mut self, now: Time) {
         let view = self.view;
-        let buffered = std::mem::take(&mut self.future);
-        for (_, queue) in buffered {
-            for message in queue {
-                if normal_case_view(&message).is_some_and(|v| v >= view) {
-                    self.dispatch(now, message);
-                }
+        for message in self.future.take() {
+            if normal_case_view(&message).is_some_and(|v| v >= view) {
+                self.dispatch(now, message);
             }
         }
     }

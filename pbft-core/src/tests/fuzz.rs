@@ -108,15 +108,8 @@ fn random_message(kit: &Kit, g: &mut Gen, view: u64, low: u64, next: u64) -> Mes
 }
 
 fn assert_within(usage: BufferUsage, limits: BufferUsage) {
-    assert!(usage.log_slots <= limits.log_slots, "{usage:?} > {limits:?}");
-    assert!(usage.log_messages <= limits.log_messages, "{usage:?} > {limits:?}");
-    assert!(usage.prepared_certs <= limits.prepared_certs, "{usage:?} > {limits:?}");
-    assert!(usage.checkpoint_messages <= limits.checkpoint_messages, "{usage:?} > {limits:?}");
-    assert!(usage.view_changes <= limits.view_changes, "{usage:?} > {limits:?}");
-    assert!(usage.future_messages <= limits.future_messages, "{usage:?} > {limits:?}");
-    assert!(usage.pending_requests <= limits.pending_requests, "{usage:?} > {limits:?}");
-    assert!(usage.commit_proofs <= limits.commit_proofs, "{usage:?} > {limits:?}");
-    assert!(usage.transfer_bytes <= limits.transfer_bytes, "{usage:?} > {limits:?}");
+    let over = usage.first_over(&limits);
+    assert!(over.is_none(), "{over:?}: {usage:?} > {limits:?}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 mod auth;
 mod certificates;
+mod future;
 mod fuzz;
 mod kit;
 mod normal;
