@@ -10,7 +10,7 @@
 use crate::identity::{
     client_config, endpoint_config, peer_public_key, server_config, IdentityError, Peer, PinnedKeys,
 };
-use crate::link::{frame_of, read_frames, Delivery, Frame, Inbound, Outbox, PeerStats, Stats};
+use crate::link::{frame_of, read_frames, Delivery, Frame, FrameQueue, Inbound, Outbox, PeerStats, Stats};
 use crate::wire::{NetCounters, PeerCounters, Wire};
 use pbft_core::{codec, ClientId, PublicKey, ReplicaId, SecretKey};
 use std::collections::{BTreeMap, VecDeque};
@@ -48,13 +48,27 @@ pub struct NetLimits {
     pub max_frame_bytes: usize,
     /// Frames queued per peer before new ones are dropped.
     pub send_queue_frames: usize,
+    /// Bytes queued per peer before new frames are dropped; a frame always
+    /// fits in an empty queue, so one peer's queue holds at most this plus
+    /// one frame of `max_frame_bytes`.
+    pub send_queue_bytes: usize,
     /// Decoded frames waiting for the protocol task before readers wait.
     pub inbox_frames: usize,
+    /// Bytes (as framed) of one connection's frames waiting in the inbox
+    /// before that connection's reader waits; a frame larger than this
+    /// waits for the whole budget.
+    pub inbox_bytes_per_connection: usize,
 }
 
 impl Default for NetLimits {
     fn default() -> Self {
-        NetLimits { max_frame_bytes: codec::MAX_MESSAGE_BYTES, send_queue_frames: 1024, inbox_frames: 4096 }
+        NetLimits {
+            max_frame_bytes: codec::MAX_MESSAGE_BYTES,
+            send_queue_frames: 1024,
+            send_queue_bytes: 64 * 1024 * 1024,
+            inbox_frames: 4096,
+            inbox_bytes_per_connection: codec::MAX_MESSAGE_BYTES,
+        }
     }
 }
 
@@ -358,12 +372,8 @@ impl Acceptor {
         match peer {
             Peer::Replica(_) => {
                 while let Ok(recv) = connection.accept_uni().await {
-                    let delivery = Delivery {
-                        inbox: self.inbox.clone(),
-                        from: peer,
-                        reply_to: None,
-                        peer: traffic.clone(),
-                    };
+                    let delivery =
+                        Delivery::new(self.inbox.clone(), peer, None, traffic.clone(), &self.limits);
                     read_frames(recv, &connection, self.limits.max_frame_bytes, &self.stats, delivery).await;
                 }
             }
@@ -382,12 +392,8 @@ impl Acceptor {
                         )
                         .await;
                     });
-                    let delivery = Delivery {
-                        inbox: self.inbox.clone(),
-                        from: peer,
-                        reply_to: Some(outbox),
-                        peer: traffic.clone(),
-                    };
+                    let delivery =
+                        Delivery::new(self.inbox.clone(), peer, Some(outbox), traffic.clone(), &self.limits);
                     read_frames(recv, &connection, self.limits.max_frame_bytes, &self.stats, delivery).await;
                 }
             }
@@ -486,7 +492,7 @@ impl Dialer {
 
     /// Keeps the link up, reconnecting with back-off, until its queue closes
     /// or the endpoint is closed.
-    async fn run(self, mut queue: mpsc::Receiver<Frame>) {
+    async fn run(self, mut queue: FrameQueue) {
         let mut backoff = MIN_BACKOFF;
         let mut unsent = None;
         loop {
@@ -557,12 +563,13 @@ impl Dialer {
         if client.hello {
             send.write_all(&frame_of(&Wire::Hello)).await.ok()?;
         }
-        let delivery = Delivery {
-            inbox: client.inbox.clone(),
-            from: Peer::Replica(client.replica),
-            reply_to: None,
-            peer: self.peer.clone(),
-        };
+        let delivery = Delivery::new(
+            client.inbox.clone(),
+            Peer::Replica(client.replica),
+            None,
+            self.peer.clone(),
+            &self.limits,
+        );
         let (reader_connection, stats, limit) =
             (connection.clone(), self.stats.clone(), self.limits.max_frame_bytes);
         tokio::spawn(async move {

@@ -5,9 +5,9 @@ use crate::endpoint::NetLimits;
 use crate::frame::{encode_frame, FrameDecoder, LENGTH_PREFIX_BYTES};
 use crate::identity::Peer;
 use crate::wire::{decode_wire, encode_wire, NetCounters, PeerCounters, Wire};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 /// One encoded, length-prefixed frame, shared between the queues of a broadcast.
 pub type Frame = Arc<[u8]>;
@@ -120,6 +120,10 @@ impl PeerStats {
 #[derive(Clone, Debug)]
 pub struct Outbox {
     queue: mpsc::Sender<Frame>,
+    /// Bytes of the frames in the queue, shared with its [`FrameQueue`].
+    queued_bytes: Arc<AtomicUsize>,
+    /// What `queued_bytes` may reach (but for a frame in an empty queue).
+    max_queued_bytes: usize,
     stats: Arc<Stats>,
     peer: Arc<PeerStats>,
     /// Largest frame payload sent: the limit every receiver enforces. A
@@ -128,16 +132,32 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// A queue of `limits.send_queue_frames` frames of at most
-    /// `limits.max_frame_bytes` to the peer counted in `peer`, and the
+    /// A queue of `limits.send_queue_frames` frames and
+    /// `limits.send_queue_bytes` bytes, of frames of at most
+    /// `limits.max_frame_bytes`, to the peer counted in `peer`, and the
     /// receiving end its writer drains.
     pub(crate) fn bounded(
         limits: &NetLimits,
         stats: Arc<Stats>,
         peer: Arc<PeerStats>,
-    ) -> (Outbox, mpsc::Receiver<Frame>) {
+    ) -> (Outbox, FrameQueue) {
         let (queue, receiver) = mpsc::channel(limits.send_queue_frames.max(1));
-        (Outbox { queue, stats, peer, max_frame_bytes: limits.max_frame_bytes }, receiver)
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let outbox = Outbox {
+            queue,
+            queued_bytes: queued_bytes.clone(),
+            max_queued_bytes: limits.send_queue_bytes,
+            stats,
+            peer,
+            max_frame_bytes: limits.max_frame_bytes,
+        };
+        (outbox, FrameQueue { receiver, queued_bytes })
+    }
+
+    /// Bytes waiting in the queue now.
+    #[cfg(test)]
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Ordering::Relaxed)
     }
 
     /// Frames waiting in the queue now.
@@ -160,15 +180,32 @@ impl Outbox {
             );
             return false;
         }
+        let len = frame.len();
+        let max = self.max_queued_bytes;
+        let charged = self.queued_bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| {
+            (queued == 0 || queued.saturating_add(len) <= max).then_some(queued + len)
+        });
+        if charged.is_err() {
+            self.count_drop();
+            return false;
+        }
         match self.queue.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.stats.send_queue_drops.fetch_add(1, Ordering::Relaxed);
-                self.peer.send_queue_drops.fetch_add(1, Ordering::Relaxed);
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                self.count_drop();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                false
+            }
         }
+    }
+
+    fn count_drop(&self) {
+        self.stats.send_queue_drops.fetch_add(1, Ordering::Relaxed);
+        self.peer.send_queue_drops.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether the connection this queue feeds has its stream open now.
@@ -182,6 +219,29 @@ impl Outbox {
     }
 }
 
+/// The receiving end of an [`Outbox`]: its frames in order, each taken off
+/// the queue's byte count as the writer takes it.
+#[derive(Debug)]
+pub(crate) struct FrameQueue {
+    receiver: mpsc::Receiver<Frame>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+impl FrameQueue {
+    /// The next frame, or `None` once every [`Outbox`] is gone. Cancel-safe,
+    /// as `mpsc::Receiver::recv` is: a frame is uncounted only when taken.
+    pub(crate) async fn recv(&mut self) -> Option<Frame> {
+        let frame = self.receiver.recv().await?;
+        self.queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+        Some(frame)
+    }
+
+    /// Whether every [`Outbox`] of this queue is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.receiver.is_closed()
+    }
+}
+
 /// A decoded frame and who sent it, with the way back to the sender when it
 /// is a client connection.
 #[derive(Debug)]
@@ -192,16 +252,45 @@ pub struct Inbound {
     pub wire: Wire,
     /// The connection's own outgoing queue, for answering on it (clients only).
     pub reply_to: Option<Outbox>,
+    /// This frame's share of its connection's inbox budget, given back when
+    /// the frame is dropped (handled).
+    _charge: Option<OwnedSemaphorePermit>,
 }
 
 /// Where a reader delivers: the endpoint's inbox, with who the frames come
 /// from and how to answer them.
 pub(crate) struct Delivery {
-    pub(crate) inbox: mpsc::Sender<Inbound>,
-    pub(crate) from: Peer,
-    pub(crate) reply_to: Option<Outbox>,
+    inbox: mpsc::Sender<Inbound>,
+    from: Peer,
+    reply_to: Option<Outbox>,
     /// Where the sender's share of the traffic is counted.
-    pub(crate) peer: Arc<PeerStats>,
+    peer: Arc<PeerStats>,
+    /// Bytes of this connection's frames in the inbox, not yet handled, may
+    /// reach `NetLimits::inbox_bytes_per_connection`: the reader waits
+    /// beyond, so one peer's flood slows that peer, not the others.
+    budget: Arc<Semaphore>,
+    budget_bytes: usize,
+}
+
+impl Delivery {
+    /// Delivery into `inbox` of frames from `from`, counted in `peer`.
+    pub(crate) fn new(
+        inbox: mpsc::Sender<Inbound>,
+        from: Peer,
+        reply_to: Option<Outbox>,
+        peer: Arc<PeerStats>,
+        limits: &NetLimits,
+    ) -> Delivery {
+        let budget_bytes = limits.inbox_bytes_per_connection.clamp(1, Semaphore::MAX_PERMITS);
+        Delivery { inbox, from, reply_to, peer, budget: Arc::new(Semaphore::new(budget_bytes)), budget_bytes }
+    }
+
+    /// Waits until `bytes` fit in this connection's inbox budget (a frame
+    /// larger than the whole budget waits for all of it); `None` if closed.
+    async fn charge(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let permits = u32::try_from(bytes.clamp(1, self.budget_bytes)).unwrap_or(u32::MAX);
+        self.budget.clone().acquire_many_owned(permits).await.ok()
+    }
 }
 
 /// Reads frames from `recv` until the stream ends and delivers each decoded
@@ -235,7 +324,13 @@ pub(crate) async fn read_frames(
                 Ok(wire) => {
                     stats.frames_in.fetch_add(1, Ordering::Relaxed);
                     delivery.peer.frames_in.fetch_add(1, Ordering::Relaxed);
-                    let inbound = Inbound { from: delivery.from, wire, reply_to: delivery.reply_to.clone() };
+                    let charge = delivery.charge(payload.len()).await;
+                    let inbound = Inbound {
+                        from: delivery.from,
+                        wire,
+                        reply_to: delivery.reply_to.clone(),
+                        _charge: charge,
+                    };
                     if delivery.inbox.send(inbound).await.is_err() {
                         return;
                     }
@@ -275,7 +370,7 @@ pub(crate) enum WriteEnd {
 /// closes or the connection breaks, counting the bytes in `peer`.
 pub(crate) async fn write_frames(
     send: &mut quinn::SendStream,
-    queue: &mut mpsc::Receiver<Frame>,
+    queue: &mut FrameQueue,
     connection: &quinn::Connection,
     peer: &PeerStats,
     mut first: Option<Frame>,
@@ -324,5 +419,68 @@ fn may_send(from: Peer, wire: &Wire) -> bool {
     match (from, wire) {
         (Peer::Client(_), Wire::Message(message)) => matches!(message, pbft_core::Message::Request(_)),
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(bytes: usize) -> Frame {
+        Arc::from(vec![0u8; bytes])
+    }
+
+    /// Issue 21, point 4: a send queue is bounded in bytes, not only in
+    /// frames. Frames that would take it past `send_queue_bytes` are dropped
+    /// and counted; a frame always fits in an empty queue; what the writer
+    /// takes is taken off the count.
+    #[tokio::test]
+    async fn a_send_queue_holds_at_most_its_bytes() {
+        let limits = NetLimits { send_queue_bytes: 1_000, ..NetLimits::default() };
+        let peer = Arc::new(PeerStats::default());
+        let (outbox, mut queue) = Outbox::bounded(&limits, Arc::new(Stats::default()), peer.clone());
+        assert!(outbox.push(frame(400)));
+        assert!(outbox.push(frame(400)));
+        assert!(!outbox.push(frame(400)), "1,200 bytes would pass the 1,000 allowed");
+        assert_eq!(outbox.queued_bytes(), 800);
+        assert_eq!(peer.send_queue_drops.load(Ordering::Relaxed), 1);
+        assert_eq!(queue.recv().await.map(|f| f.len()), Some(400));
+        assert_eq!(outbox.queued_bytes(), 400);
+        assert!(outbox.push(frame(600)), "fits again once the writer took a frame");
+        assert_eq!(queue.recv().await.map(|f| f.len()), Some(400));
+        assert_eq!(queue.recv().await.map(|f| f.len()), Some(600));
+        assert_eq!(outbox.queued_bytes(), 0);
+        assert!(outbox.push(frame(5_000)), "a frame over the budget fits an empty queue");
+        assert!(!outbox.push(frame(1)), "and nothing fits beside it");
+    }
+
+    /// Whether `future` completes at its first poll.
+    fn ready_at_once<F: std::future::Future>(future: F) -> Option<F::Output> {
+        let mut future = std::pin::pin!(future);
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        }
+    }
+
+    /// Issue 21, point 4: one connection's frames in the inbox are bounded
+    /// in bytes. Its reader waits (so QUIC flow control slows that sender
+    /// alone) until handled frames give their bytes back; a frame over the
+    /// whole budget waits for all of it.
+    #[test]
+    fn a_connections_inbox_share_is_bounded_in_bytes() {
+        let limits = NetLimits { inbox_bytes_per_connection: 1_000, ..NetLimits::default() };
+        let (inbox, _receiver) = mpsc::channel(16);
+        let delivery =
+            Delivery::new(inbox, Peer::Replica(pbft_core::ReplicaId(1)), None, Arc::default(), &limits);
+        let first = ready_at_once(delivery.charge(400)).flatten().expect("400 of 1,000 bytes");
+        let second = ready_at_once(delivery.charge(400)).flatten().expect("800 of 1,000 bytes");
+        assert!(ready_at_once(delivery.charge(400)).is_none(), "1,200 bytes wait");
+        drop(first);
+        let third = ready_at_once(delivery.charge(400)).flatten().expect("fits once a frame was handled");
+        assert!(ready_at_once(delivery.charge(5_000)).is_none(), "a huge frame waits for the whole budget");
+        drop((second, third));
+        assert!(ready_at_once(delivery.charge(5_000)).flatten().is_some(), "and gets it");
     }
 }
