@@ -187,7 +187,7 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
         &secret,
         &config.replica_addresses(),
         &config.client_keys(),
-        NetLimits::default(),
+        NetLimits::for_protocol(&config.protocol),
     )
     .map_err(|source| NodeError::Transport { replica: id, source })?;
     tracing::info!(

@@ -46,6 +46,10 @@ pub struct NetLimits {
     /// The largest frame payload accepted, and sent: a peer announcing more
     /// is disconnected, and a frame over it is dropped before it is queued.
     pub max_frame_bytes: usize,
+    /// The largest frame payload a replica accepts from a client: a client
+    /// sends requests (at most `max_request_bytes` of operation) and small
+    /// queries, so its connections need far less than a replica's.
+    pub max_client_frame_bytes: usize,
     /// Frames queued per peer before new ones are dropped.
     pub send_queue_frames: usize,
     /// Bytes queued per peer before new frames are dropped; a frame always
@@ -54,16 +58,39 @@ pub struct NetLimits {
     pub send_queue_bytes: usize,
     /// Decoded frames waiting for the protocol task before readers wait.
     pub inbox_frames: usize,
-    /// Bytes (as framed) of one connection's frames waiting in the inbox
-    /// before that connection's reader waits; a frame larger than this
-    /// waits for the whole budget.
+    /// Bytes (as framed) of one replica connection's frames waiting in the
+    /// inbox before that connection's reader waits; a frame larger than
+    /// this waits for the whole budget. A client connection's share is two
+    /// of its largest frames.
     pub inbox_bytes_per_connection: usize,
+}
+
+/// What a client's frame may hold beyond its request's operation: the
+/// request's other fields, its signature and the wire envelope, with room.
+pub const CLIENT_FRAME_OVERHEAD_BYTES: usize = 4096;
+
+impl NetLimits {
+    /// The defaults, with the client frame limit of a cluster whose
+    /// requests carry at most `protocol.max_request_bytes`.
+    pub fn for_protocol(protocol: &pbft_core::ProtocolConfig) -> NetLimits {
+        NetLimits {
+            max_client_frame_bytes: protocol.max_request_bytes.saturating_add(CLIENT_FRAME_OVERHEAD_BYTES),
+            ..NetLimits::default()
+        }
+    }
+
+    fn client_inbox_bytes(&self) -> usize {
+        self.max_client_frame_bytes.saturating_mul(2)
+    }
 }
 
 impl Default for NetLimits {
     fn default() -> Self {
         NetLimits {
             max_frame_bytes: codec::MAX_MESSAGE_BYTES,
+            max_client_frame_bytes: pbft_core::ProtocolConfig::default()
+                .max_request_bytes
+                .saturating_add(CLIENT_FRAME_OVERHEAD_BYTES),
             send_queue_frames: 1024,
             send_queue_bytes: 64 * 1024 * 1024,
             inbox_frames: 4096,
@@ -372,8 +399,13 @@ impl Acceptor {
         match peer {
             Peer::Replica(_) => {
                 while let Ok(recv) = connection.accept_uni().await {
-                    let delivery =
-                        Delivery::new(self.inbox.clone(), peer, None, traffic.clone(), &self.limits);
+                    let delivery = Delivery::new(
+                        self.inbox.clone(),
+                        peer,
+                        None,
+                        traffic.clone(),
+                        self.limits.inbox_bytes_per_connection,
+                    );
                     read_frames(recv, &connection, self.limits.max_frame_bytes, &self.stats, delivery).await;
                 }
             }
@@ -392,9 +424,15 @@ impl Acceptor {
                         )
                         .await;
                     });
-                    let delivery =
-                        Delivery::new(self.inbox.clone(), peer, Some(outbox), traffic.clone(), &self.limits);
-                    read_frames(recv, &connection, self.limits.max_frame_bytes, &self.stats, delivery).await;
+                    let delivery = Delivery::new(
+                        self.inbox.clone(),
+                        peer,
+                        Some(outbox),
+                        traffic.clone(),
+                        self.limits.client_inbox_bytes(),
+                    );
+                    let limit = self.limits.max_client_frame_bytes;
+                    read_frames(recv, &connection, limit, &self.stats, delivery).await;
                 }
             }
         }
@@ -568,7 +606,7 @@ impl Dialer {
             Peer::Replica(client.replica),
             None,
             self.peer.clone(),
-            &self.limits,
+            self.limits.inbox_bytes_per_connection,
         );
         let (reader_connection, stats, limit) =
             (connection.clone(), self.stats.clone(), self.limits.max_frame_bytes);

@@ -266,22 +266,24 @@ pub(crate) struct Delivery {
     /// Where the sender's share of the traffic is counted.
     peer: Arc<PeerStats>,
     /// Bytes of this connection's frames in the inbox, not yet handled, may
-    /// reach `NetLimits::inbox_bytes_per_connection`: the reader waits
+    /// reach `budget_bytes` (`NetLimits::inbox_bytes_per_connection` for a
+    /// replica, two of its largest frames for a client): the reader waits
     /// beyond, so one peer's flood slows that peer, not the others.
     budget: Arc<Semaphore>,
     budget_bytes: usize,
 }
 
 impl Delivery {
-    /// Delivery into `inbox` of frames from `from`, counted in `peer`.
+    /// Delivery into `inbox` of frames from `from`, counted in `peer`, with
+    /// at most `budget_bytes` of them in the inbox at once.
     pub(crate) fn new(
         inbox: mpsc::Sender<Inbound>,
         from: Peer,
         reply_to: Option<Outbox>,
         peer: Arc<PeerStats>,
-        limits: &NetLimits,
+        budget_bytes: usize,
     ) -> Delivery {
-        let budget_bytes = limits.inbox_bytes_per_connection.clamp(1, Semaphore::MAX_PERMITS);
+        let budget_bytes = budget_bytes.clamp(1, Semaphore::MAX_PERMITS);
         Delivery { inbox, from, reply_to, peer, budget: Arc::new(Semaphore::new(budget_bytes)), budget_bytes }
     }
 
@@ -470,10 +472,9 @@ mod tests {
     /// whole budget waits for all of it.
     #[test]
     fn a_connections_inbox_share_is_bounded_in_bytes() {
-        let limits = NetLimits { inbox_bytes_per_connection: 1_000, ..NetLimits::default() };
         let (inbox, _receiver) = mpsc::channel(16);
         let delivery =
-            Delivery::new(inbox, Peer::Replica(pbft_core::ReplicaId(1)), None, Arc::default(), &limits);
+            Delivery::new(inbox, Peer::Replica(pbft_core::ReplicaId(1)), None, Arc::default(), 1_000);
         let first = ready_at_once(delivery.charge(400)).flatten().expect("400 of 1,000 bytes");
         let second = ready_at_once(delivery.charge(400)).flatten().expect("800 of 1,000 bytes");
         assert!(ready_at_once(delivery.charge(400)).is_none(), "1,200 bytes wait");

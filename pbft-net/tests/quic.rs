@@ -340,6 +340,37 @@ async fn a_protocol_message_from_a_client_is_dropped_and_counted() {
     cluster.stop.send(true).unwrap();
 }
 
+/// Issue 21, point 4: a client's frames are limited to what a request of
+/// `max_request_bytes` needs (`max_client_frame_bytes`), not to the 64 MiB
+/// a replica may send. A 2 MiB request frame from a client closes its
+/// connection and is counted as oversized on every replica before anything
+/// is decoded or held; the client's next connection is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_frame_over_the_client_limit_closes_its_connection() {
+    use pbft_core::{Message, Request, RequestKind, Signed};
+    use pbft_net::{frame_of, ClientNet, Wire};
+    let cluster = start_cluster(4).await;
+    let (id, secret) = &cluster.clients[0];
+    assert!(2 << 20 > NetLimits::default().max_client_frame_bytes);
+    let (net, _inbox) = ClientNet::connect(secret, &cluster.replicas, true, NetLimits::default()).unwrap();
+    let request = Request { client: *id, timestamp: 1, op: vec![1; 2 << 20], kind: RequestKind::Write };
+    net.broadcast(&frame_of(&Wire::Message(Message::Request(Signed::sign(request, secret)))));
+    let mut counted = Vec::new();
+    for _ in 0..100 {
+        let status = query_status(secret, &cluster.replicas, Duration::from_secs(5)).await.unwrap();
+        counted = status.iter().map(|s| s.as_ref().map(|s| s.net.oversized_frames)).collect();
+        if counted.iter().all(|c| c.is_some_and(|oversized| oversized >= 1)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(counted, vec![Some(1); 4], "each replica refused the frame once");
+    let client = ClientHandle::connect(*id, secret, &cluster.replicas, 500, 1).unwrap();
+    let result = client.invoke_within(b"still served".to_vec(), Duration::from_secs(10)).await;
+    assert_eq!(result, Ok(1u64.to_be_bytes().to_vec()));
+    cluster.stop.send(true).unwrap();
+}
+
 /// Two bare transports, replica 0 (sending) and replica 1 (receiving), each
 /// with its own limits, once 0's link to 1 is up.
 async fn two_transports(
