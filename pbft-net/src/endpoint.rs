@@ -10,7 +10,9 @@
 use crate::identity::{
     client_config, endpoint_config, peer_public_key, server_config, IdentityError, Peer, PinnedKeys,
 };
-use crate::link::{frame_of, read_frames, Delivery, Frame, FrameQueue, Inbound, Outbox, PeerStats, Stats};
+use crate::link::{
+    frame_of, read_frames, Delivery, Frame, FrameQueue, Inbound, InboxBudget, Outbox, PeerStats, Stats,
+};
 use crate::wire::{NetCounters, PeerCounters, Wire};
 use pbft_core::{codec, ClientId, PublicKey, ReplicaId, SecretKey};
 use std::collections::{BTreeMap, VecDeque};
@@ -398,18 +400,15 @@ impl Acceptor {
         let traffic = self.traffic.of(peer);
         match peer {
             Peer::Replica(_) => {
+                let budget = InboxBudget::new(self.limits.inbox_bytes_per_connection);
                 while let Ok(recv) = connection.accept_uni().await {
-                    let delivery = Delivery::new(
-                        self.inbox.clone(),
-                        peer,
-                        None,
-                        traffic.clone(),
-                        self.limits.inbox_bytes_per_connection,
-                    );
+                    let delivery =
+                        Delivery::new(self.inbox.clone(), peer, None, traffic.clone(), budget.clone());
                     read_frames(recv, &connection, self.limits.max_frame_bytes, &self.stats, delivery).await;
                 }
             }
             Peer::Client(_) => {
+                let budget = InboxBudget::new(self.limits.client_inbox_bytes());
                 while let Ok((mut send, recv)) = connection.accept_bi().await {
                     let (outbox, mut queue) =
                         Outbox::bounded(&self.limits, self.stats.clone(), traffic.clone());
@@ -429,7 +428,7 @@ impl Acceptor {
                         peer,
                         Some(outbox),
                         traffic.clone(),
-                        self.limits.client_inbox_bytes(),
+                        budget.clone(),
                     );
                     let limit = self.limits.max_client_frame_bytes;
                     read_frames(recv, &connection, limit, &self.stats, delivery).await;
@@ -606,7 +605,7 @@ impl Dialer {
             Peer::Replica(client.replica),
             None,
             self.peer.clone(),
-            self.limits.inbox_bytes_per_connection,
+            InboxBudget::new(self.limits.inbox_bytes_per_connection),
         );
         let (reader_connection, stats, limit) =
             (connection.clone(), self.stats.clone(), self.limits.max_frame_bytes);

@@ -265,33 +265,48 @@ pub(crate) struct Delivery {
     reply_to: Option<Outbox>,
     /// Where the sender's share of the traffic is counted.
     peer: Arc<PeerStats>,
-    /// Bytes of this connection's frames in the inbox, not yet handled, may
-    /// reach `budget_bytes` (`NetLimits::inbox_bytes_per_connection` for a
-    /// replica, two of its largest frames for a client): the reader waits
-    /// beyond, so one peer's flood slows that peer, not the others.
-    budget: Arc<Semaphore>,
-    budget_bytes: usize,
+    /// The connection's inbox budget, shared by all its streams.
+    budget: InboxBudget,
+}
+
+/// Bytes of one connection's frames in the inbox, not yet handled, may
+/// reach this (`NetLimits::inbox_bytes_per_connection` for a replica, two
+/// of its largest frames for a client): its readers wait beyond, so one
+/// peer's flood slows that peer, not the others. One budget per connection,
+/// shared by every stream the peer opens on it, so opening a new stream
+/// gets no fresh budget.
+#[derive(Clone, Debug)]
+pub(crate) struct InboxBudget {
+    semaphore: Arc<Semaphore>,
+    bytes: usize,
+}
+
+impl InboxBudget {
+    /// A budget of `bytes`.
+    pub(crate) fn new(bytes: usize) -> InboxBudget {
+        let bytes = bytes.clamp(1, Semaphore::MAX_PERMITS);
+        InboxBudget { semaphore: Arc::new(Semaphore::new(bytes)), bytes }
+    }
 }
 
 impl Delivery {
-    /// Delivery into `inbox` of frames from `from`, counted in `peer`, with
-    /// at most `budget_bytes` of them in the inbox at once.
+    /// Delivery into `inbox` of frames from `from`, counted in `peer`,
+    /// within its connection's `budget`.
     pub(crate) fn new(
         inbox: mpsc::Sender<Inbound>,
         from: Peer,
         reply_to: Option<Outbox>,
         peer: Arc<PeerStats>,
-        budget_bytes: usize,
+        budget: InboxBudget,
     ) -> Delivery {
-        let budget_bytes = budget_bytes.clamp(1, Semaphore::MAX_PERMITS);
-        Delivery { inbox, from, reply_to, peer, budget: Arc::new(Semaphore::new(budget_bytes)), budget_bytes }
+        Delivery { inbox, from, reply_to, peer, budget }
     }
 
     /// Waits until `bytes` fit in this connection's inbox budget (a frame
     /// larger than the whole budget waits for all of it); `None` if closed.
     async fn charge(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
-        let permits = u32::try_from(bytes.clamp(1, self.budget_bytes)).unwrap_or(u32::MAX);
-        self.budget.clone().acquire_many_owned(permits).await.ok()
+        let permits = u32::try_from(bytes.clamp(1, self.budget.bytes)).unwrap_or(u32::MAX);
+        self.budget.semaphore.clone().acquire_many_owned(permits).await.ok()
     }
 }
 
@@ -473,11 +488,14 @@ mod tests {
     #[test]
     fn a_connections_inbox_share_is_bounded_in_bytes() {
         let (inbox, _receiver) = mpsc::channel(16);
-        let delivery =
-            Delivery::new(inbox, Peer::Replica(pbft_core::ReplicaId(1)), None, Arc::default(), 1_000);
+        let budget = InboxBudget::new(1_000);
+        let peer = Peer::Replica(pbft_core::ReplicaId(1));
+        let delivery = Delivery::new(inbox.clone(), peer, None, Arc::default(), budget.clone());
+        let next_stream = Delivery::new(inbox, peer, None, Arc::default(), budget);
         let first = ready_at_once(delivery.charge(400)).flatten().expect("400 of 1,000 bytes");
         let second = ready_at_once(delivery.charge(400)).flatten().expect("800 of 1,000 bytes");
         assert!(ready_at_once(delivery.charge(400)).is_none(), "1,200 bytes wait");
+        assert!(ready_at_once(next_stream.charge(400)).is_none(), "a new stream of the connection waits too");
         drop(first);
         let third = ready_at_once(delivery.charge(400)).flatten().expect("fits once a frame was handled");
         assert!(ready_at_once(delivery.charge(5_000)).is_none(), "a huge frame waits for the whole budget");

@@ -65,9 +65,10 @@ impl Served {
 }
 
 impl Transfer {
-    /// Bytes held for the transfer.
+    /// Bytes held for the transfer: what was reserved for the announced
+    /// state, not only what arrived.
     pub(crate) fn held(&self) -> usize {
-        self.buffer.len()
+        self.buffer.capacity()
     }
 }
 
