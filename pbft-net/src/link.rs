@@ -257,6 +257,14 @@ pub struct Inbound {
     _charge: Option<OwnedSemaphorePermit>,
 }
 
+impl Inbound {
+    /// A frame from `from` that counts against no connection's inbox budget
+    /// (for hosts and benchmarks that make their own input).
+    pub fn new(from: Peer, wire: Wire, reply_to: Option<Outbox>) -> Inbound {
+        Inbound { from, wire, reply_to, _charge: None }
+    }
+}
+
 /// Where a reader delivers: the endpoint's inbox, with who the frames come
 /// from and how to answer them.
 pub(crate) struct Delivery {

@@ -53,11 +53,7 @@ fn pool() -> Vec<Arrival> {
                 result: vec![0; 8],
                 unordered: false,
             };
-            let inbound = Inbound {
-                from: Peer::Client(client),
-                wire: Wire::Message(Message::Request(request)),
-                reply_to: None,
-            };
+            let inbound = Inbound::new(Peer::Client(client), Wire::Message(Message::Request(request)), None);
             Arrival { inbound, reply }
         })
         .collect()
