@@ -56,6 +56,9 @@ fn a_demonstration_config_may_list_traitors() {
 fn bad_configs_are_refused_naming_the_field() {
     let cases: Vec<(&str, String, &str)> = vec![
         ("n < 3f+1", valid().replace("f = 1", "f = 2"), "cluster.f"),
+        // Found by the config fuzz target: an empty key used to be named
+        // as the empty field.
+        ("an empty key", format!("''=''\n{}", valid()), ".toml: line 1: TOML parse error"),
         ("duplicate id", valid().replace("id = 3\n", "id = 1\n"), "replica[3].id"),
         ("id out of range", valid().replace("id = 3\n", "id = 7\n"), "replica[3].id"),
         ("duplicate address", valid().replace(":9003", ":9001"), "replica[3].address"),

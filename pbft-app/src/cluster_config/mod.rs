@@ -459,11 +459,14 @@ impl ClusterConfig {
 /// otherwise the line it is on.
 fn toml_field(error: &toml::de::Error, text: &str) -> String {
     let message = error.message();
-    if let Some(rest) = message.strip_prefix("missing field `") {
-        return rest.split('`').next().unwrap_or("(file)").to_string();
-    }
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        return rest.split('`').next().unwrap_or("(file)").to_string();
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next())
+        .filter(|name| !name.is_empty());
+    // An empty key (`'' = 1`) names nothing: its line does.
+    if let Some(name) = named {
+        return name.to_string();
     }
     match error.span() {
         Some(span) => format!("line {}", text.get(..span.start).unwrap_or(text).lines().count().max(1)),
