@@ -14,7 +14,10 @@
 //!    [`Replica::receive`] for a message off the wire, client requests
 //!    included (it is verified against the [`KeyBook`] first),
 //!    [`Replica::receive_all`] for messages that arrived together, and
-//!    [`Replica::handle_timeout`] when the deadline passes;
+//!    [`Replica::handle_timeout`] when the deadline passes; a message whose
+//!    channel may not carry it ([`channel::may_carry`]: a client's anything
+//!    but a REQUEST, another replica's STATUS report) is dropped and counted
+//!    by the host before it gets here;
 //! 2. after **every** input, drains [`Replica::poll_output`] until it returns
 //!    `None`, doing what each [`Output`] says (send, broadcast, reply) and
 //!    passing [`Event`]s to observers;
@@ -36,6 +39,7 @@
 #![warn(unreachable_pub)]
 
 mod app;
+pub mod channel;
 mod client;
 pub mod codec;
 mod config;

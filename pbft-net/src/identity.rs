@@ -39,6 +39,16 @@ pub enum Peer {
     Client(ClientId),
 }
 
+impl Peer {
+    /// The author this peer's authenticated channel speaks for.
+    pub fn author(self) -> pbft_core::Author {
+        match self {
+            Peer::Replica(id) => pbft_core::Author::Replica(id),
+            Peer::Client(id) => pbft_core::Author::Client(id),
+        }
+    }
+}
+
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

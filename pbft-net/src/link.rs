@@ -344,7 +344,7 @@ pub(crate) async fn read_frames(
                 Ok(wire) if !may_send(delivery.from, &wire) => {
                     stats.forbidden_frames.fetch_add(1, Ordering::Relaxed);
                     delivery.peer.forbidden_frames.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(peer = %connection.remote_address(), "dropped a protocol message a client may not send");
+                    tracing::debug!(peer = %connection.remote_address(), "dropped a protocol message its channel may not carry");
                 }
                 Ok(wire) => {
                     stats.frames_in.fetch_add(1, Ordering::Relaxed);
@@ -436,13 +436,13 @@ impl Stats {
     }
 }
 
-/// Whether a peer of `from`'s kind may send `wire`: a client's only
-/// protocol message is its REQUEST. Anything else on a client's channel
-/// (a PREPARE, a CHECKPOINT, a state chunk) could only claim a replica's
-/// authorship, so it is dropped here, before any signature is checked.
+/// Whether `from`'s channel may carry `wire` (see
+/// [`pbft_core::channel::may_carry`]): a client's only protocol message is
+/// its REQUEST, and a STATUS report comes only from its author. Anything
+/// else is dropped here, before any signature is checked.
 fn may_send(from: Peer, wire: &Wire) -> bool {
-    match (from, wire) {
-        (Peer::Client(_), Wire::Message(message)) => matches!(message, pbft_core::Message::Request(_)),
+    match wire {
+        Wire::Message(message) => pbft_core::channel::may_carry(from.author(), message),
         _ => true,
     }
 }

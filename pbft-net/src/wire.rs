@@ -112,7 +112,8 @@ pub struct NetCounters {
     pub frames_in: u64,
     /// Frames whose payload did not decode (dropped).
     pub malformed_frames: u64,
-    /// Protocol messages other than requests read from clients (dropped).
+    /// Protocol messages their channel may not carry (dropped): anything but
+    /// a request from a client, another replica's STATUS report from a replica.
     pub forbidden_frames: u64,
     /// Streams that announced a frame above the size limit (connection closed).
     pub oversized_frames: u64,
@@ -149,8 +150,8 @@ pub struct PeerCounters {
     pub bytes_out: u64,
     /// Its frames whose payload did not decode (dropped).
     pub malformed_frames: u64,
-    /// Its protocol messages a peer of its kind may not send (dropped): any
-    /// but a request from a client.
+    /// Its protocol messages its channel may not carry (dropped): any but
+    /// a request from a client, another replica's STATUS report from a replica.
     pub forbidden_frames: u64,
     /// Its frames announced above the size limit (connection closed).
     pub oversized_frames: u64,

@@ -404,6 +404,41 @@ async fn deliver_one(net: &ReplicaNet, inbox: &mut tokio::sync::mpsc::Receiver<I
     }
 }
 
+/// Issue 21, point 7: a STATUS report is read only from its author's own
+/// channel. Replica 0 replaying replica 1's signed report to replica 1 has
+/// it dropped at the link and counted as forbidden, before the protocol (which
+/// answers each signer's reports at most once per interval) could spend the
+/// signer's budget on it; replica 0's own report, sent after it on the same
+/// stream, arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_report_replayed_by_another_replica_is_dropped_and_counted() {
+    use pbft_core::{Message, Signed, StatusReport};
+    let ((sender, _), (receiver, mut inbox)) =
+        two_transports(NetLimits::default(), NetLimits::default()).await;
+    let report = |replica: usize| {
+        let report = StatusReport {
+            view: 0,
+            view_changing: false,
+            last_executed: 0,
+            stable_seq: 0,
+            replica: ReplicaId(replica as u32),
+        };
+        frame_of(&Wire::Message(Message::Status(Signed::sign(report, &replica_secret(replica)))))
+    };
+    sender.send(ReplicaId(1), report(1));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let arrived = loop {
+        sender.send(ReplicaId(1), report(0));
+        if let Ok(Some(inbound)) = tokio::time::timeout(Duration::from_millis(200), inbox.recv()).await {
+            break inbound;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no report got through");
+    };
+    let Wire::Message(Message::Status(arrived)) = arrived.wire else { panic!("{:?}", arrived.wire) };
+    assert_eq!(arrived.payload().replica, ReplicaId(0), "only replica 0's own report reaches replica 1");
+    assert_eq!(receiver.counters().forbidden_frames, 1, "the replayed report was dropped once");
+}
+
 /// Issue 21, point 1: a frame the receiver refuses (over its size limit,
 /// so it closes the connection) is dropped by the sender and counted, never
 /// sent again first after the reconnect: later frames get through, and the

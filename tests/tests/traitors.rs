@@ -128,6 +128,24 @@ fn honest_replicas_report_replayed_messages() {
     assert!(replayed > 0, "replays are refused as duplicates, stale views or outside the watermarks");
 }
 
+/// Issue 21, point 7: the replaying traitor also resends other replicas'
+/// STATUS reports; the simulated network, like the QUIC driver, drops a
+/// report read from any channel but its author's
+/// (`pbft_core::channel::may_carry`), and every request still completes.
+#[test]
+fn replayed_status_reports_are_dropped_at_the_channel() {
+    let idle_for = |mut cluster: fault_injector::SimCluster<RecordingApp>| {
+        // Reports go out every status interval (longer when idle): run on.
+        let deadline = pbft_core::Time(cluster.now().0 + 20_000);
+        cluster.run_until(deadline, |cluster| cluster.forbidden_messages() > 0);
+        cluster
+    };
+    let replayed = idle_for(run_with_traitor(ReplicaId(2), Behavior::Replay));
+    assert!(replayed.forbidden_messages() > 0, "the traitor's replays of others' reports were dropped");
+    let silent = idle_for(run_with_traitor(ReplicaId(2), Behavior::Silent));
+    assert_eq!(silent.forbidden_messages(), 0, "honest replicas send only their own reports");
+}
+
 #[test]
 fn honest_replicas_report_an_equivocating_primary_and_double_votes() {
     let cluster = run_with_traitor(ReplicaId(0), Behavior::Equivocate);

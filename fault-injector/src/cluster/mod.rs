@@ -374,6 +374,12 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
         self.drain(NodeId::Replica(to));
     }
 
+    /// How many messages were dropped because the channel they came on may
+    /// not carry them (see [`pbft_core::channel::may_carry`]).
+    pub fn forbidden_messages(&self) -> u64 {
+        self.record.forbidden
+    }
+
     /// The keys of every participant.
     pub fn keys(&self) -> &ClusterKeys {
         &self.keys
@@ -446,6 +452,10 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
         let now = self.now;
         match (envelope.to, envelope.payload) {
             (to @ (NodeId::Replica(_) | NodeId::Twin(_)), Payload::Message(message)) => {
+                if !pbft_core::channel::may_carry(envelope.from.author(), &message) {
+                    self.record.forbidden += 1;
+                    return;
+                }
                 let Some(node) = self.hosts.live_mut(to) else { return };
                 match to {
                     NodeId::Twin(id) => self.record.trace.record_encoded(&(now, "twin", id, &message)),

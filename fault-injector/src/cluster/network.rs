@@ -15,6 +15,17 @@ pub enum NodeId {
     Twin(ReplicaId),
 }
 
+impl NodeId {
+    /// The author this node's channel speaks for: a twin speaks for the
+    /// replica it doubles.
+    pub fn author(self) -> pbft_core::Author {
+        match self {
+            NodeId::Replica(id) | NodeId::Twin(id) => pbft_core::Author::Replica(id),
+            NodeId::Client(id) => pbft_core::Author::Client(id),
+        }
+    }
+}
+
 /// The contents of an envelope.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload {

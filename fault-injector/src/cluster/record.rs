@@ -17,6 +17,9 @@ pub(crate) struct Record {
     pub(crate) votes: Vec<(Time, ReplicaId, Vote)>,
     /// Every disk fault a replica restarted with, with when.
     pub(crate) disk_faults: Vec<(Time, ReplicaId, super::DiskFault)>,
+    /// Messages dropped because their channel may not carry them
+    /// ([`pbft_core::channel::may_carry`]), as the QUIC driver drops them.
+    pub(crate) forbidden: u64,
     pub(crate) trace: TraceHash,
 }
 
@@ -28,6 +31,7 @@ impl Record {
             requests_sent: BTreeMap::new(),
             votes: Vec::new(),
             disk_faults: Vec::new(),
+            forbidden: 0,
             trace: TraceHash::default(),
         }
     }

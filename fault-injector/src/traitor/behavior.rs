@@ -16,7 +16,8 @@ pub enum Behavior {
     /// Sends messages with bad signatures or claiming another sender, and
     /// answers clients with results it never computed.
     Forge,
-    /// Re-sends old messages from earlier views and sequence numbers.
+    /// Re-sends old messages from earlier views and sequence numbers, and
+    /// other replicas' STATUS reports.
     Replay,
     /// Omits prepared certificates, claims stale checkpoints and asks for
     /// far-future views.

@@ -145,7 +145,22 @@ impl Traitor {
     pub fn incoming(&mut self, message: &Message) -> Vec<TraitorAction> {
         match (self.behavior, message) {
             (Behavior::Collude, Message::PrePrepare(pre_prepare)) => self.conspire(pre_prepare),
+            (Behavior::Replay, Message::Status(_)) => {
+                // Peers' reports join what it replays: answered, a replay
+                // would spend its signer's answer budget (issue 21, point 7).
+                self.remember(message.clone());
+                Vec::new()
+            }
             _ => Vec::new(),
+        }
+    }
+
+    /// Keeps `message` among the last [`REPLAY_HISTORY`] a replaying
+    /// traitor may send again.
+    fn remember(&mut self, message: Message) {
+        self.history.push_back(message);
+        if self.history.len() > REPLAY_HISTORY {
+            self.history.pop_front();
         }
     }
 
@@ -175,10 +190,7 @@ impl Traitor {
             Behavior::Replay => {
                 let old = (!self.history.is_empty())
                     .then(|| self.history[(self.sent as usize * 7) % self.history.len()].clone());
-                self.history.push_back(message.clone());
-                if self.history.len() > REPLAY_HISTORY {
-                    self.history.pop_front();
-                }
+                self.remember(message.clone());
                 Self::send(actions, to, message);
                 if let Some(old) = old {
                     Self::send(actions, to, old);
