@@ -36,6 +36,15 @@ pub enum ClientOutput {
         /// The agreed result.
         result: Vec<u8>,
     },
+    /// The request with this timestamp completed, but its result was
+    /// `bytes` long, over the cluster's `max_result_bytes`, so replicas
+    /// withheld it. The request executed; only its result is lost.
+    ResultWithheld {
+        /// The request's timestamp.
+        timestamp: u64,
+        /// The size of the result the application returned.
+        bytes: u64,
+    },
     /// f+1 replicas answered that another request of this client had
     /// executed under this timestamp (another process uses the same client
     /// identity, or the clock the timestamps came from went back). This
@@ -64,9 +73,13 @@ pub enum ClientError {
     },
 }
 
+/// What one replica answered: the result, or the size of a withheld one.
+/// Replies are counted towards a result only when their answers are equal.
+type Answer = (Option<u64>, Vec<u8>);
+
 struct InFlight {
     request: Signed<Request>,
-    replies: BTreeMap<ReplicaId, (View, Vec<u8>)>,
+    replies: BTreeMap<ReplicaId, (View, Answer)>,
     /// Replicas whose reply named another request under this timestamp.
     reused: BTreeSet<ReplicaId>,
     deadline: Time,
@@ -202,9 +215,9 @@ impl Client {
             }
             return;
         }
-        in_flight.replies.entry(from).or_insert((reply.view, reply.result));
+        in_flight.replies.entry(from).or_insert((reply.view, (reply.withheld, reply.result)));
         let needed = if unordered { self.quorum.quorum() } else { self.quorum.weak() };
-        let mut votes: BTreeMap<&Vec<u8>, Vec<View>> = BTreeMap::new();
+        let mut votes: BTreeMap<&Answer, Vec<View>> = BTreeMap::new();
         for (view, result) in in_flight.replies.values() {
             votes.entry(result).or_default().push(*view);
         }
@@ -222,9 +235,12 @@ impl Client {
             views.sort_unstable_by(|a, b| b.cmp(a));
             self.view = self.view.max(views[needed - 1]);
         }
-        let result = result.clone();
+        let output = match result.clone() {
+            (Some(bytes), _) => ClientOutput::ResultWithheld { timestamp, bytes },
+            (None, result) => ClientOutput::Completed { timestamp, result },
+        };
         self.in_flight.remove(&timestamp);
-        self.outputs.push_back(ClientOutput::Completed { timestamp, result });
+        self.outputs.push_back(output);
     }
 
     /// The unordered read `timestamp` cannot gather 2f+1 matching answers:
@@ -331,6 +347,7 @@ mod tests {
             replica: ReplicaId(replica),
             request,
             result: result.to_vec(),
+            withheld: None,
             unordered: false,
         }
     }
@@ -367,6 +384,44 @@ mod tests {
         assert_eq!(
             drain(&mut client),
             vec![ClientOutput::Completed { timestamp: theirs, result: b"ok".to_vec() }]
+        );
+    }
+
+    /// Issue 21, point 4: f+1 replies saying the result was withheld (over
+    /// the cluster's `max_result_bytes`) end the request as ResultWithheld
+    /// with its size; one such reply (a traitor's) never outvotes the
+    /// results: withheld and whole answers are different answers.
+    #[test]
+    fn f_plus_one_withheld_replies_end_a_request_and_one_does_not() {
+        let mut client = client(2);
+        let first = client.invoke(Time(0), b"put k big".to_vec()).unwrap();
+        let second = client.invoke(Time(0), b"put k small".to_vec()).unwrap();
+        let digests: BTreeMap<u64, Digest> = drain(&mut client)
+            .into_iter()
+            .filter_map(|output| match output {
+                ClientOutput::Send { request, .. } => Some((request.payload().timestamp, request.digest())),
+                _ => None,
+            })
+            .collect();
+        let withheld = |replica, timestamp, bytes| Reply {
+            result: Vec::new(),
+            withheld: Some(bytes),
+            ..reply(replica, timestamp, digests[&timestamp], b"")
+        };
+        client.handle_reply(Time(1), ReplicaId(0), withheld(0, first, 5_000_000));
+        assert_eq!(drain(&mut client), Vec::new(), "one reply completes nothing");
+        client.handle_reply(Time(1), ReplicaId(1), withheld(1, first, 5_000_000));
+        assert_eq!(
+            drain(&mut client),
+            vec![ClientOutput::ResultWithheld { timestamp: first, bytes: 5_000_000 }]
+        );
+        client.handle_reply(Time(2), ReplicaId(0), withheld(0, second, 9));
+        client.handle_reply(Time(2), ReplicaId(1), reply(1, second, digests[&second], b""));
+        assert_eq!(drain(&mut client), Vec::new(), "a withheld answer does not match an empty result");
+        client.handle_reply(Time(2), ReplicaId(2), reply(2, second, digests[&second], b""));
+        assert_eq!(
+            drain(&mut client),
+            vec![ClientOutput::Completed { timestamp: second, result: Vec::new() }]
         );
     }
 

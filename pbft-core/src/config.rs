@@ -14,6 +14,12 @@ pub struct ProtocolConfig {
     /// replica drops one it receives (`Reject::RequestTooLarge`), so no
     /// request can grow a PRE-PREPARE past what every link carries.
     pub max_request_bytes: usize,
+    /// Largest application result a replica keeps and sends, in bytes. A
+    /// larger result is withheld: the request executed, and replicas cache
+    /// and reply with its size instead of its bytes, so that no
+    /// application bounds the reply cache, the checkpoint states that copy
+    /// it, or the queues towards a client, but this (issue 21, point 4).
+    pub max_result_bytes: usize,
     /// Most operation bytes the primary puts in one PRE-PREPARE; a batch
     /// always holds at least one request. With `max_batch_size` it bounds
     /// the frame a PRE-PREPARE or a proof of commitment takes.
@@ -57,6 +63,7 @@ impl Default for ProtocolConfig {
         ProtocolConfig {
             max_batch_size: 64,
             max_request_bytes: 1024 * 1024,
+            max_result_bytes: 1024 * 1024,
             max_batch_bytes: 4 * 1024 * 1024,
             batch_delay_ms: 2,
             checkpoint_interval: 64,
@@ -159,6 +166,16 @@ impl ProtocolConfig {
         }
         if self.max_request_bytes == 0 {
             return err("max_request_bytes", "must be at least 1, found 0".into());
+        }
+        if self.max_result_bytes == 0 || self.max_result_bytes > codec::MAX_MESSAGE_BYTES / 2 {
+            return err(
+                "max_result_bytes",
+                format!(
+                    "must be between 1 and half a message ({} bytes), so a reply always fits in one, found {}",
+                    codec::MAX_MESSAGE_BYTES / 2,
+                    self.max_result_bytes
+                ),
+            );
         }
         if self.max_batch_bytes < self.max_request_bytes {
             return err(
@@ -276,9 +293,11 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         type Breaker = fn(&mut ProtocolConfig);
-        let cases: [(Breaker, &str); 10] = [
+        let cases: [(Breaker, &str); 12] = [
             (|c| c.max_batch_size = 0, "max_batch_size"),
             (|c| c.max_request_bytes = 0, "max_request_bytes"),
+            (|c| c.max_result_bytes = 0, "max_result_bytes"),
+            (|c| c.max_result_bytes = codec::MAX_MESSAGE_BYTES / 2 + 1, "max_result_bytes"),
             (|c| c.max_batch_bytes = c.max_request_bytes - 1, "max_batch_bytes"),
             (|c| c.max_batch_bytes = codec::MAX_MESSAGE_BYTES / 2, "max_batch_bytes"),
             (|c| c.checkpoint_interval = 0, "checkpoint_interval"),

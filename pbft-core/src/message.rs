@@ -267,9 +267,13 @@ pub struct Reply {
     /// under the same timestamp (a second process with the same client
     /// identity, a clock stepped back) never lends it its result.
     pub request: Digest,
-    /// The application's result.
+    /// The application's result; empty when it was withheld.
     #[serde(with = "crate::codec::bytes")]
     pub result: Vec<u8>,
+    /// `Some(bytes)` when the result was larger than the cluster's
+    /// `max_result_bytes` and is not kept or sent: the request executed,
+    /// and this is all a client learns of its result.
+    pub withheld: Option<u64>,
     /// True when the replica answered an [`RequestKind::UnorderedRead`] from
     /// its state without ordering it. A client never counts such an answer
     /// towards the f+1 replies that complete an ordered request.

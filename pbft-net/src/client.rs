@@ -34,6 +34,13 @@ pub enum InvokeError {
          using the same client id? (this request did not execute)"
     )]
     TimestampReused(u64),
+    /// The request executed, but its result was this many bytes, over the
+    /// cluster's `max_result_bytes`: replicas withheld it.
+    #[error(
+        "the request executed, but its result was {0} bytes, over the cluster's protocol.max_result_bytes; \
+         replicas did not keep or send it"
+    )]
+    ResultWithheld(u64),
     /// The operation is over the cluster's `max_request_bytes`: it was not
     /// sent, since every replica would drop it.
     #[error("the operation is {size} bytes, over the cluster's protocol.max_request_bytes ({limit}); it was not sent")]
@@ -59,6 +66,10 @@ pub struct ClientOptions {
     /// Largest operation sent: the cluster's `max_request_bytes`. Larger
     /// ones end in [`InvokeError::TooLarge`] without being sent.
     pub max_request_bytes: usize,
+    /// Largest result a replica sends: the cluster's `max_result_bytes`.
+    /// A replica's frame over what a reply of it takes closes that
+    /// connection (see [`NetLimits::for_client`]).
+    pub max_result_bytes: usize,
 }
 
 impl ClientOptions {
@@ -70,6 +81,7 @@ impl ClientOptions {
             window,
             first_timestamp: None,
             max_request_bytes: pbft_core::ProtocolConfig::default().max_request_bytes,
+            max_result_bytes: pbft_core::ProtocolConfig::default().max_result_bytes,
         }
     }
 }
@@ -160,7 +172,8 @@ impl ClientHandle {
         options: ClientOptions,
     ) -> Result<ClientHandle, NetError> {
         let quorum = Quorum::new(replicas.len()).ok_or(NetError::UnknownReplica(ReplicaId(0)))?;
-        let (net, inbox) = ClientNet::connect(secret, replicas, true, NetLimits::default())?;
+        let limits = NetLimits::for_client(options.max_result_bytes, options.window);
+        let (net, inbox) = ClientNet::connect(secret, replicas, true, limits)?;
         let first_timestamp = options.first_timestamp.unwrap_or_else(fresh_timestamp);
         let client = Client::new(id, secret.clone(), quorum, options.retry_timeout_ms, first_timestamp)
             .with_window(options.window)
@@ -359,6 +372,11 @@ async fn run_client(
                 ClientOutput::TimestampReused { timestamp } => {
                     if let Some((done, _)) = waiting.remove(&timestamp) {
                         let _ = done.send(Err(InvokeError::TimestampReused(timestamp)));
+                    }
+                }
+                ClientOutput::ResultWithheld { timestamp, bytes } => {
+                    if let Some((done, _)) = waiting.remove(&timestamp) {
+                        let _ = done.send(Err(InvokeError::ResultWithheld(bytes)));
                     }
                 }
             }

@@ -58,6 +58,12 @@ pub struct NetLimits {
     /// fits in an empty queue, so one peer's queue holds at most this plus
     /// one frame of `max_frame_bytes`.
     pub send_queue_bytes: usize,
+    /// Bytes queued towards one client stream (its replies and answers)
+    /// before new frames are dropped: a client has at most
+    /// `max_pending_per_client` requests in flight, so this is that many
+    /// replies of `max_result_bytes`, and one more. A client that does not
+    /// read loses replies, not the replica's memory.
+    pub client_send_queue_bytes: usize,
     /// Decoded frames waiting for the protocol task before readers wait.
     pub inbox_frames: usize,
     /// Bytes (as framed) of one replica connection's frames waiting in the
@@ -67,16 +73,40 @@ pub struct NetLimits {
     pub inbox_bytes_per_connection: usize,
 }
 
-/// What a client's frame may hold beyond its request's operation: the
-/// request's other fields, its signature and the wire envelope, with room.
+/// What a frame between a client and a replica may hold beyond a
+/// request's operation or a reply's result: the other fields, a signature
+/// and the wire envelope, with room.
 pub const CLIENT_FRAME_OVERHEAD_BYTES: usize = 4096;
 
+/// The largest frame a reply of a cluster with `max_result_bytes` takes.
+fn reply_frame_bytes(max_result_bytes: usize) -> usize {
+    max_result_bytes.saturating_add(CLIENT_FRAME_OVERHEAD_BYTES)
+}
+
 impl NetLimits {
-    /// The defaults, with the client frame limit of a cluster whose
-    /// requests carry at most `protocol.max_request_bytes`.
+    /// A replica's limits in a cluster with `protocol`: frames from a
+    /// client hold one request of `max_request_bytes`, and a client's send
+    /// queue one reply of `max_result_bytes` per request it may have in
+    /// flight, and one more.
     pub fn for_protocol(protocol: &pbft_core::ProtocolConfig) -> NetLimits {
         NetLimits {
             max_client_frame_bytes: protocol.max_request_bytes.saturating_add(CLIENT_FRAME_OVERHEAD_BYTES),
+            client_send_queue_bytes: reply_frame_bytes(protocol.max_result_bytes)
+                .saturating_mul(protocol.max_pending_per_client.saturating_add(1)),
+            ..NetLimits::default()
+        }
+    }
+
+    /// A client's limits for a cluster whose results are at most
+    /// `max_result_bytes`, with `window` requests in flight: it accepts
+    /// frames of one reply from a replica, and holds at most `window + 1`
+    /// of them per replica connection before it stops reading, so a hostile
+    /// replica cannot make it hold more.
+    pub fn for_client(max_result_bytes: usize, window: usize) -> NetLimits {
+        let reply = reply_frame_bytes(max_result_bytes);
+        NetLimits {
+            max_frame_bytes: reply,
+            inbox_bytes_per_connection: reply.saturating_mul(window.saturating_add(1)),
             ..NetLimits::default()
         }
     }
@@ -95,6 +125,11 @@ impl Default for NetLimits {
                 .saturating_add(CLIENT_FRAME_OVERHEAD_BYTES),
             send_queue_frames: 1024,
             send_queue_bytes: 64 * 1024 * 1024,
+            client_send_queue_bytes: {
+                let protocol = pbft_core::ProtocolConfig::default();
+                reply_frame_bytes(protocol.max_result_bytes)
+                    .saturating_mul(protocol.max_pending_per_client + 1)
+            },
             inbox_frames: 4096,
             inbox_bytes_per_connection: codec::MAX_MESSAGE_BYTES,
         }
@@ -409,9 +444,10 @@ impl Acceptor {
             }
             Peer::Client(_) => {
                 let budget = InboxBudget::new(self.limits.client_inbox_bytes());
+                let replies =
+                    NetLimits { send_queue_bytes: self.limits.client_send_queue_bytes, ..self.limits };
                 while let Ok((mut send, recv)) = connection.accept_bi().await {
-                    let (outbox, mut queue) =
-                        Outbox::bounded(&self.limits, self.stats.clone(), traffic.clone());
+                    let (outbox, mut queue) = Outbox::bounded(&replies, self.stats.clone(), traffic.clone());
                     let (writer_connection, writer_traffic) = (connection.clone(), traffic.clone());
                     tokio::spawn(async move {
                         crate::link::write_frames(

@@ -439,6 +439,61 @@ async fn a_status_report_replayed_by_another_replica_is_dropped_and_counted() {
     assert_eq!(receiver.counters().forbidden_frames, 1, "the replayed report was dropped once");
 }
 
+/// Where the next client hello read from `inbox` says replies go; panics
+/// after 10 s.
+async fn next_hello(inbox: &mut tokio::sync::mpsc::Receiver<Inbound>) -> pbft_net::Outbox {
+    let hello = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match inbox.recv().await {
+                Some(Inbound { wire: Wire::Hello, reply_to: Some(link), .. }) => break link,
+                Some(_) => {}
+                None => panic!("the transport stopped"),
+            }
+        }
+    });
+    hello.await.expect("a hello within 10 s")
+}
+
+/// Issue 21, point 4: a client accepts from a replica frames of one reply
+/// of the cluster's `max_result_bytes` (`NetLimits::for_client`), not the
+/// 64 MiB replicas accept from each other. A bare replica transport answers
+/// the client's hello with a 64 KiB frame, over a 1 KiB result's reply: the
+/// client counts it as oversized and reads nothing of it; after it redials,
+/// a frame within the limit arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_frame_over_the_clients_result_limit_is_refused() {
+    use pbft_net::ClientNet;
+    let (replicas, clients) = plan_cluster(1);
+    let client_keys: Vec<(ClientId, PublicKey)> = clients.iter().map(|(id, s)| (*id, s.public())).collect();
+    let (_replica, mut replica_inbox) =
+        ReplicaNet::start(ReplicaId(0), &replica_secret(0), &replicas, &client_keys, NetLimits::default())
+            .unwrap();
+    let limits = NetLimits::for_client(1024, 2);
+    assert!(limits.max_frame_bytes < 64 * 1024);
+    let (client, mut client_inbox) = ClientNet::connect(&clients[0].1, &replicas, true, limits).unwrap();
+    next_hello(&mut replica_inbox).await.push(std::sync::Arc::from(encode_frame(&vec![0u8; 64 * 1024])));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while client.counters().oversized_frames == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the client never refused the frame");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(client_inbox.try_recv().is_err(), "nothing of the oversized frame was delivered");
+    let small = next_hello(&mut replica_inbox).await;
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            small.push(frame_of(&Wire::Timestamp { newest: 7 }));
+            if let Ok(Some(inbound)) =
+                tokio::time::timeout(Duration::from_millis(200), client_inbox.recv()).await
+            {
+                break inbound.wire;
+            }
+        }
+    })
+    .await
+    .expect("a frame within the limit arrives on the new connection");
+    assert!(matches!(answer, Wire::Timestamp { newest: 7 }), "{answer:?}");
+}
+
 /// Issue 21, point 1: a frame the receiver refuses (over its size limit,
 /// so it closes the connection) is dropped by the sender and counted, never
 /// sent again first after the reconnect: later frames get through, and the

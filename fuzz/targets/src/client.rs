@@ -70,6 +70,7 @@ fn drive(u: &mut Unstructured<'_>) -> Result<()> {
                     replica: from,
                     request: request.digest,
                     result: honest_result(&request.op),
+                    withheld: None,
                     unordered: request.unordered,
                 };
                 client.handle_reply(now, from, reply);
@@ -85,6 +86,7 @@ fn drive(u: &mut Unstructured<'_>) -> Result<()> {
                         _ => Digest::of(u.bytes(4)?),
                     },
                     result: u.arbitrary()?,
+                    withheld: u.arbitrary()?,
                     unordered: u.arbitrary()?,
                 };
                 client.handle_reply(now, traitor, reply);
@@ -113,6 +115,9 @@ fn drive(u: &mut Unstructured<'_>) -> Result<()> {
                 }
                 ClientOutput::TimestampReused { timestamp } => {
                     panic!("one traitor made the client give up {timestamp} as reused")
+                }
+                ClientOutput::ResultWithheld { timestamp, .. } => {
+                    panic!("one traitor made the client take {timestamp}'s result as withheld")
                 }
             }
         }

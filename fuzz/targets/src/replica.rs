@@ -31,6 +31,9 @@ fn config() -> ProtocolConfig {
     ProtocolConfig {
         max_batch_size: 4,
         max_request_bytes: 64,
+        // A counter's result takes a varint's bytes: one for small totals,
+        // more beyond ±63, so that withheld results are reached too.
+        max_result_bytes: 2,
         max_batch_bytes: 512,
         batch_delay_ms: 0,
         checkpoint_interval: 4,

@@ -396,10 +396,11 @@ impl ClusterConfig {
     }
 
     /// How a client of this cluster talks to it: its retry timeout, its
-    /// window (`max_pending_per_client`) and the request size limit.
+    /// window (`max_pending_per_client`) and the request and result size limits.
     pub fn client_options(&self) -> pbft_net::ClientOptions {
         pbft_net::ClientOptions {
             max_request_bytes: self.protocol.max_request_bytes,
+            max_result_bytes: self.protocol.max_result_bytes,
             ..pbft_net::ClientOptions::new(self.client_retry_ms, self.protocol.max_pending_per_client)
         }
     }

@@ -177,7 +177,10 @@ mod tests {
             ClientId(7),
             ClientReplies {
                 newest: 2,
-                recent: BTreeMap::from([(2, CachedReply { request: Digest::of(b"r"), result: vec![1; 9] })]),
+                recent: BTreeMap::from([(
+                    2,
+                    CachedReply { request: Digest::of(b"r"), result: vec![1; 9], withheld: None },
+                )]),
             },
         )]);
         CheckpointState::new(pages.iter().map(|p| Page::new(p.to_vec())).collect(), &replies)
@@ -271,7 +274,10 @@ mod tests {
             ClientId(1),
             ClientReplies {
                 newest: 1,
-                recent: BTreeMap::from([(1, CachedReply { request: Digest::of(b"r"), result: big })]),
+                recent: BTreeMap::from([(
+                    1,
+                    CachedReply { request: Digest::of(b"r"), result: big, withheld: None },
+                )]),
             },
         )]);
         let original = CheckpointState::new(vec![Page::new(b"page".to_vec())], &replies);

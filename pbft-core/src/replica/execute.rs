@@ -1,7 +1,7 @@
 //! Execution in sequence order, replies, and taking checkpoints (OSDI'99 §4.2–4.3).
 
 use super::checkpoint_state::CheckpointState;
-use super::replies::{seen, Seen};
+use super::replies::{bounded, seen, CachedReply, Seen};
 use super::{CommitProof, Replica, Status};
 use crate::app::ReplicatedStateMachine;
 use crate::ids::SeqNum;
@@ -77,14 +77,15 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 timestamp: body.timestamp,
                 digest: request.digest(),
             });
+            let (result, withheld) = bounded(result, self.config.max_result_bytes);
+            let cached = CachedReply { request: request.digest(), result, withheld };
             let stale_up_to = self.reply_cache.entry(body.client).or_default().record(
                 body.timestamp,
-                request.digest(),
-                result.clone(),
+                cached.clone(),
                 window,
             );
             self.pending.remove_executed(body.client, body.timestamp, stale_up_to);
-            self.reply(body.client, body.timestamp, request.digest(), result, false);
+            self.reply(body.client, body.timestamp, cached, false);
         }
         executed
     }

@@ -566,14 +566,15 @@ impl<A: ReplicatedStateMachine> Replica<A> {
 
     /// Answers `client`'s request `timestamp`, whose digest is `request`,
     /// with `result`; `unordered` for a read answered without ordering.
-    fn reply(&mut self, client: ClientId, timestamp: u64, request: Digest, result: Vec<u8>, unordered: bool) {
+    fn reply(&mut self, client: ClientId, timestamp: u64, cached: CachedReply, unordered: bool) {
         let reply = crate::message::Reply {
             view: self.view,
             timestamp,
             client,
             replica: self.id,
-            request,
-            result,
+            request: cached.request,
+            result: cached.result,
+            withheld: cached.withheld,
             unordered,
         };
         self.outputs.push_back(Output::Reply(reply));

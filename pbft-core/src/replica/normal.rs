@@ -111,16 +111,16 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         match seen(&self.reply_cache, body.client, body.timestamp, self.config.max_pending_per_client) {
             Seen::New => {}
             Seen::Executed(cached) => {
-                let (executed, result) = (cached.request, cached.result.clone());
+                let cached = cached.clone();
                 let (client, timestamp) = (body.client, body.timestamp);
-                if executed != request.digest() {
+                if cached.request != request.digest() {
                     // Another request executed under this timestamp: the
                     // reply names it, so the client never takes its result
                     // for this one's.
                     self.reject(body.author(), Request::KIND, Reject::TimestampReused);
                 }
                 self.emit_phase(|| Event::RepliedFromCache { client, timestamp });
-                self.reply(client, timestamp, executed, result, false);
+                self.reply(client, timestamp, cached, false);
                 return;
             }
             Seen::Stale => {

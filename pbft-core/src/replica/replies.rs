@@ -32,8 +32,21 @@ pub struct CachedReply {
     /// identity, a clock stepped back) is answered with this digest, so it
     /// can tell the result is not its request's (issue 21, point 6).
     pub request: Digest,
-    /// The application's result.
+    /// The application's result, at most `max_result_bytes`; empty when it
+    /// was withheld.
     pub result: Vec<u8>,
+    /// The size of a result over `max_result_bytes`, which is not kept.
+    pub withheld: Option<u64>,
+}
+
+/// A result as a replica keeps and sends it: whole if it is within `limit`
+/// bytes, otherwise withheld, only its size kept.
+pub(crate) fn bounded(result: Vec<u8>, limit: usize) -> (Vec<u8>, Option<u64>) {
+    if result.len() <= limit {
+        (result, None)
+    } else {
+        (Vec::new(), Some(result.len() as u64))
+    }
 }
 
 /// What a replica makes of a request's timestamp.
@@ -60,11 +73,11 @@ impl ClientReplies {
     }
 
     /// Records that the request `request` executed under `timestamp` with
-    /// `result`, forgetting results that fell out of the window. Returns the
+    /// `reply`, forgetting results that fell out of the window. Returns the
     /// highest stale timestamp.
-    pub(crate) fn record(&mut self, timestamp: u64, request: Digest, result: Vec<u8>, window: usize) -> u64 {
+    pub(crate) fn record(&mut self, timestamp: u64, reply: CachedReply, window: usize) -> u64 {
         self.newest = self.newest.max(timestamp);
-        self.recent.insert(timestamp, CachedReply { request, result });
+        self.recent.insert(timestamp, reply);
         let stale_up_to = self.newest.saturating_sub(window as u64);
         while let Some(oldest) = self.recent.first_entry() {
             if *oldest.key() > stale_up_to {
@@ -89,11 +102,11 @@ mod tests {
     use super::*;
 
     fn cached(result: &[u8]) -> CachedReply {
-        CachedReply { request: Digest::of(result), result: result.to_vec() }
+        CachedReply { request: Digest::of(result), result: result.to_vec(), withheld: None }
     }
 
     fn record(replies: &mut ClientReplies, timestamp: u64, result: &[u8]) -> u64 {
-        replies.record(timestamp, Digest::of(result), result.to_vec(), 4)
+        replies.record(timestamp, cached(result), 4)
     }
 
     #[test]

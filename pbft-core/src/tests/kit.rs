@@ -52,6 +52,7 @@ impl Kit {
         ProtocolConfig {
             max_batch_size: 4,
             max_request_bytes: 64,
+            max_result_bytes: 64,
             max_batch_bytes: 128,
             batch_delay_ms: 0,
             checkpoint_interval: 4,

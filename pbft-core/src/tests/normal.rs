@@ -129,6 +129,7 @@ fn reply_from_1(request: &Signed<crate::Request>, total: u64) -> crate::Reply {
         replica: ReplicaId(1),
         request: request.digest(),
         result: total.to_le_bytes().to_vec(),
+        withheld: None,
         unordered: false,
     }
 }
@@ -207,6 +208,40 @@ fn a_different_request_under_an_executed_timestamp_is_answered_with_the_executed
     expected.push(Output::Reply(reply_from_1(&request, 5)));
     assert_eq!(out, expected);
     assert_eq!(backup.rejections().get(&Reject::TimestampReused), Some(&1));
+}
+
+/// Issue 21, point 4: a result over `max_result_bytes` is withheld. The
+/// request executes (the batch is reported executed, the state moves on),
+/// but the reply carries the result's size instead of its bytes, and the
+/// reply cache, which checkpoints copy, keeps only that size, so a repeat
+/// of the request is answered the same way. A result of exactly the limit
+/// is kept whole. The Summer's results are 8 bytes.
+#[test]
+fn a_result_over_max_result_bytes_is_withheld_and_only_its_size_kept() {
+    let kit = Kit::new(4);
+    let request = kit.request(1, 5);
+    let whole = reply_from_1(&request, 5);
+    for (limit, expected) in
+        [(8, whole.clone()), (7, crate::Reply { result: Vec::new(), withheld: Some(8), ..whole.clone() })]
+    {
+        let mut backup =
+            kit.replica_with(1, crate::ProtocolConfig { max_result_bytes: limit, ..Kit::config() });
+        let pp = kit.pre_prepare(0, 1, vec![request.clone()]);
+        let digest = pp.payload().digest;
+        step(&mut backup, T, Message::PrePrepare(pp));
+        step(&mut backup, T, Message::Prepare(kit.prepare(2, 0, 1, digest)));
+        step(&mut backup, T, Message::Commit(kit.commit(0, 0, 1, digest)));
+        let out = step(&mut backup, T, Message::Commit(kit.commit(3, 0, 1, digest)));
+        assert_eq!(
+            out,
+            vec![Output::Reply(expected.clone()), executed_alone(1, digest, &request)],
+            "limit {limit}"
+        );
+        let cached = &backup.reply_cache()[&super::kit::CLIENT].recent[&1];
+        assert_eq!((&cached.result, cached.withheld), (&expected.result, expected.withheld), "limit {limit}");
+        let out = step(&mut backup, T, Message::Request(request.clone()));
+        assert_eq!(out, vec![Output::Reply(expected)], "the repeat, from the cache, limit {limit}");
+    }
 }
 
 /// With phases reported, a backup marks each step of OSDI'99 §4.2 as it

@@ -44,7 +44,7 @@ fn checkpoint_4(
             newest: 1,
             recent: BTreeMap::from([(
                 1,
-                crate::CachedReply { request: crate::Digest::of(b"r"), result: vec![5; 200] },
+                crate::CachedReply { request: crate::Digest::of(b"r"), result: vec![5; 200], withheld: None },
             )]),
         },
     )]);

@@ -334,6 +334,7 @@ fn a_backup_that_never_saw_a_new_views_batch_executes_it_from_a_peers_proof() {
         replica: ReplicaId(2),
         request: request.digest(),
         result: 9u64.to_le_bytes().to_vec(),
+        withheld: None,
         unordered: false,
     };
     let executed = Event::Executed {
