@@ -352,6 +352,17 @@ mod tests {
         }
     }
 
+    /// The digest of every request `client` sent, by timestamp.
+    fn sent_digests(client: &mut Client) -> BTreeMap<u64, Digest> {
+        drain(client)
+            .into_iter()
+            .filter_map(|output| match output {
+                ClientOutput::Send { request, .. } => Some((request.payload().timestamp, request.digest())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Issue 21, point 6: replies naming another request under the same
     /// timestamp (what replicas answer when a second process with this
     /// client's identity, or a clock stepped back, reuses it) never count
@@ -362,13 +373,7 @@ mod tests {
         let mut client = client(2);
         let mine = client.invoke(Time(0), b"put k mine".to_vec()).unwrap();
         let theirs = client.invoke(Time(0), b"put k theirs".to_vec()).unwrap();
-        let digests: BTreeMap<u64, Digest> = drain(&mut client)
-            .into_iter()
-            .filter_map(|output| match output {
-                ClientOutput::Send { request, .. } => Some((request.payload().timestamp, request.digest())),
-                _ => None,
-            })
-            .collect();
+        let digests = sent_digests(&mut client);
         let other = Digest::of(b"another process's request");
         client.handle_reply(Time(1), ReplicaId(0), reply(0, mine, other, b"their result"));
         assert_eq!(drain(&mut client), Vec::new(), "one reply completes nothing");
@@ -396,13 +401,7 @@ mod tests {
         let mut client = client(2);
         let first = client.invoke(Time(0), b"put k big".to_vec()).unwrap();
         let second = client.invoke(Time(0), b"put k small".to_vec()).unwrap();
-        let digests: BTreeMap<u64, Digest> = drain(&mut client)
-            .into_iter()
-            .filter_map(|output| match output {
-                ClientOutput::Send { request, .. } => Some((request.payload().timestamp, request.digest())),
-                _ => None,
-            })
-            .collect();
+        let digests = sent_digests(&mut client);
         let withheld = |replica, timestamp, bytes| Reply {
             result: Vec::new(),
             withheld: Some(bytes),
