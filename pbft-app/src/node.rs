@@ -120,7 +120,7 @@ pub async fn run_replica_with<A: ReplicatedStateMachine + Default>(
 ) -> Result<NodeStatus, NodeError> {
     let secret = config.replica_secret(id)?;
     let path = config.data_dir(id);
-    let identity = Identity { cluster: config.name.clone(), replica: id.0 };
+    let identity = Identity::new(config.name.clone(), id.0);
     let Recovered { log, records, report } = ReplicaLog::open(&path, &identity, config.storage.sync)
         .map_err(|source| NodeError::Storage { replica: id, source })?;
     let lost = report.damage.is_some() || report.fresh;

@@ -67,21 +67,25 @@ pub struct ClientOptions {
     /// ones end in [`InvokeError::TooLarge`] without being sent.
     pub max_request_bytes: usize,
     /// Largest result a replica sends: the cluster's `max_result_bytes`.
-    /// A replica's frame over what a reply of it takes closes that
-    /// connection (see [`NetLimits::for_client`]).
+    /// A replica's frame over what a reply of it (or a request) takes
+    /// closes that connection (see [`NetLimits::for_client`]).
     pub max_result_bytes: usize,
 }
 
 impl ClientOptions {
     /// Retries every `retry_timeout_ms`, up to `window` outstanding, the
-    /// default protocol's request size limit, timestamps from the clock.
+    /// default protocol's request size limit, timestamps from the clock,
+    /// and results up to the largest any cluster may send (half a message):
+    /// not knowing the cluster's `max_result_bytes`, it must not refuse a
+    /// reply the cluster allows. `ClusterConfig::client_options` sets both
+    /// limits from the cluster's config.
     pub fn new(retry_timeout_ms: u64, window: usize) -> ClientOptions {
         ClientOptions {
             retry_timeout_ms,
             window,
             first_timestamp: None,
             max_request_bytes: pbft_core::ProtocolConfig::default().max_request_bytes,
-            max_result_bytes: pbft_core::ProtocolConfig::default().max_result_bytes,
+            max_result_bytes: pbft_core::codec::MAX_MESSAGE_BYTES / 2,
         }
     }
 }
@@ -172,7 +176,8 @@ impl ClientHandle {
         options: ClientOptions,
     ) -> Result<ClientHandle, NetError> {
         let quorum = Quorum::new(replicas.len()).ok_or(NetError::UnknownReplica(ReplicaId(0)))?;
-        let limits = NetLimits::for_client(options.max_result_bytes, options.window);
+        let limits =
+            NetLimits::for_client(options.max_request_bytes, options.max_result_bytes, options.window);
         let (net, inbox) = ClientNet::connect(secret, replicas, true, limits)?;
         let first_timestamp = options.first_timestamp.unwrap_or_else(fresh_timestamp);
         let client = Client::new(id, secret.clone(), quorum, options.retry_timeout_ms, first_timestamp)

@@ -61,8 +61,9 @@ pub struct NetLimits {
     /// Bytes queued towards one client stream (its replies and answers)
     /// before new frames are dropped: a client has at most
     /// `max_pending_per_client` requests in flight, so this is that many
-    /// replies of `max_result_bytes`, and one more. A client that does not
-    /// read loses replies, not the replica's memory.
+    /// replies of `max_result_bytes`, and one more, and never more than
+    /// `send_queue_bytes`. A client that does not read loses replies, not
+    /// the replica's memory.
     pub client_send_queue_bytes: usize,
     /// Decoded frames waiting for the protocol task before readers wait.
     pub inbox_frames: usize,
@@ -83,31 +84,44 @@ fn reply_frame_bytes(max_result_bytes: usize) -> usize {
     max_result_bytes.saturating_add(CLIENT_FRAME_OVERHEAD_BYTES)
 }
 
+/// The bytes of the replies a client with `window` requests in flight may
+/// be owed by one replica, and one more frame (an answer to a query).
+fn window_of_replies(max_result_bytes: usize, window: usize) -> usize {
+    reply_frame_bytes(max_result_bytes).saturating_mul(window.saturating_add(1))
+}
+
 impl NetLimits {
     /// A replica's limits in a cluster with `protocol`: frames from a
     /// client hold one request of `max_request_bytes`, and a client's send
     /// queue one reply of `max_result_bytes` per request it may have in
-    /// flight, and one more.
+    /// flight, and one more (never more than `send_queue_bytes`).
     pub fn for_protocol(protocol: &pbft_core::ProtocolConfig) -> NetLimits {
+        let defaults = NetLimits::default();
         NetLimits {
             max_client_frame_bytes: protocol.max_request_bytes.saturating_add(CLIENT_FRAME_OVERHEAD_BYTES),
-            client_send_queue_bytes: reply_frame_bytes(protocol.max_result_bytes)
-                .saturating_mul(protocol.max_pending_per_client.saturating_add(1)),
-            ..NetLimits::default()
+            client_send_queue_bytes: window_of_replies(
+                protocol.max_result_bytes,
+                protocol.max_pending_per_client,
+            )
+            .min(defaults.send_queue_bytes),
+            ..defaults
         }
     }
 
-    /// A client's limits for a cluster whose results are at most
-    /// `max_result_bytes`, with `window` requests in flight: it accepts
-    /// frames of one reply from a replica, and holds at most `window + 1`
-    /// of them per replica connection before it stops reading, so a hostile
-    /// replica cannot make it hold more.
-    pub fn for_client(max_result_bytes: usize, window: usize) -> NetLimits {
-        let reply = reply_frame_bytes(max_result_bytes);
+    /// A client's limits for a cluster with requests of at most
+    /// `max_request_bytes` and results of at most `max_result_bytes`, with
+    /// `window` requests in flight: its frames, both ways, hold one request
+    /// or one reply, and it holds at most `window + 1` replies per replica
+    /// connection (never more than a replica link's share) before it stops
+    /// reading, so a hostile replica cannot make it hold more.
+    pub fn for_client(max_request_bytes: usize, max_result_bytes: usize, window: usize) -> NetLimits {
+        let defaults = NetLimits::default();
+        let request = max_request_bytes.saturating_add(CLIENT_FRAME_OVERHEAD_BYTES);
         NetLimits {
-            max_frame_bytes: reply,
-            inbox_bytes_per_connection: reply.saturating_mul(window.saturating_add(1)),
-            ..NetLimits::default()
+            max_frame_bytes: request.max(reply_frame_bytes(max_result_bytes)).min(defaults.max_frame_bytes),
+            inbox_bytes_per_connection: window_of_replies(max_result_bytes, window)
+                .min(defaults.inbox_bytes_per_connection),
+            ..defaults
         }
     }
 
@@ -127,8 +141,7 @@ impl Default for NetLimits {
             send_queue_bytes: 64 * 1024 * 1024,
             client_send_queue_bytes: {
                 let protocol = pbft_core::ProtocolConfig::default();
-                reply_frame_bytes(protocol.max_result_bytes)
-                    .saturating_mul(protocol.max_pending_per_client + 1)
+                window_of_replies(protocol.max_result_bytes, protocol.max_pending_per_client)
             },
             inbox_frames: 4096,
             inbox_bytes_per_connection: codec::MAX_MESSAGE_BYTES,

@@ -468,7 +468,7 @@ async fn a_reply_frame_over_the_clients_result_limit_is_refused() {
     let (_replica, mut replica_inbox) =
         ReplicaNet::start(ReplicaId(0), &replica_secret(0), &replicas, &client_keys, NetLimits::default())
             .unwrap();
-    let limits = NetLimits::for_client(1024, 2);
+    let limits = NetLimits::for_client(512, 1024, 2);
     assert!(limits.max_frame_bytes < 64 * 1024);
     let (client, mut client_inbox) = ClientNet::connect(&clients[0].1, &replicas, true, limits).unwrap();
     next_hello(&mut replica_inbox).await.push(std::sync::Arc::from(encode_frame(&vec![0u8; 64 * 1024])));
@@ -492,6 +492,30 @@ async fn a_reply_frame_over_the_clients_result_limit_is_refused() {
     .await
     .expect("a frame within the limit arrives on the new connection");
     assert!(matches!(answer, Wire::Timestamp { newest: 7 }), "{answer:?}");
+}
+
+/// A client's frame limit (`NetLimits::for_client`) holds its largest
+/// request as well as its largest reply: in a cluster whose results are
+/// far smaller than its requests (1 KiB against 256 KiB), a 200 KiB put is
+/// sent, executes and answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_larger_than_the_result_limit_is_sent() {
+    const KIB: usize = 1024;
+    let config =
+        ProtocolConfig { max_request_bytes: 256 * KIB, max_result_bytes: KIB, ..ProtocolConfig::default() };
+    let limits = NetLimits::for_protocol(&config);
+    let (replicas, clients) = plan_cluster(4);
+    let cluster = start_planned_with(replicas, clients, |_| Journal::default(), config.clone(), limits);
+    let (id, secret) = &cluster.clients[0];
+    let options = pbft_net::ClientOptions {
+        max_request_bytes: config.max_request_bytes,
+        max_result_bytes: config.max_result_bytes,
+        ..pbft_net::ClientOptions::new(500, 16)
+    };
+    let client = ClientHandle::connect_with(*id, secret, &cluster.replicas, options).unwrap();
+    let result = client.invoke_within(vec![1; 200 * KIB], Duration::from_secs(20)).await;
+    assert_eq!(result, Ok(1u64.to_be_bytes().to_vec()));
+    cluster.stop.send(true).unwrap();
 }
 
 /// Issue 21, point 1: a frame the receiver refuses (over its size limit,

@@ -365,7 +365,9 @@ impl<A: ReplicatedStateMachine> SimCluster<A> {
     }
 
     /// Hands `message` to replica `to` now, as if it arrived from the network,
-    /// and routes what the replica outputs in response.
+    /// and routes what the replica outputs in response. It comes from no
+    /// channel, so no channel rule ([`pbft_core::channel::may_carry`])
+    /// applies: tests inject requests and messages they held back.
     pub fn inject(&mut self, to: ReplicaId, message: Message) {
         let now = self.now;
         if let Some(node) = self.hosts.any_mut(NodeId::Replica(to)) {

@@ -31,8 +31,9 @@ fn config() -> ProtocolConfig {
     ProtocolConfig {
         max_batch_size: 4,
         max_request_bytes: 64,
-        // A counter's result takes a varint's bytes: one for small totals,
-        // more beyond ±63, so that withheld results are reached too.
+        // A counter's encoded result is its outcome tag and a zig-zag
+        // varint: two bytes for totals within about ±125, more beyond, so
+        // that withheld results are reached too.
         max_result_bytes: 2,
         max_batch_bytes: 512,
         batch_delay_ms: 0,

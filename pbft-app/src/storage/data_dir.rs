@@ -207,6 +207,11 @@ impl DataDir {
 /// directory has none and no log either.
 fn check_owner(dir: &Path, identity: &Identity) -> Result<(), StorageError> {
     match identity::read(dir)? {
+        Some(found) if found.format != identity.format => Err(StorageError::OtherFormat {
+            path: dir.join(IDENTITY_FILE),
+            found: found.format,
+            expected: identity.format,
+        }),
         Some(found) if found == *identity => Ok(()),
         Some(found) => {
             Err(StorageError::WrongOwner { path: dir.join(IDENTITY_FILE), found, expected: identity.clone() })

@@ -35,6 +35,22 @@ pub enum StorageError {
         /// The identity of the replica that tried to open it.
         expected: Identity,
     },
+    /// The directory was written in another record format than this
+    /// build's (an older or newer pbft).
+    #[error(
+        "{} says its records are in storage format {found}, but this build reads format {expected} only; \
+         run the build that wrote it, or move the directory aside so that the replica starts empty and \
+         recovers its state from its peers (every replica of a cluster must run builds of one format)",
+        .path.display()
+    )]
+    OtherFormat {
+        /// The identity file.
+        path: PathBuf,
+        /// The format recorded in the file (0: from before formats were numbered).
+        found: u32,
+        /// The format this build reads and writes.
+        expected: u32,
+    },
     /// The identity file exists but does not hold an identity.
     #[error(
         "{} does not hold a replica identity (expected `cluster = \"NAME\"` and `replica = N`): {reason}",

@@ -12,7 +12,16 @@ use std::path::Path;
 /// The file name of the identity file inside a data directory.
 pub const IDENTITY_FILE: &str = "IDENTITY";
 
-/// Who owns a data directory: a replica id within a named cluster.
+/// The format of the records this build writes. It changes whenever a
+/// record's encoding does (format 1: replies cached with `withheld`), so
+/// that a directory an older or newer build wrote is refused with both
+/// formats named instead of being misread: a record that decodes under the
+/// wrong layout can still pass its checksum. A directory from before formats
+/// were numbered has no `format` in its identity file and reads as 0.
+pub const STORAGE_FORMAT: u32 = 1;
+
+/// Who owns a data directory: a replica id within a named cluster, and the
+/// record format it was written in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Identity {
@@ -20,6 +29,17 @@ pub struct Identity {
     pub cluster: String,
     /// The replica's id within the cluster.
     pub replica: u32,
+    /// The record format ([`STORAGE_FORMAT`] for what this build writes).
+    #[serde(default)]
+    pub format: u32,
+}
+
+impl Identity {
+    /// Replica `replica` of the cluster named `cluster`, writing this
+    /// build's [`STORAGE_FORMAT`].
+    pub fn new(cluster: impl Into<String>, replica: u32) -> Identity {
+        Identity { cluster: cluster.into(), replica, format: STORAGE_FORMAT }
+    }
 }
 
 impl fmt::Display for Identity {

@@ -18,9 +18,11 @@
 //!
 //! # Layout
 //!
-//! - `DIR/IDENTITY`: TOML, `cluster = "NAME"` and `replica = N`, written
-//!   once (atomically) on the first open. Opening it as another replica or
-//!   for another cluster is [`StorageError::WrongOwner`].
+//! - `DIR/IDENTITY`: TOML, `cluster = "NAME"`, `replica = N` and
+//!   `format = F`, written once (atomically) on the first open. Opening it
+//!   as another replica or for another cluster is
+//!   [`StorageError::WrongOwner`]; with a build of another record format
+//!   ([`STORAGE_FORMAT`]), [`StorageError::OtherFormat`].
 //! - `DIR/log-00000000000000000001.seg`, `…2.seg`, …: the segments, numbered
 //!   without gaps. Appends go to the highest; [`DataDir::compact`] starts the
 //!   next one with the snapshot and deletes the older ones.
@@ -94,7 +96,7 @@ mod tests;
 pub use data_dir::{DataDir, Opened, RecoveryReport};
 pub use error::{Damage, StorageError};
 pub use frame::MAX_RECORD_BYTES;
-pub use identity::Identity;
+pub use identity::{Identity, STORAGE_FORMAT};
 pub use replica_log::{Recovered, ReplicaLog, ReplicaLogError};
 
 use std::path::Path;

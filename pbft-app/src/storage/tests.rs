@@ -31,7 +31,7 @@ impl Drop for Scratch {
 }
 
 fn me() -> Identity {
-    Identity { cluster: "demo".to_string(), replica: 1 }
+    Identity::new("demo", 1)
 }
 
 fn open(dir: &Path) -> Opened {
@@ -201,10 +201,7 @@ fn another_replica_or_cluster_is_refused_naming_both() {
     let scratch = Scratch::new("owner");
     let data = scratch.data();
     open(&data).dir.append(&recs(&[b"mine"])).unwrap();
-    let others = [
-        Identity { cluster: "demo".to_string(), replica: 2 },
-        Identity { cluster: "other".to_string(), replica: 1 },
-    ];
+    let others = [Identity::new("demo", 2), Identity::new("other", 1)];
     for other in others {
         let err = DataDir::open(&data, &other, true).unwrap_err();
         let message = err.to_string();
@@ -219,6 +216,34 @@ fn another_replica_or_cluster_is_refused_naming_both() {
         }
     }
     assert_eq!(open(&data).records, recs(&[b"mine"]));
+}
+
+/// A directory whose identity file names another record format, or none
+/// (written before formats were numbered), is refused naming both formats,
+/// before any record is read: records of another layout can pass their
+/// checksums and decode into something else.
+#[test]
+fn a_directory_of_another_storage_format_is_refused_naming_both() {
+    let scratch = Scratch::new("format");
+    let data = scratch.data();
+    open(&data).dir.append(&recs(&[b"mine"])).unwrap();
+    let identity = data.join("IDENTITY");
+    for (text, found) in [
+        ("cluster = \"demo\"\nreplica = 1\n".to_string(), 0),
+        (format!("cluster = \"demo\"\nreplica = 1\nformat = {}\n", STORAGE_FORMAT + 1), STORAGE_FORMAT + 1),
+    ] {
+        std::fs::write(&identity, text).unwrap();
+        let err = DataDir::open(&data, &me(), true).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains(&format!("storage format {found}")), "{message}");
+        assert!(message.contains(&format!("reads format {STORAGE_FORMAT} only")), "{message}");
+        match err {
+            StorageError::OtherFormat { path, found: f, expected } => {
+                assert_eq!((path, f, expected), (identity.clone(), found, STORAGE_FORMAT));
+            }
+            e => panic!("expected OtherFormat, got {e:?}"),
+        }
+    }
 }
 
 /// After many appends, a compact leaves one segment: disk use is the

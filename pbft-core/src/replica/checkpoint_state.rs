@@ -28,7 +28,11 @@ impl CheckpointState {
     /// the reply cache is part of it so that exactly-once survives anything
     /// rebuilt from a checkpoint.
     pub(crate) fn new(pages: Vec<Page>, replies: &ReplyCache) -> CheckpointState {
-        Self::of_parts(pages, codec::encode(replies))
+        // The encoder grows its buffer by doubling; a state is held for a
+        // while (and once per held checkpoint), so it keeps only its bytes.
+        let mut replies = codec::encode(replies);
+        replies.shrink_to_fit();
+        Self::of_parts(pages, replies)
     }
 
     pub(crate) fn of_parts(pages: Vec<Page>, replies: Vec<u8>) -> CheckpointState {

@@ -564,8 +564,9 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.outputs.push_back(Output::Event(Event::Rejected { from, kind, reason }));
     }
 
-    /// Answers `client`'s request `timestamp`, whose digest is `request`,
-    /// with `result`; `unordered` for a read answered without ordering.
+    /// Answers `client`'s request `timestamp` with what executed under it
+    /// (the request's digest and its result, or the size of a withheld
+    /// one); `unordered` for a read answered without ordering.
     fn reply(&mut self, client: ClientId, timestamp: u64, cached: CachedReply, unordered: bool) {
         let reply = crate::message::Reply {
             view: self.view,

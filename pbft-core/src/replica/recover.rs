@@ -72,8 +72,10 @@ impl<A: ReplicatedStateMachine> Replica<A> {
     /// they were written (none: a fresh replica, as [`Replica::new`]).
     ///
     /// It restores the newest snapshot's state (checked against its
-    /// certified digest; a snapshot that does not match is ignored and the
-    /// replica catches up from peers), re-executes the persisted batches
+    /// certified digest; a snapshot that does not decode or does not match
+    /// is damage, and the replica starts in the recovering mode of
+    /// [`Replica::recover_lost`] instead of acting on the records around
+    /// it), re-executes the persisted batches
     /// above it in order (rebuilding the application and the reply cache;
     /// nothing is replied again), keeps the prepared certificates above it,
     /// and, if it had ever sent anything, starts a view change to the view
@@ -92,7 +94,15 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         let mut replica = Replica::new(id, config, keys, secret, app)?;
         let found = Found::from_records(records);
         if let Some(snapshot) = found.snapshot {
-            replica.restore_snapshot(snapshot);
+            if !replica.restore_snapshot(snapshot) {
+                // The record passed its checksum, so this is not a torn
+                // write: a bug, a format this build does not read, or
+                // damage no checksum caught. Nothing it holds is trusted,
+                // and the application (possibly half restored) is replaced
+                // by the state transfer recovery brings.
+                replica.start_recovering(now);
+                return Ok(replica);
+            }
         }
         for (seq, proof) in found.executed {
             if seq != replica.last_executed + 1 {
@@ -151,12 +161,17 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         now: Time,
     ) -> Result<Replica<A>, ReplicaError> {
         let mut replica = Replica::new(id, config, keys, secret, app)?;
-        replica.recovering = Some(BTreeMap::new());
-        replica.emit(crate::output::Event::RecoveringFromPeers);
-        // Report at once, so peers start sending what this replica lacks.
-        replica.timers.set(super::Timer::Status, now);
-        replica.check_invariants();
+        replica.start_recovering(now);
         Ok(replica)
+    }
+
+    /// Enters the recovering mode (see [`Replica::recover_lost`]).
+    fn start_recovering(&mut self, now: Time) {
+        self.recovering = Some(BTreeMap::new());
+        self.emit(crate::output::Event::RecoveringFromPeers);
+        // Report at once, so peers start sending what this replica lacks.
+        self.timers.set(super::Timer::Status, now);
+        self.check_invariants();
     }
 
     /// Whether the replica is recovering from a lost or damaged disk.
@@ -230,12 +245,19 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         }
     }
 
-    /// Installs a persisted stable checkpoint, if its state matches its proof.
-    fn restore_snapshot(&mut self, snapshot: Snapshot) {
-        let Ok(replies) = crate::codec::decode(&snapshot.replies) else { return };
+    /// Installs a persisted stable checkpoint; false if its state does not
+    /// match its proof, or does not decode. The reply cache is decoded
+    /// without the message size limit (it may be larger than one message,
+    /// and the record passed its checksum), but only once its digest
+    /// matches the proof.
+    fn restore_snapshot(&mut self, snapshot: Snapshot) -> bool {
         let state = CheckpointState::of_parts(snapshot.pages, snapshot.replies);
-        if state.digest() != snapshot.proof.state_digest || self.app.restore_pages(state.pages()).is_err() {
-            return;
+        if state.digest() != snapshot.proof.state_digest {
+            return false;
+        }
+        let Ok(replies) = crate::codec::decode_certified(state.replies()) else { return false };
+        if self.app.restore_pages(state.pages()).is_err() {
+            return false;
         }
         let seq = snapshot.proof.seq;
         self.reply_cache = replies;
@@ -244,6 +266,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
         self.own_checkpoints.insert(seq, snapshot.proof.state_digest);
         self.checkpoint_states.insert(seq, state);
         self.stable_checkpoint = snapshot.proof;
+        true
     }
 
     /// Persists the stable checkpoint just reached, with everything above it

@@ -72,9 +72,9 @@ impl ClientReplies {
         Seen::New
     }
 
-    /// Records that the request `request` executed under `timestamp` with
-    /// `reply`, forgetting results that fell out of the window. Returns the
-    /// highest stale timestamp.
+    /// Records that `reply`'s request executed under `timestamp`, forgetting
+    /// results that fell out of the window. Returns the highest stale
+    /// timestamp.
     pub(crate) fn record(&mut self, timestamp: u64, reply: CachedReply, window: usize) -> u64 {
         self.newest = self.newest.max(timestamp);
         self.recent.insert(timestamp, reply);

@@ -145,6 +145,66 @@ fn no_records_is_a_fresh_replica() {
     assert_eq!(drain_all(&mut fresh), vec![Output::Event(Event::Recovered { last_executed: 0, view: 0 })]);
 }
 
+/// A replica restarting from a snapshot record of state at seq 4 whose
+/// pages hold the Summer's total 5 and whose encoded reply cache is
+/// `replies`, certified by its own digest.
+fn recover_from_snapshot(kit: &Kit, replies: Vec<u8>) -> Replica<Summer> {
+    use crate::replica::checkpoint_state::CheckpointState;
+    let pages = vec![crate::Page::new(5u64.to_le_bytes().to_vec())];
+    let state_digest = CheckpointState::of_parts(pages.clone(), replies.clone()).digest();
+    let proof = crate::CheckpointProof { seq: 4, state_digest, checkpoints: Vec::new() };
+    let snapshot = crate::Snapshot {
+        proof,
+        pages,
+        replies,
+        view: 0,
+        prepared: Vec::new(),
+        batches: Vec::new(),
+        executed: Vec::new(),
+    };
+    let records = [Persist::View(0), Persist::Snapshot(snapshot)];
+    Replica::recover(
+        ReplicaId(1),
+        Kit::config(),
+        kit.book.clone(),
+        kit.key(1).clone(),
+        Summer::default(),
+        records,
+        T,
+    )
+    .unwrap()
+}
+
+/// Issue 21, point 4 (and the durability rule of `crate::persist`): a
+/// snapshot's reply cache may be larger than one message (16 results of
+/// `max_result_bytes` per client add up), and restores whole; a snapshot
+/// whose reply cache passed its checksum and digest but does not decode (a
+/// format this build does not read) is damage: the replica starts in the
+/// recovering mode and votes in nothing, instead of running on as a
+/// replica that executed nothing.
+#[test]
+fn a_snapshot_restores_a_cache_larger_than_a_message_and_one_that_does_not_decode_means_recovery() {
+    let kit = Kit::new(4);
+    let big = vec![3u8; crate::codec::MAX_MESSAGE_BYTES + (1 << 20)];
+    let cached = crate::CachedReply { request: crate::Digest::of(b"r"), result: big, withheld: None };
+    let cache = std::collections::BTreeMap::from([(
+        super::kit::CLIENT,
+        crate::ClientReplies { newest: 1, recent: std::collections::BTreeMap::from([(1, cached)]) },
+    )]);
+    let restored = recover_from_snapshot(&kit, crate::codec::encode(&cache));
+    assert!(!restored.is_recovering());
+    assert_eq!((restored.last_executed(), restored.app().0), (4, 5));
+    assert_eq!(restored.reply_cache(), &cache, "the 65 MiB cache came back");
+    drop(restored);
+
+    let mut damaged = recover_from_snapshot(&kit, vec![0xFF; 5]);
+    assert!(damaged.is_recovering());
+    assert_eq!(damaged.last_executed(), 0);
+    let out = drain_all(&mut damaged);
+    assert_eq!(out[0], Output::Event(Event::RecoveringFromPeers), "{out:?}");
+    assert!(!out.iter().any(|o| matches!(o, Output::Broadcast(Message::ViewChange(_)))), "{out:?}");
+}
+
 fn report(kit: &Kit, from: u32, view: u64, last_executed: u64) -> Message {
     let report = crate::message::StatusReport {
         view,
