@@ -140,6 +140,17 @@ pub enum Event {
         /// The view it asks for (its view change's target); 0 if it had never sent anything.
         view: View,
     },
+    /// The application returned a result over `max_result_bytes` for
+    /// `client`'s request `timestamp`: the request executed, and its
+    /// result was withheld (only its size is kept and sent).
+    ResultWithheld {
+        /// The client.
+        client: ClientId,
+        /// The request's timestamp.
+        timestamp: u64,
+        /// The result's size.
+        bytes: u64,
+    },
     /// This replica lost its records (or found them damaged) and is
     /// recovering from its peers: it votes in nothing until it has learned
     /// how far the cluster got (then [`Event::Recovered`]).

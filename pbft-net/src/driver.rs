@@ -494,6 +494,12 @@ fn log_event(event: &Event) {
                  application is not deterministic (check for clocks, randomness, HashMap iteration)"
             );
         }
+        Event::ResultWithheld { client, timestamp, bytes } => tracing::warn!(
+            %client,
+            timestamp,
+            bytes,
+            "a result over protocol.max_result_bytes was withheld: the request executed, the client learns only its size"
+        ),
         other => tracing::info!(event = ?other),
     }
 }

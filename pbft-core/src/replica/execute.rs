@@ -4,7 +4,7 @@ use super::checkpoint_state::CheckpointState;
 use super::replies::{bounded, seen, CachedReply, Seen};
 use super::{CommitProof, Replica, Status};
 use crate::app::ReplicatedStateMachine;
-use crate::ids::SeqNum;
+use crate::ids::{ClientId, SeqNum};
 use crate::message::{Checkpoint, Message, PrePrepare, RequestKind};
 use crate::output::{Event, ExecutedRequest};
 use crate::signed::Signed;
@@ -77,7 +77,7 @@ impl<A: ReplicatedStateMachine> Replica<A> {
                 timestamp: body.timestamp,
                 digest: request.digest(),
             });
-            let (result, withheld) = bounded(result, self.config.max_result_bytes);
+            let (result, withheld) = self.bounded_result(body.client, body.timestamp, result);
             let cached = CachedReply { request: request.digest(), result, withheld };
             let stale_up_to = self.reply_cache.entry(body.client).or_default().record(
                 body.timestamp,
@@ -88,6 +88,21 @@ impl<A: ReplicatedStateMachine> Replica<A> {
             self.reply(body.client, body.timestamp, cached, false);
         }
         executed
+    }
+
+    /// `result` as this replica keeps and sends it (see [`bounded`]),
+    /// reporting a withheld one.
+    pub(super) fn bounded_result(
+        &mut self,
+        client: ClientId,
+        timestamp: u64,
+        result: Vec<u8>,
+    ) -> (Vec<u8>, Option<u64>) {
+        let (result, withheld) = bounded(result, self.config.max_result_bytes);
+        if let Some(bytes) = withheld {
+            self.emit(Event::ResultWithheld { client, timestamp, bytes });
+        }
+        (result, withheld)
     }
 
     pub(super) fn take_checkpoint(&mut self, now: Time, seq: SeqNum) {

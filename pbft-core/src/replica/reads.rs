@@ -7,7 +7,7 @@
 //! so 2f+1 replicas had sent COMMIT for it; any 2f+1 answering replicas share
 //! an honest one with them, whose answer reflects the write.
 
-use super::replies::{bounded, CachedReply};
+use super::replies::CachedReply;
 use super::Replica;
 use crate::app::ReplicatedStateMachine;
 use crate::message::Request;
@@ -51,7 +51,8 @@ impl<A: ReplicatedStateMachine> Replica<A> {
 
     fn answer_read(&mut self, request: &Signed<Request>) {
         let body = request.payload();
-        let (result, withheld) = bounded(self.app.query(&body.op), self.config.max_result_bytes);
+        let result = self.app.query(&body.op);
+        let (result, withheld) = self.bounded_result(body.client, body.timestamp, result);
         self.reply(
             body.client,
             body.timestamp,
