@@ -51,6 +51,7 @@ fn pool() -> Vec<Arrival> {
                 replica: ReplicaId(0),
                 request: request.digest(),
                 result: vec![0; 8],
+                withheld: None,
                 unordered: false,
             };
             let inbound = Inbound::new(Peer::Client(client), Wire::Message(Message::Request(request)), None);
